@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layout, from the pure centre outwards:
+//   LeadCore       decides: UUID pattern, identities, row -> lead mapping, request parsing, counts -> status
+//   Platform       threads, locks, the monotonic clock, the log line (no C library beyond libc)
+//   Postgres       libpq: connection, typed rows, the pool, migrations
+//   FastCGIServer  libfcgi: accept loop, request, response, the supervisor of child processes
+//   Importer       list sources, the campaign writer, the import loop, tokens
+//   Service        where a request becomes a response: routes and handlers
+//   leadimport     the commands
+let package = Package(
+    name: "leadimport",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "leadimport", targets: ["leadimport"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CFastCGI",
+            providers: [.apt(["libfcgi-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .target(name: "LeadCore"),
+        .target(name: "Platform"),
+        .target(name: "Postgres", dependencies: ["CLibPQ", "Platform"]),
+        .target(name: "FastCGIServer", dependencies: ["CFastCGI", "Platform"]),
+        .target(name: "Importer", dependencies: ["LeadCore", "Postgres", "Platform"]),
+        .target(name: "Service", dependencies: ["LeadCore", "Postgres", "Importer", "FastCGIServer", "Platform"]),
+        .executableTarget(
+            name: "leadimport",
+            dependencies: [
+                "Service", "Importer", "Postgres", "FastCGIServer", "Platform", "LeadCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "LeadCoreTests", dependencies: ["LeadCore"]),
+        .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "Platform", "TestSupport"]),
+        .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer", "Platform"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "FastCGIServer", "LeadCore"]),
+        .target(name: "TestSupport", dependencies: ["Postgres", "Platform"], path: "Tests/TestSupport"),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "Postgres", "LeadCore"]),
+    ]
+)

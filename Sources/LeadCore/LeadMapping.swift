@@ -1,0 +1,109 @@
+/// One member of a list as its storage holds it, before any decision is made about it.
+/// Both storages read into this shape; `LeadMapping` is where a member becomes a lead.
+public struct ListMember: Sendable, Equatable {
+    public var linkedinURL: String?
+    /// Email candidates in order of preference: for canonical leads every `work_email` contact,
+    /// oldest first, then the `email` attribute; for lead-gen rows the enrichment's work email.
+    public var emails: [String]
+    public var firstName: String?
+    public var lastName: String?
+    public var fullName: String?
+    public var company: String?
+    public var position: String?
+    public var headline: String?
+    /// Already-encoded JSON object, passed through untouched.
+    public var customFields: String?
+
+    public init(linkedinURL: String? = nil, emails: [String] = [], firstName: String? = nil, lastName: String? = nil,
+                fullName: String? = nil, company: String? = nil, position: String? = nil, headline: String? = nil,
+                customFields: String? = nil) {
+        self.linkedinURL = linkedinURL
+        self.emails = emails
+        self.firstName = firstName
+        self.lastName = lastName
+        self.fullName = fullName
+        self.company = company
+        self.position = position
+        self.headline = headline
+        self.customFields = customFields
+    }
+}
+
+/// A lead ready to insert into a campaign: identities normalized, the channel's identity present.
+public struct CandidateLead: Sendable, Equatable {
+    public var email: String?
+    public var linkedinURL: String?
+    public var firstName: String?
+    public var lastName: String?
+    public var name: String?
+    public var company: String?
+    public var position: String?
+    public var headline: String?
+    public var customFields: String?
+    /// The identity the campaign's channel deduplicates on.
+    public var identity: String
+
+    public init(email: String? = nil, linkedinURL: String? = nil, firstName: String? = nil, lastName: String? = nil,
+                name: String? = nil, company: String? = nil, position: String? = nil, headline: String? = nil,
+                customFields: String? = nil, identity: String) {
+        self.email = email
+        self.linkedinURL = linkedinURL
+        self.firstName = firstName
+        self.lastName = lastName
+        self.name = name
+        self.company = company
+        self.position = position
+        self.headline = headline
+        self.customFields = customFields
+        self.identity = identity
+    }
+}
+
+public enum LeadMapping {
+    /// A member becomes a lead when it carries the identity its campaign's channel needs;
+    /// otherwise it is invalid (nil). The other identity is kept only when it is valid.
+    public static func lead(from member: ListMember, channel: Channel) -> CandidateLead? {
+        let email = member.emails.lazy.compactMap { Email.normalized($0) }.first
+        let linkedin = LinkedInURL.normalized(member.linkedinURL)
+        let identity: String
+        switch channel {
+        case .email:
+            guard let email else { return nil }
+            identity = email
+        case .linkedin:
+            guard let linkedin else { return nil }
+            identity = linkedin
+        }
+        let first = present(member.firstName)
+        let last = present(member.lastName)
+        return CandidateLead(
+            email: email,
+            linkedinURL: linkedin,
+            firstName: first,
+            lastName: last,
+            name: present(member.fullName) ?? joinedName(first, last),
+            company: present(member.company),
+            position: present(member.position),
+            headline: present(member.headline),
+            customFields: member.customFields,
+            identity: identity
+        )
+    }
+
+    /// First and last name with one space between and none dangling.
+    static func joinedName(_ first: String?, _ last: String?) -> String? {
+        switch (first, last) {
+        case let (first?, last?): return first + " " + last
+        case let (first?, nil): return first
+        case let (nil, last?): return last
+        case (nil, nil): return nil
+        }
+    }
+
+    /// Blank means absent: a whitespace-only name is no name.
+    static func present(_ value: String?) -> String? {
+        guard let value else { return nil }
+        let text = trimmed(value)
+        return text.isEmpty ? nil : text
+    }
+}

@@ -1,0 +1,33 @@
+/// An answer for a request that never reaches an import: `{"error": code, "message": text}`.
+public struct RequestError: Error, Equatable, Sendable {
+    public let status: Int
+    public let code: String
+    public let message: String
+
+    public init(status: Int, code: String, message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    public var body: String {
+        var json = JSONObjectWriter()
+        json.add("error", code)
+        json.add("message", message)
+        return json.result
+    }
+
+    public static let methodNotAllowed = RequestError(status: 405, code: "method_not_allowed", message: "this endpoint accepts POST only")
+    public static let unauthorized = RequestError(status: 401, code: "unauthorized", message: "a valid bearer token is required")
+    public static let invalidCampaignID = RequestError(status: 400, code: "invalid_campaign_id", message: "the campaign id in the path is not a valid UUID")
+    public static let unsupportedMediaType = RequestError(status: 415, code: "unsupported_media_type", message: "send the body as application/json")
+    public static let payloadTooLarge = RequestError(status: 413, code: "payload_too_large", message: "the request body is larger than 64 KiB")
+    public static let invalidJSON = RequestError(status: 400, code: "invalid_json", message: "the body must be a JSON object")
+    public static let invalidListID = RequestError(status: 400, code: "invalid_list_id", message: "listId must be a string holding a valid UUID")
+    public static let campaignNotFound = RequestError(status: 404, code: "campaign_not_found", message: "no such campaign")
+    public static let listNotFound = RequestError(status: 404, code: "list_not_found", message: "no such list")
+    public static let campaignNotDraft = RequestError(status: 400, code: "campaign_not_draft", message: "only a campaign in draft status accepts leads")
+    public static let notFound = RequestError(status: 404, code: "not_found", message: "no such endpoint")
+    public static let unavailable = RequestError(status: 503, code: "unavailable", message: "the database cannot be reached; retry shortly")
+    public static let internalError = RequestError(status: 500, code: "internal", message: "internal error")
+}

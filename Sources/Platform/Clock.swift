@@ -1,0 +1,53 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A point on the monotonic clock, in nanoseconds. Pure code takes instants as arguments;
+/// only the shell reads the clock.
+public struct MonotonicInstant: Comparable, Hashable, Sendable {
+    public var nanoseconds: UInt64
+
+    public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
+
+    public static func now() -> MonotonicInstant {
+        var spec = Glibc.timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return MonotonicInstant(nanoseconds: UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec))
+    }
+
+    public static func < (a: MonotonicInstant, b: MonotonicInstant) -> Bool { a.nanoseconds < b.nanoseconds }
+
+    public static func + (a: MonotonicInstant, d: Duration) -> MonotonicInstant {
+        let delta = d.nanoseconds
+        if delta < 0 {
+            let magnitude = UInt64(-delta)
+            return MonotonicInstant(nanoseconds: a.nanoseconds > magnitude ? a.nanoseconds - magnitude : 0)
+        }
+        return MonotonicInstant(nanoseconds: a.nanoseconds &+ UInt64(delta))
+    }
+
+    public static func - (a: MonotonicInstant, b: MonotonicInstant) -> Duration {
+        if a >= b { return .nanoseconds(Int64(a.nanoseconds - b.nanoseconds)) }
+        return .nanoseconds(-Int64(b.nanoseconds - a.nanoseconds))
+    }
+
+    var timespec: Glibc.timespec {
+        Glibc.timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, saturating; enough for every timeout this service uses.
+    public var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? Int64.min : Int64.max }
+        return product &+ attoseconds / 1_000_000_000
+    }
+
+    public var milliseconds: Int64 { nanoseconds / 1_000_000 }
+
+    public var secondsDouble: Double { Double(nanoseconds) / 1e9 }
+}

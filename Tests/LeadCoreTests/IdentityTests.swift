@@ -1,0 +1,52 @@
+import LeadCore
+import XCTest
+
+final class EmailTests: XCTestCase {
+    func testTrimsAndLowercases() {
+        XCTAssertEqual(Email.normalized("  Ada.Lovelace@Example.COM \n"), "ada.lovelace@example.com")
+        XCTAssertEqual(Email.normalized("a+tag@sub.example.co.uk"), "a+tag@sub.example.co.uk")
+    }
+
+    func testRejectsImplausibleAddresses() {
+        let bad: [String?] = [nil, "", "   ", "plainaddress", "@example.com", "a@example", "a@@example.com",
+                              "a@b@example.com", "a b@example.com", "a@exa mple.com", "a\u{0}@example.com",
+                              "a\t@example.com", "a@.com", "a@example.", "a@example..com",
+                              String(repeating: "a", count: 250) + "@b.co"]
+        for value in bad { XCTAssertNil(Email.normalized(value), String(describing: value)) }
+    }
+
+    func testLengthLimitIs254() {
+        let local = String(repeating: "a", count: 254 - "@b.co".count)
+        XCTAssertNotNil(Email.normalized(local + "@b.co"))
+        XCTAssertNil(Email.normalized(local + "a@b.co"))
+    }
+}
+
+final class LinkedInURLTests: XCTestCase {
+    func testNormalizesProfileURLs() {
+        let cases: [(String, String)] = [
+            ("https://www.linkedin.com/in/ada-lovelace", "https://www.linkedin.com/in/ada-lovelace"),
+            ("linkedin.com/in/Ada-Lovelace/", "https://www.linkedin.com/in/ada-lovelace"),
+            ("  http://LinkedIn.com/in/ADA?trk=x#frag ", "https://www.linkedin.com/in/ada"),
+            ("https://uk.linkedin.com/in/ada/details/experience/", "https://www.linkedin.com/in/ada"),
+            ("www.linkedin.com/in/ada///", "https://www.linkedin.com/in/ada"),
+            ("HTTPS://WWW.LINKEDIN.COM/IN/Ada", "https://www.linkedin.com/in/ada"),
+            ("https://www.linkedin.com/pub/Ada-Lovelace/1/2B/3C", "https://www.linkedin.com/pub/Ada-Lovelace/1/2B/3C"),
+            ("https://www.linkedin.com/sales/lead/ACwAAB,NAME_SEARCH?x=1", "https://www.linkedin.com/sales/lead/ACwAAB,NAME_SEARCH"),
+            ("https://www.linkedin.com:443/in/ada", "https://www.linkedin.com/in/ada"),
+        ]
+        for (raw, expected) in cases { XCTAssertEqual(LinkedInURL.normalized(raw), expected, raw) }
+    }
+
+    func testRejectsWhatIsNotARealProfile() {
+        let bad: [String?] = [nil, "", "   ", "https://www.linkedin.com/", "https://www.linkedin.com/in/",
+                              "https://www.linkedin.com/company/acme", "https://www.linkedin.com/feed",
+                              "https://notlinkedin.com/in/ada", "https://linkedin.com.evil.com/in/ada",
+                              "https://evil.com/linkedin.com/in/ada", "ftp://linkedin.com/in/ada",
+                              "https://user@linkedin.com/in/ada", "imported-12345", "IMPORTED-ada",
+                              "https://www.linkedin.com/in/imported-ada", "https://www.linkedin.com/in/Imported-123",
+                              "https://www.linkedin.com/in/a da", "mailto:ada@example.com",
+                              "https://evil.com?x=linkedin.com/in/ada"]
+        for value in bad { XCTAssertNil(LinkedInURL.normalized(value), String(describing: value)) }
+    }
+}

@@ -1,0 +1,52 @@
+import LeadCore
+import XCTest
+
+final class LeadMappingTests: XCTestCase {
+    func testEmailCampaignNeedsAnEmailAndKeepsAValidLinkedIn() {
+        let member = ListMember(linkedinURL: "linkedin.com/in/Ada/", emails: [" Ada@Example.com "], firstName: "Ada", lastName: "Lovelace")
+        let lead = LeadMapping.lead(from: member, channel: .email)
+        XCTAssertEqual(lead?.email, "ada@example.com")
+        XCTAssertEqual(lead?.linkedinURL, "https://www.linkedin.com/in/ada")
+        XCTAssertEqual(lead?.identity, "ada@example.com")
+        XCTAssertEqual(lead?.name, "Ada Lovelace")
+
+        XCTAssertNil(LeadMapping.lead(from: ListMember(linkedinURL: "linkedin.com/in/ada"), channel: .email))
+        XCTAssertNil(LeadMapping.lead(from: ListMember(emails: ["not-an-email"]), channel: .email))
+    }
+
+    func testLinkedInCampaignNeedsARealProfileAndDropsAnUnusableEmail() {
+        let lead = LeadMapping.lead(from: ListMember(linkedinURL: "https://www.linkedin.com/in/ada", emails: ["broken@"]), channel: .linkedin)
+        XCTAssertEqual(lead?.identity, "https://www.linkedin.com/in/ada")
+        XCTAssertNil(lead?.email)
+        XCTAssertNil(LeadMapping.lead(from: ListMember(linkedinURL: "imported-42", emails: ["a@b.co"]), channel: .linkedin))
+        XCTAssertNil(LeadMapping.lead(from: ListMember(emails: ["a@b.co"]), channel: .linkedin))
+    }
+
+    func testFirstUsableEmailWins() {
+        let lead = LeadMapping.lead(from: ListMember(emails: ["", "nope", "second@example.com", "third@example.com"]), channel: .email)
+        XCTAssertEqual(lead?.email, "second@example.com")
+    }
+
+    func testNameIsBuiltOnlyWhenAbsent() {
+        func name(_ first: String?, _ last: String?, full: String? = nil) -> String? {
+            LeadMapping.lead(from: ListMember(emails: ["a@b.co"], firstName: first, lastName: last, fullName: full), channel: .email)?.name
+        }
+        XCTAssertEqual(name("Ada", "Lovelace"), "Ada Lovelace")
+        XCTAssertEqual(name("Ada", nil), "Ada")
+        XCTAssertEqual(name(nil, "Lovelace"), "Lovelace")
+        XCTAssertEqual(name(" Ada ", "  "), "Ada")
+        XCTAssertNil(name(nil, nil))
+        XCTAssertEqual(name("Ada", "Lovelace", full: "Countess of Lovelace"), "Countess of Lovelace")
+        XCTAssertEqual(name("Ada", "Lovelace", full: "   "), "Ada Lovelace")
+    }
+
+    func testProfileFieldsAndCustomFieldsPassThrough() {
+        let member = ListMember(emails: ["a@b.co"], company: "Analytical Engines", position: "Programmer", headline: "First",
+                                customFields: #"{"k":1}"#)
+        let lead = LeadMapping.lead(from: member, channel: .email)
+        XCTAssertEqual(lead?.company, "Analytical Engines")
+        XCTAssertEqual(lead?.position, "Programmer")
+        XCTAssertEqual(lead?.headline, "First")
+        XCTAssertEqual(lead?.customFields, #"{"k":1}"#)
+    }
+}

@@ -107,3 +107,86 @@ public enum LeadMapping {
         return text.isEmpty ? nil : text
     }
 }
+
+/// A `list_rows` row of a lead-gen list, with the fields of its `profile_data` it is read for.
+public struct LeadGenRow: Sendable, Equatable {
+    public var linkedinURL: String?
+    public var firstName: String?, lastName: String?, fullName: String?
+    public var currentCompany: String?, currentRole: String?, headline: String?
+    /// `profile_data.enrichment.work_email`
+    public var workEmail: String?
+
+    public init(linkedinURL: String? = nil, firstName: String? = nil, lastName: String? = nil, fullName: String? = nil,
+                currentCompany: String? = nil, currentRole: String? = nil, headline: String? = nil, workEmail: String? = nil) {
+        self.linkedinURL = linkedinURL
+        self.firstName = firstName
+        self.lastName = lastName
+        self.fullName = fullName
+        self.currentCompany = currentCompany
+        self.currentRole = currentRole
+        self.headline = headline
+        self.workEmail = workEmail
+    }
+
+    public var member: ListMember {
+        ListMember(linkedinURL: linkedinURL, emails: workEmail.map { [$0] } ?? [], firstName: firstName, lastName: lastName,
+                   fullName: fullName, company: currentCompany, position: currentRole, headline: headline)
+    }
+}
+
+/// A canonical Lead of a `leads` list, hydrated: its own columns, its linkedin social, its
+/// work_email contacts (oldest first) and its attributes.
+public struct CanonicalLead: Sendable, Equatable {
+    public var firstName: String?, lastName: String?, fullName: String?
+    public var company: String?, title: String?, headline: String?
+    public var linkedinSocial: String?
+    public var workEmails: [String]
+    /// The attributes the contract falls back to, read out of `lead_attributes`.
+    public var attributeFirstName: String?, attributeLastName: String?, attributeFullName: String?
+    public var attributeCurrentCompany: String?, attributeCurrentRole: String?, attributeHeadline: String?
+    public var attributeEmail: String?
+    /// Every attribute as one JSON object.
+    public var attributesJSON: String
+
+    public init(firstName: String? = nil, lastName: String? = nil, fullName: String? = nil, company: String? = nil,
+                title: String? = nil, headline: String? = nil, linkedinSocial: String? = nil, workEmails: [String] = [],
+                attributeFirstName: String? = nil, attributeLastName: String? = nil, attributeFullName: String? = nil,
+                attributeCurrentCompany: String? = nil, attributeCurrentRole: String? = nil, attributeHeadline: String? = nil,
+                attributeEmail: String? = nil, attributesJSON: String = "{}") {
+        self.firstName = firstName
+        self.lastName = lastName
+        self.fullName = fullName
+        self.company = company
+        self.title = title
+        self.headline = headline
+        self.linkedinSocial = linkedinSocial
+        self.workEmails = workEmails
+        self.attributeFirstName = attributeFirstName
+        self.attributeLastName = attributeLastName
+        self.attributeFullName = attributeFullName
+        self.attributeCurrentCompany = attributeCurrentCompany
+        self.attributeCurrentRole = attributeCurrentRole
+        self.attributeHeadline = attributeHeadline
+        self.attributeEmail = attributeEmail
+        self.attributesJSON = attributesJSON
+    }
+
+    /// The Lead's own columns first, the attributes where a column is blank; every usable
+    /// work_email before the `email` attribute.
+    public var member: ListMember {
+        func column(_ own: String?, _ attribute: String?) -> String? {
+            LeadMapping.present(own) ?? LeadMapping.present(attribute)
+        }
+        return ListMember(
+            linkedinURL: linkedinSocial,
+            emails: workEmails + (attributeEmail.map { [$0] } ?? []),
+            firstName: column(firstName, attributeFirstName),
+            lastName: column(lastName, attributeLastName),
+            fullName: column(fullName, attributeFullName),
+            company: column(company, attributeCurrentCompany),
+            position: column(title, attributeCurrentRole),
+            headline: column(headline, attributeHeadline),
+            customFields: attributesJSON
+        )
+    }
+}

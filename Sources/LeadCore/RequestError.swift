@@ -3,11 +3,14 @@ public struct RequestError: Error, Equatable, Sendable {
     public let status: Int
     public let code: String
     public let message: String
+    /// The methods a 405 names in its `Allow` header.
+    public let allow: String?
 
-    public init(status: Int, code: String, message: String) {
+    public init(status: Int, code: String, message: String, allow: String? = nil) {
         self.status = status
         self.code = code
         self.message = message
+        self.allow = allow
     }
 
     public var body: String {
@@ -17,7 +20,10 @@ public struct RequestError: Error, Equatable, Sendable {
         return json.result
     }
 
-    public static let methodNotAllowed = RequestError(status: 405, code: "method_not_allowed", message: "this endpoint accepts POST only")
+    public static let methodNotAllowed = methodNotAllowed(allow: "POST")
+    public static func methodNotAllowed(allow: String) -> RequestError {
+        RequestError(status: 405, code: "method_not_allowed", message: "this endpoint accepts \(allow) only", allow: allow)
+    }
     public static let unauthorized = RequestError(status: 401, code: "unauthorized", message: "a valid bearer token is required")
     public static let invalidCampaignID = RequestError(status: 400, code: "invalid_campaign_id", message: "the campaign id in the path is not a valid UUID")
     public static let unsupportedMediaType = RequestError(status: 415, code: "unsupported_media_type", message: "send the body as application/json")

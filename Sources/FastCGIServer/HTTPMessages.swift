@@ -1,0 +1,253 @@
+/// An HTTP request as nginx hands it over in FastCGI parameters. Built without a socket in tests.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    /// `DOCUMENT_URI`, else `REQUEST_URI` up to the `?`. Not percent-decoded here (nginx's
+    /// `DOCUMENT_URI` is already its normalized `$uri`).
+    public var path: String
+    public var query: String
+    /// Lowercased names, `-` for `_`: `HTTP_X_FOO` is `x-foo`. `content-type` and `content-length`
+    /// come from `CONTENT_TYPE` and `CONTENT_LENGTH`, and are absent when nginx passed them empty.
+    public var headers: [String: String]
+    /// At most the configured body limit. Empty when `bodyExceedsLimit`: a truncated body must never
+    /// be mistaken for the whole one.
+    public var body: [UInt8]
+    /// `CONTENT_LENGTH`, or the bytes actually sent, went over the body limit; the body was not read.
+    public var bodyExceedsLimit: Bool
+    /// nginx's `$request_id` (the `REQUEST_ID` parameter), for log lines.
+    public var requestID: String?
+
+    public init(
+        method: String,
+        path: String,
+        query: String = "",
+        headers: [String: String] = [:],
+        body: [UInt8] = [],
+        bodyExceedsLimit: Bool = false,
+        requestID: String? = nil
+    ) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.bodyExceedsLimit = bodyExceedsLimit
+        self.requestID = requestID
+    }
+}
+
+/// What a handler answers. Written back as a CGI-style response (`Status:` header, never a status line).
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    /// In order. `Content-Length` and `Status` are always set by the server and ignored here;
+    /// `Content-Type` is added when absent.
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    public init(status: Int, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public static func json(_ status: Int, _ body: String, headers: [(name: String, value: String)] = []) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: Array(body.utf8))
+    }
+
+    /// The answer when a handler throws: nothing about the failure reaches the client.
+    static let internalError = HTTPResponse.json(500, #"{"error":"internal","message":"internal error"}"#)
+}
+
+/// Handlers run on worker threads, several at once.
+public typealias RequestHandler = @Sendable (HTTPRequest) throws -> HTTPResponse
+
+// MARK: - From FastCGI parameters
+
+/// The parts of a request that its FastCGI parameters carry, before the body is read.
+struct RequestParameters: Equatable {
+    var method: String
+    var path: String
+    var query: String
+    var headers: [String: String]
+    var requestID: String?
+    /// nil when absent, empty or not a non-negative decimal number.
+    var contentLength: Int?
+
+    init(_ parameters: [(name: String, value: String)]) {
+        var method = ""
+        var documentURI: String?
+        var requestURI: String?
+        var query = ""
+        var headers: [String: String] = [:]
+        var requestID: String?
+        // The CGI variables, and the HTTP_ copies nginx also passes (it forwards every request
+        // header, Content-Type and Content-Length included): one of each, never both joined.
+        var contentType: String?
+        var contentLength: String?
+        var headerContentType: String?
+        var headerContentLength: String?
+
+        func addHeader(_ name: String, _ value: String) {
+            // nginx before 1.23 passes a repeated header as repeated parameters.
+            if let earlier = headers[name] {
+                headers[name] = earlier + (name == "cookie" ? "; " : ", ") + value
+            } else {
+                headers[name] = value
+            }
+        }
+
+        for (name, value) in parameters {
+            switch name {
+            case "REQUEST_METHOD": method = value
+            case "DOCUMENT_URI": documentURI = value
+            case "REQUEST_URI": requestURI = value
+            case "QUERY_STRING": query = value
+            case "REQUEST_ID": requestID = value.isEmpty ? nil : value
+            case "CONTENT_TYPE": contentType = value
+            case "CONTENT_LENGTH": contentLength = value
+            case "HTTP_CONTENT_TYPE": headerContentType = value
+            case "HTTP_CONTENT_LENGTH": headerContentLength = value
+            default:
+                if name.hasPrefix("HTTP_") && name.count > 5 {
+                    addHeader(Self.headerName(fromParameter: name), value)
+                }
+            }
+        }
+        // nginx passes CONTENT_TYPE and CONTENT_LENGTH empty when the request has none.
+        if let type = contentType ?? headerContentType, !type.isEmpty { headers["content-type"] = type }
+        let length = contentLength ?? headerContentLength
+        if let length, !length.isEmpty { headers["content-length"] = length }
+
+        self.method = method
+        if let documentURI, !documentURI.isEmpty {
+            self.path = documentURI
+        } else if let requestURI {
+            self.path = String(requestURI.prefix(while: { $0 != "?" }))
+        } else {
+            self.path = ""
+        }
+        self.query = query
+        self.headers = headers
+        self.requestID = requestID
+        self.contentLength = length.flatMap(Self.decimal)
+    }
+
+    /// `HTTP_X_REQUEST_ID` → `x-request-id`.
+    static func headerName(fromParameter name: String) -> String {
+        String(name.dropFirst(5).lowercased().map { $0 == "_" ? "-" : $0 })
+    }
+
+    static func decimal(_ text: String) -> Int? {
+        let digits = text.utf8
+        guard !digits.isEmpty, digits.count <= 18,
+              digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+        return Int(text)
+    }
+
+    func request(body: [UInt8], bodyExceedsLimit: Bool) -> HTTPRequest {
+        HTTPRequest(
+            method: method, path: path, query: query, headers: headers,
+            body: bodyExceedsLimit ? [] : body, bodyExceedsLimit: bodyExceedsLimit, requestID: requestID
+        )
+    }
+}
+
+// MARK: - To FastCGI stdout
+
+extension HTTPResponse {
+    /// `Status: 200 OK`, the headers, a blank line, the body: what nginx expects on FCGI_STDOUT.
+    /// Headers that could split the response (CR, LF or NUL in a value, a name that is not an HTTP
+    /// token) are dropped rather than written, and reported in `dropped` by name.
+    func fastCGIStdout() -> (bytes: [UInt8], dropped: [String]) {
+        var dropped: [String] = []
+        let status = (100...599).contains(self.status) ? self.status : 500
+        var head = "Status: \(status)"
+        if let reason = Self.reasonPhrase(status) { head += " \(reason)" }
+        head += "\r\n"
+
+        var contentType: String?
+        var others = ""
+        for (name, value) in headers {
+            guard Self.isToken(name) else {
+                dropped.append(Self.isPrintable(name) ? name : "(invalid name)")
+                continue
+            }
+            guard Self.isSafeValue(value) else {
+                dropped.append(name)
+                continue
+            }
+            switch name.lowercased() {
+            case "status", "content-length":
+                continue
+            case "content-type":
+                if contentType == nil { contentType = value }
+            default:
+                others += "\(name): \(value)\r\n"
+            }
+        }
+        head += "Content-Type: \(contentType ?? "application/octet-stream")\r\n"
+        head += "Content-Length: \(body.count)\r\n"
+        head += others
+        head += "\r\n"
+        return (Array(head.utf8) + body, dropped)
+    }
+
+    static func isToken(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"):
+                return true
+            default:
+                return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+            }
+        }
+    }
+
+    static func isSafeValue(_ value: String) -> Bool {
+        value.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
+    }
+
+    static func isPrintable(_ text: String) -> Bool {
+        text.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+    }
+
+    /// Without a phrase nginx writes its own, so unknown codes simply get none.
+    static func reasonPhrase(_ status: Int) -> String? {
+        switch status {
+        case 100: return "Continue"
+        case 200: return "OK"
+        case 201: return "Created"
+        case 202: return "Accepted"
+        case 204: return "No Content"
+        case 206: return "Partial Content"
+        case 301: return "Moved Permanently"
+        case 302: return "Found"
+        case 303: return "See Other"
+        case 304: return "Not Modified"
+        case 307: return "Temporary Redirect"
+        case 308: return "Permanent Redirect"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 406: return "Not Acceptable"
+        case 408: return "Request Timeout"
+        case 409: return "Conflict"
+        case 410: return "Gone"
+        case 411: return "Length Required"
+        case 412: return "Precondition Failed"
+        case 413: return "Content Too Large"
+        case 414: return "URI Too Long"
+        case 415: return "Unsupported Media Type"
+        case 422: return "Unprocessable Content"
+        case 429: return "Too Many Requests"
+        case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
+        case 502: return "Bad Gateway"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,138 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Platform
+
+public struct WorkerProcessConfiguration: Sendable {
+    /// Worker threads in this process: how many requests it serves at once.
+    public var workers: Int
+    /// Request bodies over this many bytes are not read; the request says `bodyExceedsLimit`.
+    public var bodyLimit: Int
+    /// SO_RCVTIMEO (and SO_SNDTIMEO) on every connection a worker serves: the longest one read or
+    /// write may wait before the connection is given up.
+    public var receiveTimeout: Duration
+    /// A new connection whose whole request head (BEGIN_REQUEST and every PARAMS record) has not
+    /// arrived by then is closed without ever having held a worker. On a kept connection the same
+    /// bound runs from the first bytes of its next request.
+    public var firstRecordTimeout: Duration
+    /// A kept connection (nginx `fastcgi_keep_conn`) idle this long is closed by us. nginx's own
+    /// upstream keepalive timeout should be shorter, so that nginx is the one that closes.
+    public var idleConnectionTimeout: Duration
+    /// The longest a graceful stop waits for in-flight requests and kept connections.
+    public var drainTimeout: Duration
+
+    public init(
+        workers: Int = 4,
+        bodyLimit: Int = 65536,
+        receiveTimeout: Duration = .seconds(3),
+        firstRecordTimeout: Duration = .seconds(5),
+        idleConnectionTimeout: Duration = .seconds(120),
+        drainTimeout: Duration = .seconds(30)
+    ) {
+        self.workers = workers
+        self.bodyLimit = bodyLimit
+        self.receiveTimeout = receiveTimeout
+        self.firstRecordTimeout = firstRecordTimeout
+        self.idleConnectionTimeout = idleConnectionTimeout
+        self.drainTimeout = drainTimeout
+    }
+}
+
+/// One FastCGI worker process: a dispatcher (the thread that calls `run`) and a fixed set of
+/// worker threads, serving connections accepted from a listening socket that sibling processes
+/// may share.
+///
+/// libfcgi never accepts and never waits for a request here. The dispatcher polls the listening
+/// socket, owns every connection that is between requests (new ones, and nginx's kept ones), and
+/// hands a connection to a worker only once a whole request head has arrived. A worker serves one
+/// request, then gives a kept connection back. So a silent or slow client, or any number of idle
+/// kept connections, holds no worker (fastcgi-pitfalls.md, 2 to 4).
+public final class WorkerProcess: @unchecked Sendable {
+    private let listenFD: Int32
+    private let configuration: WorkerProcessConfiguration
+    private let handler: RequestHandler
+    private let coordination = WorkerCoordination()
+    private let hasRun = Locked(false)
+
+    public init(listenFD: Int32, configuration: WorkerProcessConfiguration, handler: @escaping RequestHandler) {
+        precondition(configuration.workers >= 1, "a worker process needs at least one worker thread")
+        precondition(configuration.bodyLimit >= 0, "the body limit cannot be negative")
+        self.listenFD = listenFD
+        self.configuration = configuration
+        self.handler = handler
+    }
+
+    /// Serves until `stop()` is called (from another thread, e.g. a signal-waiting thread), then
+    /// drains and returns. Calls `onReady` once the threads are up and the listening socket is
+    /// being polled. Runs once per instance.
+    public func run(onReady: () -> Void) {
+        let first = hasRun.withLock { ran in
+            defer { ran = true }
+            return !ran
+        }
+        precondition(first, "WorkerProcess.run may be called only once")
+
+        FastCGILibrary.initializeOnce()
+        if !SocketIO.setNonBlocking(listenFD) {
+            Log.error("cannot make the listening socket non-blocking", ["fd": "\(listenFD)", "error": SocketIO.errorText(errno)])
+        }
+
+        let workerCount = configuration.workers
+        let started = CountdownLatch(count: workerCount)
+        let ended = CountdownLatch(count: workerCount)
+        for index in 0..<workerCount {
+            let worker = RequestWorker(
+                index: index, coordination: coordination, configuration: configuration, handler: handler
+            )
+            startThread(name: "fcgi-worker-\(index)") {
+                worker.run(started: started)
+                ended.countDown()
+            }
+        }
+        started.wait()
+
+        let dispatcher = ConnectionDispatcher(listenFD: listenFD, coordination: coordination, configuration: configuration)
+        let exit = dispatcher.run(onReady: onReady)
+
+        // Idle workers leave at once; after a forced stop, busy ones get until their connection's
+        // next read or write fails, plus a margin, and then are left behind (the process exits).
+        let grace: Duration = exit == .drained ? .seconds(5) : configuration.receiveTimeout + .seconds(2)
+        if !ended.wait(until: .now() + grace) {
+            let busy = coordination.lock.withLock { coordination.busy.count }
+            Log.error("worker threads still busy after the stop; returning without them", ["busy": "\(busy)"])
+        }
+        Log.info("FastCGI worker process stopped", ["drained": exit == .drained ? "true" : "false"])
+    }
+
+    /// Stops polling the listening socket (it stays open and untouched for the supervisor and the
+    /// siblings), lets requests in flight finish, keeps serving kept connections until nginx closes
+    /// them, and makes `run` return. Thread-safe, idempotent; not async-signal-safe.
+    public func stop() {
+        coordination.lock.withLock { coordination.stopping = true }
+        coordination.wake.wake()
+    }
+}
+
+/// What the dispatcher and the workers share; every field but `wake` is guarded by `lock`.
+final class WorkerCoordination: @unchecked Sendable {
+    let lock = ConditionLock()
+    let wake = WakePipe()
+
+    /// Connections whose request head has arrived, waiting for a worker, oldest first.
+    var ready: [Int32] = []
+    /// Kept connections that workers have finished with, for the dispatcher to watch again.
+    var returning: [Int32] = []
+    /// Workers not serving a connection.
+    var availableWorkers = 0
+    /// Worker index → the connection it serves. A worker removes its entry before it closes the
+    /// descriptor, so whoever reads it under the lock holds a descriptor that is still open.
+    var busy: [Int: Int32] = [:]
+    var stopping = false
+    /// Workers leave once `ready` is empty.
+    var finished = false
+
+    /// Workers available for a connection that would be ready now; caller holds the lock.
+    var freeWorkers: Int { availableWorkers - ready.count }
+}

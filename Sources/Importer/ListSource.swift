@@ -1,0 +1,106 @@
+import LeadCore
+import Postgres
+
+/// Reads a list's members in keyset pages (never OFFSET: page N costs what page 1 costs).
+public protocol ListSource: Sendable {
+    /// Up to `limit` members after `cursor` (nil: from the start), and the cursor of the last one.
+    func page(list: String, after cursor: String?, limit: Int, on connection: Connection) throws -> ListPage
+}
+
+public struct ListPage: Sendable {
+    public var members: [ListMember]
+    /// The key of the last member read; nil when the page is empty.
+    public var lastKey: String?
+}
+
+public enum ListSources {
+    public static func source(for storage: ImportTarget.Storage) -> any ListSource {
+        switch storage {
+        case .rows: return LeadGenRows()
+        case .leads: return CanonicalLeads()
+        }
+    }
+}
+
+/// `rows` lists: rows of `list_rows`, with the fields the contract names pulled out of
+/// `profile_data` by the database (only those travel, not the whole document).
+public struct LeadGenRows: ListSource {
+    public init() {}
+
+    static let columns = """
+        SELECT id, linkedin_url,
+               profile_data->>'firstName', profile_data->>'lastName', profile_data->>'fullName',
+               profile_data->>'currentCompany', profile_data->>'currentRole', profile_data->>'headline',
+               profile_data->'enrichment'->>'work_email'
+        FROM list_rows
+        """
+    static let firstPage = columns + " WHERE list_id = $1 ORDER BY id LIMIT $2"
+    static let nextPage = columns + " WHERE list_id = $1 AND id > $3 ORDER BY id LIMIT $2"
+
+    public func page(list: String, after cursor: String?, limit: Int, on connection: Connection) throws -> ListPage {
+        let rows = try cursor == nil ? connection.query(Self.firstPage, [list, String(limit)])
+                                     : connection.query(Self.nextPage, [list, String(limit), cursor])
+        var members: [ListMember] = []
+        members.reserveCapacity(rows.rowCount)
+        for row in rows.rows {
+            members.append(LeadGenRow(
+                linkedinURL: try row.string(1), firstName: try row.string(2), lastName: try row.string(3),
+                fullName: try row.string(4), currentCompany: try row.string(5), currentRole: try row.string(6),
+                headline: try row.string(7), workEmail: try row.string(8)
+            ).member)
+        }
+        return ListPage(members: members, lastKey: try rows.rows.last?.requiredString(0))
+    }
+}
+
+/// `leads` lists: `list_memberships`, each hydrated from its Lead: columns, the linkedin social,
+/// work_email contacts oldest first (as a JSON array), the attributes the contract falls back to,
+/// and all attributes as one JSON object.
+public struct CanonicalLeads: ListSource {
+    public init() {}
+
+    static let columns = """
+        SELECT m.lead_id, l.first_name, l.last_name, l.full_name, l.company, l.title, l.headline,
+               s.url, e.emails,
+               a.attrs->>'firstName', a.attrs->>'lastName', a.attrs->>'fullName',
+               a.attrs->>'currentCompany', a.attrs->>'currentRole', a.attrs->>'headline', a.attrs->>'email',
+               COALESCE(a.attrs, '{}'::jsonb)
+        FROM list_memberships m
+        JOIN leads l ON l.id = m.lead_id
+        LEFT JOIN lead_socials s ON s.lead_id = m.lead_id AND s.network = 'linkedin'
+        LEFT JOIN LATERAL (
+            SELECT json_agg(c.value ORDER BY c.created_at, c.id) AS emails
+            FROM lead_contacts c WHERE c.lead_id = m.lead_id AND c.kind = 'work_email'
+        ) e ON true
+        LEFT JOIN LATERAL (
+            SELECT jsonb_object_agg(la.key, la.value) AS attrs FROM lead_attributes la WHERE la.lead_id = m.lead_id
+        ) a ON true
+        """
+    static let firstPage = columns + " WHERE m.list_id = $1 ORDER BY m.lead_id LIMIT $2"
+    static let nextPage = columns + " WHERE m.list_id = $1 AND m.lead_id > $3 ORDER BY m.lead_id LIMIT $2"
+
+    public func page(list: String, after cursor: String?, limit: Int, on connection: Connection) throws -> ListPage {
+        let rows = try cursor == nil ? connection.query(Self.firstPage, [list, String(limit)])
+                                     : connection.query(Self.nextPage, [list, String(limit), cursor])
+        var members: [ListMember] = []
+        members.reserveCapacity(rows.rowCount)
+        for row in rows.rows {
+            members.append(CanonicalLead(
+                firstName: try row.string(1), lastName: try row.string(2), fullName: try row.string(3),
+                company: try row.string(4), title: try row.string(5), headline: try row.string(6),
+                linkedinSocial: try row.string(7), workEmails: try Self.strings(inJSONArray: row.string(8)),
+                attributeFirstName: try row.string(9), attributeLastName: try row.string(10),
+                attributeFullName: try row.string(11), attributeCurrentCompany: try row.string(12),
+                attributeCurrentRole: try row.string(13), attributeHeadline: try row.string(14),
+                attributeEmail: try row.string(15), attributesJSON: try row.requiredString(16)
+            ).member)
+        }
+        return ListPage(members: members, lastKey: try rows.rows.last?.requiredString(0))
+    }
+
+    static func strings(inJSONArray text: String?) throws -> [String] {
+        guard let text else { return [] }
+        guard case .array(let values) = try JSONReader.parse(text) else { return [] }
+        return values.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
+    }
+}

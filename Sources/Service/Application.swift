@@ -1,0 +1,83 @@
+import FastCGIServer
+import LeadCore
+import Platform
+import Postgres
+
+/// Where a request becomes a response: the routes of the service and the one log line each
+/// request leaves behind.
+public final class Application: Sendable {
+    let pool: ConnectionPool
+    let imports: ImportEndpoint
+
+    public init(pool: ConnectionPool, importSettings: ImportEndpoint.Settings = .init()) {
+        self.pool = pool
+        self.imports = ImportEndpoint(pool: pool, settings: importSettings)
+    }
+
+    /// Never throws and never leaves a request unanswered: a failure Swift can catch becomes a
+    /// logged 500.
+    public func respond(to request: HTTPRequest) -> HTTPResponse {
+        let started = MonotonicInstant.now()
+        var summary = ""
+        let response: HTTPResponse
+        do {
+            (response, summary) = try route(request)
+        } catch {
+            Log.error("handler failed", ["path": request.path, "error": String(describing: type(of: error))])
+            response = Self.answer(.internalError)
+        }
+        let elapsed = MonotonicInstant.now() - started
+        // Never the Authorization header, in any form: method, path, status, time and counts only.
+        Log.info("request", [
+            "method": request.method,
+            "path": request.path,
+            "status": String(response.status),
+            "ms": String(format3(elapsed.secondsDouble * 1000)),
+            "request_id": request.requestID ?? "-",
+            "outcome": summary.isEmpty ? "-" : summary,
+        ])
+        return response
+    }
+
+    func route(_ request: HTTPRequest) throws -> (HTTPResponse, String) {
+        if request.path == "/healthz" {
+            guard request.method == "GET" || request.method == "HEAD" else {
+                return (Self.answer(.methodNotAllowed(allow: "GET, HEAD")), "")
+            }
+            return (health(), "")
+        }
+        if let segment = ImportRequest.campaignSegment(inPath: request.path) {
+            return try imports.respond(to: request, campaignSegment: segment)
+        }
+        return (Self.answer(.notFound), "")
+    }
+
+    /// 200 when a pooled connection answers; 503 with Retry-After otherwise, within the pool's
+    /// wait limit.
+    func health() -> HTTPResponse {
+        do {
+            _ = try pool.withConnection { connection in try connection.query("SELECT 1", []) }
+            return .json(200, #"{"status":"ok"}"#)
+        } catch {
+            return Self.answer(.unavailable)
+        }
+    }
+
+    static func answer(_ error: RequestError) -> HTTPResponse {
+        var headers: [(name: String, value: String)] = []
+        if let allow = error.allow { headers.append(("Allow", allow)) }
+        switch error.status {
+        case 401: headers.append(("WWW-Authenticate", #"Bearer realm="leadimport""#))
+        case 503: headers.append(("Retry-After", "5"))
+        default: break
+        }
+        return .json(error.status, error.body, headers: headers)
+    }
+}
+
+func format3(_ value: Double) -> String {
+    let thousandths = Int((value * 1000).rounded())
+    let whole = thousandths / 1000, fraction = thousandths % 1000
+    let padded = String(fraction)
+    return "\(whole)." + String(repeating: "0", count: 3 - padded.count) + padded
+}

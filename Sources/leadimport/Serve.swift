@@ -1,0 +1,118 @@
+import ArgumentParser
+import FastCGIServer
+import Platform
+import Postgres
+import Service
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the FastCGI server.",
+        discussion: """
+        Without --listen it serves the listening socket handed over on standard input (systemd \
+        StandardInput=socket, spawn-fcgi). A supervisor holds the socket and runs --processes worker \
+        processes, each with --workers threads and its own pool of --pool-size database connections; \
+        a worker process that dies is replaced within a second.
+        SIGTERM stops accepting, finishes the requests in flight and exits 0. SIGHUP replaces the \
+        worker processes one by one without failing a request.
+        """
+    )
+
+    @Option(help: ArgumentHelp("unix:PATH or HOST:PORT (default: the socket on standard input).", valueName: "address"))
+    var listen: String?
+
+    @OptionGroup var worker: WorkerOptions
+
+    @Option(help: "Worker processes under the supervisor.")
+    var processes: Int = 2
+
+    @OptionGroup var database: DatabaseOptions
+
+    func validate() throws {
+        guard (1...64).contains(processes) else { throw ValidationError("--processes must be between 1 and 64") }
+        try worker.check()
+    }
+
+    func run() throws {
+        let url = try database.resolve()
+        let listenFD: Int32
+        do {
+            if let listen {
+                listenFD = try ListenSocket.open(ListenAddress(parsing: listen))
+            } else {
+                listenFD = try ListenSocket.inheritedStandardInput()
+            }
+        } catch {
+            throw CommandFailure("serve: \(error)")
+        }
+        // The connection string reaches the children through their environment, never their
+        // command line, where `ps` would show a password.
+        setEnvironment("DATABASE_URL", url)
+        let arguments = ["leadimport", "serve-worker"] + worker.arguments
+        let supervisor = Supervisor(listenFD: listenFD, configuration: SupervisorConfiguration(
+            childArguments: arguments,
+            processes: processes
+        ))
+        Log.info("serving", [
+            "listen": listen ?? "standard input",
+            "processes": String(processes),
+            "workers": String(worker.workers),
+            "pool_size": String(worker.poolSize),
+        ])
+        let status = supervisor.run()
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// What each worker process runs with; the supervisor passes these on to its children.
+struct WorkerOptions: ParsableArguments {
+    @Option(help: "Worker threads in each worker process (default: twice the cores).")
+    var workers: Int = 2 * onlineCores()
+
+    @Option(name: .customLong("pool-size"), help: "Database connections in each worker process (default: the cores, at least 2).")
+    var poolSize: Int = max(2, onlineCores())
+
+    @Option(name: .customLong("wait-limit"), help: "Seconds a request waits for a database connection before it is answered 503.")
+    var waitLimit: Double = 2
+
+    func check() throws {
+        guard (1...1024).contains(workers) else { throw ValidationError("--workers must be between 1 and 1024") }
+        guard (1...256).contains(poolSize) else { throw ValidationError("--pool-size must be between 1 and 256") }
+        guard waitLimit > 0 && waitLimit <= 60 else { throw ValidationError("--wait-limit must be between 0 and 60 seconds") }
+    }
+
+    var arguments: [String] {
+        ["--workers", String(workers), "--pool-size", String(poolSize), "--wait-limit", String(waitLimit)]
+    }
+}
+
+/// One worker process, as the supervisor starts it: the listening socket is its standard input.
+struct ServeWorker: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve-worker",
+        abstract: "A worker process of `serve` (started by the supervisor, not by hand).",
+        shouldDisplay: false
+    )
+
+    @OptionGroup var worker: WorkerOptions
+    @OptionGroup var database: DatabaseOptions
+
+    func validate() throws { try worker.check() }
+
+    func run() throws {
+        let url = try database.resolve()
+        let stop = StopSignal.install()
+        let pool = ConnectionPool(conninfo: url, configuration: PoolConfiguration(
+            size: worker.poolSize,
+            waitLimit: .milliseconds(Int64(worker.waitLimit * 1000))
+        ))
+        let application = Application(pool: pool)
+        let process = WorkerProcess(
+            listenFD: 0,
+            configuration: WorkerProcessConfiguration(workers: worker.workers),
+            handler: { request in application.respond(to: request) }
+        )
+        stop.onStop { process.stop() }
+        process.run(onReady: { ReadinessPipe.notify() })
+        pool.close()
+    }
+}

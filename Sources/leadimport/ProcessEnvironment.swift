@@ -21,17 +21,6 @@ func printError(_ line: String) {
     _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
 }
 
-/// The supervisor waits for one byte on this descriptor before it counts a new worker process
-/// as serving (a reload replaces the old one only then).
-enum ReadinessPipe {
-    static func notify() {
-        guard let text = environment("LEADIMPORT_READY_FD"), let fd = Int32(text) else { return }
-        var byte: UInt8 = 1
-        _ = write(fd, &byte, 1)
-        close(fd)
-    }
-}
-
 /// SIGTERM and SIGINT, taken by one thread with sigwait: every other thread starts with them
 /// blocked, so no handler ever runs in the middle of libpq or libfcgi.
 final class StopSignal: @unchecked Sendable {

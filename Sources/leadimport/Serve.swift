@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 import FastCGIServer
 import Platform
 import Postgres
@@ -112,7 +115,13 @@ struct ServeWorker: ParsableCommand {
             handler: { request in application.respond(to: request) }
         )
         stop.onStop { process.stop() }
-        process.run(onReady: { ReadinessPipe.notify() })
+        // A worker process whose supervisor died (kill -9) must not serve on unsupervised.
+        startThread(name: "orphan-watch") {
+            while !SupervisorChild.supervisorIsGone { sleep(1) }
+            Log.warning("supervisor gone; stopping")
+            process.stop()
+        }
+        process.run(onReady: { SupervisorChild.reportReady() })
         pool.close()
     }
 }

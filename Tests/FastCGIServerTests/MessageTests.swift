@@ -1,0 +1,126 @@
+import XCTest
+@testable import FastCGIServer
+
+/// The pure parts: parameters to request, response to stdout, request-head inspection.
+final class MessageTests: XCTestCase {
+    func testParametersBecomeARequest() {
+        let fields = RequestParameters([
+            ("REQUEST_METHOD", "POST"), ("DOCUMENT_URI", "/api/campaigns/1/leads/import-from-list"),
+            ("REQUEST_URI", "/api/campaigns/1/leads/import-from-list?x=1"), ("QUERY_STRING", "x=1"),
+            ("CONTENT_TYPE", "application/json; charset=utf-8"), ("CONTENT_LENGTH", "17"),
+            ("HTTP_AUTHORIZATION", "Bearer t"), ("HTTP_X_FORWARDED_FOR", "1.2.3.4"),
+            ("HTTP_ACCEPT", "a"), ("HTTP_ACCEPT", "b"), ("REQUEST_ID", "abc"), ("SERVER_NAME", "x"),
+            // nginx forwards these request headers as well as the CGI variables.
+            ("HTTP_CONTENT_TYPE", "application/json; charset=utf-8"), ("HTTP_CONTENT_LENGTH", "17"),
+        ])
+        XCTAssertEqual(fields.method, "POST")
+        XCTAssertEqual(fields.path, "/api/campaigns/1/leads/import-from-list")
+        XCTAssertEqual(fields.query, "x=1")
+        XCTAssertEqual(fields.contentLength, 17)
+        XCTAssertEqual(fields.requestID, "abc")
+        XCTAssertEqual(fields.headers, [
+            "content-type": "application/json; charset=utf-8", "content-length": "17",
+            "authorization": "Bearer t", "x-forwarded-for": "1.2.3.4", "accept": "a, b",
+        ])
+    }
+
+    func testMissingOrOddParameters() {
+        let fields = RequestParameters([("REQUEST_URI", "/a/b?c"), ("CONTENT_LENGTH", "-3"), ("CONTENT_TYPE", ""), ("REQUEST_ID", "")])
+        XCTAssertEqual(fields.path, "/a/b")
+        XCTAssertEqual(fields.method, "")
+        XCTAssertNil(fields.contentLength)
+        XCTAssertNil(fields.requestID)
+        XCTAssertNil(fields.headers["content-type"])
+        XCTAssertNil(RequestParameters([]).contentLength)
+        XCTAssertEqual(RequestParameters([("CONTENT_LENGTH", "99999999999999999999")]).contentLength, nil)
+        let onlyHeaders = RequestParameters([("HTTP_CONTENT_TYPE", "text/plain"), ("HTTP_CONTENT_LENGTH", "5")])
+        XCTAssertEqual(onlyHeaders.headers, ["content-type": "text/plain", "content-length": "5"])
+        XCTAssertEqual(onlyHeaders.contentLength, 5)
+    }
+
+    func testBodyIsDroppedWhenOverTheLimit() {
+        let fields = RequestParameters([("REQUEST_METHOD", "POST")])
+        XCTAssertEqual(fields.request(body: [1, 2], bodyExceedsLimit: true).body, [])
+        XCTAssertEqual(fields.request(body: [1, 2], bodyExceedsLimit: false).body, [1, 2])
+    }
+
+    func testResponseIsWrittenWithAStatusHeader() {
+        let response = HTTPResponse.json(401, #"{"error":"unauthorized"}"#, headers: [("WWW-Authenticate", "Bearer")])
+        let (bytes, dropped) = response.fastCGIStdout()
+        XCTAssertEqual(dropped, [])
+        XCTAssertEqual(String(decoding: bytes, as: UTF8.self),
+            "Status: 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: 24\r\n"
+            + "WWW-Authenticate: Bearer\r\n\r\n{\"error\":\"unauthorized\"}")
+    }
+
+    func testResponseHeadersThatCouldSplitTheResponseAreDropped() {
+        let response = HTTPResponse(status: 299, headers: [
+            ("X-Bad", "a\r\nSet-Cookie: x=1"), ("Bad Name", "v"), ("Content-Length", "999"), ("Status", "200"),
+            ("X-Good", "ok\tfine"),
+        ])
+        let (bytes, dropped) = response.fastCGIStdout()
+        XCTAssertEqual(dropped, ["X-Bad", "(invalid name)"])
+        XCTAssertEqual(String(decoding: bytes, as: UTF8.self),
+            "Status: 299\r\nContent-Type: application/octet-stream\r\nContent-Length: 0\r\nX-Good: ok\tfine\r\n\r\n")
+        XCTAssertTrue(String(decoding: HTTPResponse(status: 42).fastCGIStdout().bytes, as: UTF8.self).hasPrefix("Status: 500 "))
+    }
+
+    // MARK: - Request heads
+
+    private func head(_ parameters: [(String, String)] = [("REQUEST_METHOD", "GET")]) -> [UInt8] {
+        FastCGIRecord.begin() + FastCGIRecord.stream(FastCGIRecord.params, FastCGIRecord.pairs(parameters))
+    }
+
+    func testCompleteHead() {
+        let bytes = head() + FastCGIRecord.stream(FastCGIRecord.stdin, [1, 2, 3])
+        XCTAssertEqual(RequestHead.inspect(bytes[...], limit: 1 << 20), .complete)
+        let long = head([("HTTP_COOKIE", String(repeating: "c", count: 70_000))])
+        XCTAssertEqual(RequestHead.inspect(long[...], limit: 1 << 20), .complete, "params over several records")
+    }
+
+    func testIncompleteHead() {
+        let bytes = head()
+        for cut in [0, 1, 7, 8, 15, bytes.count - 1] {
+            XCTAssertEqual(RequestHead.inspect(bytes[0..<cut], limit: 1 << 20), .incomplete, "cut at \(cut)")
+        }
+        XCTAssertEqual(RequestHead.inspect(bytes[0..<(bytes.count - 1)], limit: bytes.count - 1), .invalid("request head larger than \(bytes.count - 1) bytes"))
+    }
+
+    func testHeadsLibfcgiMustNotSee() {
+        let pitfall: [UInt8] = [
+            0x01, 0x01, 0x00, 0x01, 0x00, 0x08, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x01, 0x04, 0x00, 0x01, 0x00, 0x08, 0x00, 0x00, 0xC0, 0x00, 0x00, 0x00, 0xC0, 0x00, 0x00, 0x00,
+        ]
+        // Refused at once: such a pair could never fit, whatever follows.
+        XCTAssertEqual(RequestHead.inspect(pitfall[...], limit: 1 << 20), .invalid("PARAMS: pair of 1073741824+1073741824 bytes"))
+        // A pair longer than what was sent, in a head that is otherwise complete.
+        let short = FastCGIRecord.begin() + FastCGIRecord.record(FastCGIRecord.params, [0x80, 0, 1, 0, 1, 65])
+            + FastCGIRecord.record(FastCGIRecord.params)
+        XCTAssertEqual(RequestHead.inspect(short[...], limit: 1 << 20), .invalid("PARAMS: pair of 256+1 bytes longer than the data sent"))
+        // Still arriving: not judged yet.
+        XCTAssertEqual(RequestHead.inspect(short[0..<20], limit: 1 << 20), .incomplete)
+        let wrongVersion = [2] + head().dropFirst()
+        XCTAssertEqual(RequestHead.inspect(wrongVersion[...], limit: 1 << 20), .invalid("FastCGI version 2"))
+        let management = FastCGIRecord.record(11, id: 0, [1, 2, 3]) + head()
+        XCTAssertEqual(RequestHead.inspect(management[...], limit: 1 << 20), .invalid("management record type 11"))
+        let stdinFirst = FastCGIRecord.begin() + FastCGIRecord.record(FastCGIRecord.stdin, [1])
+        XCTAssertEqual(RequestHead.inspect(stdinFirst[...], limit: 1 << 20), .invalid("record type 5 before the end of PARAMS"))
+    }
+
+    func testRecordsOfOtherRequestsAreSkipped() {
+        let bytes = FastCGIRecord.record(FastCGIRecord.stdin, id: 9, [1, 2]) + FastCGIRecord.begin()
+            + FastCGIRecord.record(FastCGIRecord.params, id: 9, [0xC0, 0, 0, 0]) + FastCGIRecord.stream(FastCGIRecord.params, [])
+        XCTAssertEqual(RequestHead.inspect(bytes[...], limit: 1 << 20), .complete)
+    }
+
+    func testPairProblems() {
+        let good = FastCGIRecord.pairs([("A", "b"), ("LONG", String(repeating: "x", count: 300))])
+        XCTAssertNil(RequestHead.pairProblem(good[...], isWhole: true, pairLimit: 1000))
+        XCTAssertNotNil(RequestHead.pairProblem(good[...], isWhole: true, pairLimit: 100))
+        XCTAssertNotNil(RequestHead.pairProblem([3, 1, 65, 66][...], isWhole: true, pairLimit: 1000))
+        XCTAssertNil(RequestHead.pairProblem([3, 1, 65, 66][...], isWhole: false, pairLimit: 1000))
+        XCTAssertNotNil(RequestHead.pairProblem([0x80, 0, 0][...], isWhole: true, pairLimit: 1000))
+        XCTAssertNil(RequestHead.pairProblem([0x80, 0, 0][...], isWhole: false, pairLimit: 1000))
+        XCTAssertNotNil(RequestHead.pairProblem([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF][...], isWhole: false, pairLimit: 1000))
+    }
+}

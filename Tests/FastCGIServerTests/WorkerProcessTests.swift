@@ -1,0 +1,328 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import XCTest
+import Platform
+@testable import FastCGIServer
+
+/// The worker process on a real unix socket, spoken to in raw FastCGI.
+final class WorkerProcessTests: XCTestCase {
+    private var servers: [RunningServer] = []
+
+    override func tearDown() {
+        for server in servers { server.shutDown() }
+        servers.removeAll()
+        super.tearDown()
+    }
+
+    private func start(
+        workers: Int = 2,
+        bodyLimit: Int = 65536,
+        receiveTimeout: Duration = .seconds(3),
+        firstRecordTimeout: Duration = .seconds(5),
+        drainTimeout: Duration = .seconds(2),
+        handler: @escaping RequestHandler = WorkerProcessTests.echo
+    ) throws -> RunningServer {
+        let configuration = WorkerProcessConfiguration(
+            workers: workers, bodyLimit: bodyLimit, receiveTimeout: receiveTimeout,
+            firstRecordTimeout: firstRecordTimeout, idleConnectionTimeout: .seconds(120), drainTimeout: drainTimeout
+        )
+        let server = try RunningServer(configuration: configuration, handler: handler)
+        servers.append(server)
+        return server
+    }
+
+    /// Describes the request in headers and echoes its body.
+    static let echo: RequestHandler = { request in
+        var headers: [(name: String, value: String)] = [
+            ("X-Method", request.method), ("X-Path", request.path), ("X-Query", request.query),
+            ("X-Exceeds", "\(request.bodyExceedsLimit)"), ("X-Request-Id", request.requestID ?? "-"),
+        ]
+        for (name, value) in request.headers.sorted(by: { $0.key < $1.key }) {
+            headers.append(("X-Echo-" + name, value))
+        }
+        if request.bodyExceedsLimit {
+            return .json(413, #"{"error":"payload_too_large"}"#, headers: headers)
+        }
+        return HTTPResponse(status: 200, headers: headers + [("Content-Type", "application/octet-stream")], body: request.body)
+    }
+
+    private func timed<T>(_ body: () throws -> T) rethrows -> (T, Duration) {
+        let start = MonotonicInstant.now()
+        let value = try body()
+        return (value, MonotonicInstant.now() - start)
+    }
+
+    private func pause(_ duration: Duration) {
+        usleep(UInt32(duration.nanoseconds / 1000))
+    }
+
+    // MARK: - Requests and responses
+
+    func testGetIsAnsweredWithStatusHeadersAndBody() throws {
+        let server = try start()
+        let connection = try server.connect()
+        let answer = try connection.exchange(FastCGIRecord.request(
+            uri: "/api/items?a=1&b=2",
+            extra: [("HTTP_AUTHORIZATION", "Bearer secret"), ("HTTP_X_FORWARDED_FOR", "10.0.0.1"), ("REQUEST_ID", "req-42")]
+        ))
+        XCTAssertEqual(answer.statusLine, "Status: 200 OK")
+        XCTAssertEqual(answer.header("X-Method"), "GET")
+        XCTAssertEqual(answer.header("X-Path"), "/api/items")
+        XCTAssertEqual(answer.header("X-Query"), "a=1&b=2")
+        XCTAssertEqual(answer.header("X-Request-Id"), "req-42")
+        XCTAssertEqual(answer.header("X-Echo-authorization"), "Bearer secret")
+        XCTAssertEqual(answer.header("X-Echo-x-forwarded-for"), "10.0.0.1")
+        XCTAssertNil(answer.header("X-Echo-content-type"), "an empty CONTENT_TYPE is no header")
+        XCTAssertEqual(answer.header("Content-Type"), "application/octet-stream")
+        XCTAssertEqual(answer.header("Content-Length"), "0")
+        XCTAssertEqual(answer.protocolStatus, 0)
+        XCTAssertTrue(connection.waitForClose(timeout: .seconds(2)), "without FCGI_KEEP_CONN the server closes")
+    }
+
+    func testPathFallsBackToRequestURIWithoutQuery() throws {
+        let server = try start()
+        let connection = try server.connect()
+        let parameters = FastCGIRecord.pairs([("REQUEST_METHOD", "POST"), ("REQUEST_URI", "/x/y%20z?q=1"), ("QUERY_STRING", "q=1")])
+        let answer = try connection.exchange(
+            FastCGIRecord.begin() + FastCGIRecord.stream(FastCGIRecord.params, parameters)
+                + FastCGIRecord.stream(FastCGIRecord.stdin, [])
+        )
+        XCTAssertEqual(answer.header("X-Path"), "/x/y%20z")
+        XCTAssertEqual(answer.header("X-Query"), "q=1")
+        XCTAssertEqual(answer.header("X-Method"), "POST")
+    }
+
+    func testPostBodyArrivesIntact() throws {
+        let server = try start()
+        var generator = SystemRandomNumberGenerator()
+        let body = (0..<10_240).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let connection = try server.connect()
+        let answer = try connection.exchange(FastCGIRecord.request(method: "POST", uri: "/upload", body: body, stdinChunk: 3001))
+        XCTAssertEqual(answer.status, 200)
+        XCTAssertEqual(answer.header("X-Exceeds"), "false")
+        XCTAssertEqual(answer.header("X-Echo-content-length"), "10240")
+        XCTAssertEqual(answer.header("Content-Length"), "10240")
+        XCTAssertEqual(answer.body, body)
+    }
+
+    func testBodyOverTheLimitIsFlaggedAndTheConnectionStaysUsable() throws {
+        let server = try start(bodyLimit: 1000)
+        let connection = try server.connect()
+
+        let declared = try connection.exchange(FastCGIRecord.request(
+            keepConnection: true, method: "POST", body: Array(repeating: 7, count: 30_000), stdinChunk: 2047
+        ))
+        XCTAssertEqual(declared.status, 413)
+        XCTAssertEqual(declared.statusLine, "Status: 413 Content Too Large")
+        XCTAssertEqual(declared.header("X-Exceeds"), "true")
+
+        let undeclared = try connection.exchange(FastCGIRecord.request(
+            keepConnection: true, method: "POST", body: Array(repeating: 8, count: 1500), sendsContentLength: false
+        ))
+        XCTAssertEqual(undeclared.status, 413, "bytes actually sent over the limit count too")
+
+        let exact = Array(repeating: UInt8(9), count: 1000)
+        let atLimit = try connection.exchange(FastCGIRecord.request(keepConnection: true, method: "POST", body: exact))
+        XCTAssertEqual(atLimit.status, 200)
+        XCTAssertEqual(atLimit.body, exact, "the unread rest of the earlier bodies was drained, not taken for this request")
+    }
+
+    func testBodyFarOverTheLimitIsAnsweredAndTheConnectionClosed() throws {
+        let server = try start(bodyLimit: 1000)
+        let connection = try server.connect()
+        // Declares 4 MiB, sends only the start of it: the server must answer without reading it all.
+        let head = FastCGIRecord.begin(keepConnection: true)
+            + FastCGIRecord.stream(FastCGIRecord.params, FastCGIRecord.pairs([("REQUEST_METHOD", "POST"), ("CONTENT_LENGTH", "\(4 << 20)")]))
+            + FastCGIRecord.record(FastCGIRecord.stdin, Array(repeating: 1, count: 60_000))
+        let answer = try connection.exchange(head)
+        XCTAssertEqual(answer.status, 413)
+        XCTAssertTrue(connection.waitForClose(timeout: .seconds(2)), "a connection with an undrainable body is not kept")
+    }
+
+    func testHandlerThatThrowsGetsA500() throws {
+        struct Failure: Error {}
+        let server = try start(handler: { _ in throw Failure() })
+        let connection = try server.connect()
+        let answer = try connection.exchange(FastCGIRecord.request(extra: [("HTTP_AUTHORIZATION", "Bearer secret")]))
+        XCTAssertEqual(answer.statusLine, "Status: 500 Internal Server Error")
+        XCTAssertEqual(answer.header("Content-Type"), "application/json")
+        XCTAssertEqual(answer.bodyText, #"{"error":"internal","message":"internal error"}"#)
+        XCTAssertEqual(answer.header("Content-Length"), "\(answer.body.count)")
+    }
+
+    // MARK: - Kept connections
+
+    func testKeptConnectionCarriesSeveralRequests() throws {
+        let server = try start(workers: 1)
+        let first = try server.connect()
+        let second = try server.connect()
+        // One worker, two kept connections used in turn: neither pins the worker while idle.
+        for round in 1...5 {
+            for (connection, name) in [(first, "a"), (second, "b")] {
+                let id = UInt16(round)
+                let answer = try connection.exchange(
+                    FastCGIRecord.request(id: id, keepConnection: true, method: "POST", uri: "/\(name)/\(round)", body: Array("\(name)\(round)".utf8)),
+                    id: id
+                )
+                XCTAssertEqual(answer.header("X-Path"), "/\(name)/\(round)")
+                XCTAssertEqual(answer.bodyText, "\(name)\(round)")
+            }
+        }
+        XCTAssertFalse(first.waitForClose(timeout: .milliseconds(100)), "a kept connection stays open")
+    }
+
+    func testIdleSilentAndOneByteConnectionsDoNotStarveNewRequests() throws {
+        let server = try start(workers: 2)
+        var kept: [TestConnection] = []
+        for index in 0..<6 {
+            let connection = try server.connect()
+            let answer = try connection.exchange(FastCGIRecord.request(keepConnection: true, uri: "/kept/\(index)"))
+            XCTAssertEqual(answer.status, 200)
+            kept.append(connection)
+        }
+        let silent = try (0..<4).map { _ in try server.connect() }
+        let oneByte = try (0..<4).map { _ in try server.connect() }
+        for connection in oneByte { try connection.send([1]) }
+        pause(.milliseconds(100))
+
+        for index in 0..<4 {
+            let connection = try server.connect()
+            let (answer, elapsed) = try timed { try connection.exchange(FastCGIRecord.request(uri: "/new/\(index)")) }
+            XCTAssertEqual(answer.header("X-Path"), "/new/\(index)")
+            XCTAssertLessThan(elapsed, .milliseconds(500), "a new request waited behind idle connections")
+        }
+        for (index, connection) in kept.enumerated() {
+            let (answer, elapsed) = try timed { try connection.exchange(FastCGIRecord.request(keepConnection: true, uri: "/again/\(index)")) }
+            XCTAssertEqual(answer.header("X-Path"), "/again/\(index)")
+            XCTAssertLessThan(elapsed, .milliseconds(500))
+        }
+        withExtendedLifetime((silent, oneByte)) {}
+    }
+
+    // MARK: - Misbehaving clients
+
+    func testClientStalledInItsBodyFreesTheWorkerAfterTheReceiveTimeout() throws {
+        let server = try start(workers: 1, receiveTimeout: .milliseconds(300))
+        let stalled = try server.connect()
+        let head = FastCGIRecord.begin()
+            + FastCGIRecord.stream(FastCGIRecord.params, FastCGIRecord.pairs([("REQUEST_METHOD", "POST"), ("CONTENT_LENGTH", "100")]))
+        // A STDIN record header announcing 100 bytes, then only 10 of them.
+        try stalled.send(head + [1, FastCGIRecord.stdin, 0, 1, 0, 100, 0, 0] + Array(repeating: 0x41, count: 10))
+        pause(.milliseconds(50))
+
+        let other = try server.connect()
+        let (answer, elapsed) = try timed { try other.exchange(FastCGIRecord.request(uri: "/after")) }
+        XCTAssertEqual(answer.header("X-Path"), "/after")
+        XCTAssertGreaterThan(elapsed, .milliseconds(150), "the only worker should have been busy with the stalled client")
+        XCTAssertLessThan(elapsed, .milliseconds(1500), "the stalled client held the worker past its receive timeout")
+        XCTAssertTrue(stalled.waitForClose(timeout: .seconds(1)))
+    }
+
+    func testConnectionsWithoutAWholeHeadAreClosedAfterTheFirstRecordTimeout() throws {
+        let server = try start(workers: 1, firstRecordTimeout: .milliseconds(400))
+        let opened = MonotonicInstant.now()
+        let silent = try server.connect()
+        let oneByte = try server.connect()
+        try oneByte.send([1])
+        let halfParams = try server.connect()
+        // A PARAMS record announcing 200 bytes, of which 50 arrive.
+        try halfParams.send(FastCGIRecord.begin() + [1, FastCGIRecord.params, 0, 1, 0, 200, 0, 0] + Array(repeating: 0x41, count: 50))
+
+        let other = try server.connect()
+        let (answer, elapsed) = try timed { try other.exchange(FastCGIRecord.request(uri: "/meanwhile")) }
+        XCTAssertEqual(answer.header("X-Path"), "/meanwhile")
+        XCTAssertLessThan(elapsed, .milliseconds(300), "an incomplete head must not hold the only worker")
+
+        for connection in [silent, oneByte, halfParams] {
+            XCTAssertTrue(connection.waitForClose(timeout: .seconds(2)))
+        }
+        XCTAssertGreaterThan(MonotonicInstant.now() - opened, .milliseconds(350), "closed before the timeout")
+    }
+
+    /// fastcgi-pitfalls.md, 1: 32 bytes that make libfcgi 2.4.2 abort the whole process.
+    func testParameterLengthsThatWouldAbortLibfcgiAreRefused() throws {
+        let server = try start(workers: 1)
+        let attack = try server.connect()
+        try attack.send([
+            0x01, 0x01, 0x00, 0x01, 0x00, 0x08, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x01, 0x04, 0x00, 0x01, 0x00, 0x08, 0x00, 0x00, 0xC0, 0x00, 0x00, 0x00, 0xC0, 0x00, 0x00, 0x00,
+        ])
+        XCTAssertTrue(attack.waitForClose(timeout: .seconds(2)))
+
+        let connection = try server.connect()
+        XCTAssertEqual(try connection.exchange(FastCGIRecord.request(uri: "/alive")).header("X-Path"), "/alive")
+    }
+
+    /// An unknown role makes FCGX_Accept_r drop the connection and loop back to accept; with
+    /// listen_sock -1 that accept fails at once instead of blocking the worker.
+    func testRequestLibfcgiRefusesDoesNotBlockTheWorker() throws {
+        let server = try start(workers: 1)
+        let refused = try server.connect()
+        try refused.send(FastCGIRecord.begin(role: 7) + FastCGIRecord.stream(FastCGIRecord.params, []) + FastCGIRecord.stream(FastCGIRecord.stdin, []))
+        XCTAssertTrue(refused.waitForClose(timeout: .seconds(2)))
+
+        let connection = try server.connect()
+        let (answer, elapsed) = try timed { try connection.exchange(FastCGIRecord.request(uri: "/next")) }
+        XCTAssertEqual(answer.header("X-Path"), "/next")
+        XCTAssertLessThan(elapsed, .milliseconds(500))
+    }
+
+    // MARK: - Stopping
+
+    func testStopLetsTheRequestInFlightFinish() throws {
+        let entered = CountdownLatch(count: 1)
+        let server = try start(handler: { request in
+            entered.countDown()
+            usleep(400_000)
+            return .json(200, #"{"done":true}"#)
+        })
+        let connection = try server.connect()
+        try connection.send(FastCGIRecord.request(uri: "/slow"))
+        XCTAssertTrue(entered.wait(until: .now() + .seconds(2)))
+
+        server.process.stop()
+        server.process.stop()
+        XCTAssertFalse(server.hasReturned)
+        let answer = try connection.readAnswer()
+        XCTAssertEqual(answer.status, 200)
+        XCTAssertEqual(answer.bodyText, #"{"done":true}"#)
+        XCTAssertTrue(server.waitForReturn(timeout: .seconds(2)), "run did not return after the last request")
+    }
+
+    func testStopKeepsServingKeptConnectionsUntilThePeerClosesThem() throws {
+        let server = try start(drainTimeout: .seconds(10))
+        let kept = try server.connect()
+        XCTAssertEqual(try kept.exchange(FastCGIRecord.request(keepConnection: true, uri: "/before")).status, 200)
+
+        server.process.stop()
+        pause(.milliseconds(150))
+        XCTAssertFalse(server.hasReturned, "returned with a kept connection still open")
+        let during = try kept.exchange(FastCGIRecord.request(keepConnection: true, method: "POST", uri: "/during", body: Array("late".utf8)))
+        XCTAssertEqual(during.header("X-Path"), "/during")
+        XCTAssertEqual(during.bodyText, "late")
+
+        let (returned, elapsed) = timed { () -> Bool in
+            kept.close()
+            return server.waitForReturn(timeout: .seconds(2))
+        }
+        XCTAssertTrue(returned)
+        XCTAssertLessThan(elapsed, .milliseconds(500))
+    }
+
+    func testDrainTimeoutClosesWhatRemains() throws {
+        let server = try start(drainTimeout: .milliseconds(400))
+        let kept = try server.connect()
+        XCTAssertEqual(try kept.exchange(FastCGIRecord.request(keepConnection: true)).status, 200)
+
+        let (returned, elapsed) = timed { () -> Bool in
+            server.process.stop()
+            return server.waitForReturn(timeout: .seconds(3))
+        }
+        XCTAssertTrue(returned)
+        XCTAssertGreaterThan(elapsed, .milliseconds(350))
+        XCTAssertTrue(kept.waitForClose(timeout: .seconds(1)))
+    }
+}

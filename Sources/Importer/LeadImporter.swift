@@ -32,7 +32,7 @@ public struct LeadImporter: Sendable {
         let writer = CampaignWriter(target: target)
         var counts = ImportCounts()
         var pagesRead = 0
-        var cursor: String?
+        var cursor: ListCursor?
         var end = ImportEnd.completed
 
         pages: while true {
@@ -47,7 +47,7 @@ public struct LeadImporter: Sendable {
                         return (false, false)
                     }
                     pagesRead += 1
-                    cursor = page.lastKey
+                    cursor = page.last
                     counts += write(page.members, with: writer, on: connection)
                     return (true, page.members.count == pageSize)
                 }

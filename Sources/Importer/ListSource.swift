@@ -1,16 +1,30 @@
 import LeadCore
 import Postgres
 
-/// Reads a list's members in keyset pages (never OFFSET: page N costs what page 1 costs).
+/// Reads a list's members in list order (oldest first, so the first of two repeats is the one
+/// imported), in keyset pages: never OFFSET, page N costs what page 1 costs.
 public protocol ListSource: Sendable {
     /// Up to `limit` members after `cursor` (nil: from the start), and the cursor of the last one.
-    func page(list: String, after cursor: String?, limit: Int, on connection: Connection) throws -> ListPage
+    func page(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListPage
+}
+
+/// Where a page ended: the last member's `(created_at, id)`, as the database wrote them.
+public struct ListCursor: Sendable, Equatable {
+    public var createdAt: String
+    public var id: String
 }
 
 public struct ListPage: Sendable {
     public var members: [ListMember]
-    /// The key of the last member read; nil when the page is empty.
-    public var lastKey: String?
+    /// The position of the last member read; nil when the page is empty.
+    public var last: ListCursor?
+}
+
+extension Row {
+    /// A page's cursor columns come first: `created_at::text`, then the id.
+    func cursor() throws -> ListCursor {
+        ListCursor(createdAt: try requiredString(0), id: try requiredString(1))
+    }
 }
 
 public enum ListSources {
@@ -28,28 +42,29 @@ public struct LeadGenRows: ListSource {
     public init() {}
 
     static let columns = """
-        SELECT id, linkedin_url,
+        SELECT created_at::text, id, linkedin_url,
                profile_data->>'firstName', profile_data->>'lastName', profile_data->>'fullName',
                profile_data->>'currentCompany', profile_data->>'currentRole', profile_data->>'headline',
                profile_data->'enrichment'->>'work_email'
         FROM list_rows
         """
-    static let firstPage = columns + " WHERE list_id = $1 ORDER BY id LIMIT $2"
-    static let nextPage = columns + " WHERE list_id = $1 AND id > $3 ORDER BY id LIMIT $2"
+    static let firstPage = columns + " WHERE list_id = $1 ORDER BY created_at, id LIMIT $2"
+    static let nextPage = columns
+        + " WHERE list_id = $1 AND (created_at, id) > ($3::timestamptz, $4::uuid) ORDER BY created_at, id LIMIT $2"
 
-    public func page(list: String, after cursor: String?, limit: Int, on connection: Connection) throws -> ListPage {
-        let rows = try cursor == nil ? connection.query(Self.firstPage, [list, String(limit)])
-                                     : connection.query(Self.nextPage, [list, String(limit), cursor])
+    public func page(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListPage {
+        let rows = try cursor.map { try connection.query(Self.nextPage, [list, String(limit), $0.createdAt, $0.id]) }
+            ?? connection.query(Self.firstPage, [list, String(limit)])
         var members: [ListMember] = []
         members.reserveCapacity(rows.rowCount)
         for row in rows.rows {
             members.append(LeadGenRow(
-                linkedinURL: try row.string(1), firstName: try row.string(2), lastName: try row.string(3),
-                fullName: try row.string(4), currentCompany: try row.string(5), currentRole: try row.string(6),
-                headline: try row.string(7), workEmail: try row.string(8)
+                linkedinURL: try row.string(2), firstName: try row.string(3), lastName: try row.string(4),
+                fullName: try row.string(5), currentCompany: try row.string(6), currentRole: try row.string(7),
+                headline: try row.string(8), workEmail: try row.string(9)
             ).member)
         }
-        return ListPage(members: members, lastKey: try rows.rows.last?.requiredString(0))
+        return ListPage(members: members, last: try rows.rows.last?.cursor())
     }
 }
 
@@ -60,7 +75,7 @@ public struct CanonicalLeads: ListSource {
     public init() {}
 
     static let columns = """
-        SELECT m.lead_id, l.first_name, l.last_name, l.full_name, l.company, l.title, l.headline,
+        SELECT m.created_at::text, m.lead_id, l.first_name, l.last_name, l.full_name, l.company, l.title, l.headline,
                s.url, e.emails,
                a.attrs->>'firstName', a.attrs->>'lastName', a.attrs->>'fullName',
                a.attrs->>'currentCompany', a.attrs->>'currentRole', a.attrs->>'headline', a.attrs->>'email',
@@ -76,26 +91,27 @@ public struct CanonicalLeads: ListSource {
             SELECT jsonb_object_agg(la.key, la.value) AS attrs FROM lead_attributes la WHERE la.lead_id = m.lead_id
         ) a ON true
         """
-    static let firstPage = columns + " WHERE m.list_id = $1 ORDER BY m.lead_id LIMIT $2"
-    static let nextPage = columns + " WHERE m.list_id = $1 AND m.lead_id > $3 ORDER BY m.lead_id LIMIT $2"
+    static let firstPage = columns + " WHERE m.list_id = $1 ORDER BY m.created_at, m.lead_id LIMIT $2"
+    static let nextPage = columns
+        + " WHERE m.list_id = $1 AND (m.created_at, m.lead_id) > ($3::timestamptz, $4::uuid) ORDER BY m.created_at, m.lead_id LIMIT $2"
 
-    public func page(list: String, after cursor: String?, limit: Int, on connection: Connection) throws -> ListPage {
-        let rows = try cursor == nil ? connection.query(Self.firstPage, [list, String(limit)])
-                                     : connection.query(Self.nextPage, [list, String(limit), cursor])
+    public func page(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListPage {
+        let rows = try cursor.map { try connection.query(Self.nextPage, [list, String(limit), $0.createdAt, $0.id]) }
+            ?? connection.query(Self.firstPage, [list, String(limit)])
         var members: [ListMember] = []
         members.reserveCapacity(rows.rowCount)
         for row in rows.rows {
             members.append(CanonicalLead(
-                firstName: try row.string(1), lastName: try row.string(2), fullName: try row.string(3),
-                company: try row.string(4), title: try row.string(5), headline: try row.string(6),
-                linkedinSocial: try row.string(7), workEmails: try Self.strings(inJSONArray: row.string(8)),
-                attributeFirstName: try row.string(9), attributeLastName: try row.string(10),
-                attributeFullName: try row.string(11), attributeCurrentCompany: try row.string(12),
-                attributeCurrentRole: try row.string(13), attributeHeadline: try row.string(14),
-                attributeEmail: try row.string(15), attributesJSON: try row.requiredString(16)
+                firstName: try row.string(2), lastName: try row.string(3), fullName: try row.string(4),
+                company: try row.string(5), title: try row.string(6), headline: try row.string(7),
+                linkedinSocial: try row.string(8), workEmails: try Self.strings(inJSONArray: row.string(9)),
+                attributeFirstName: try row.string(10), attributeLastName: try row.string(11),
+                attributeFullName: try row.string(12), attributeCurrentCompany: try row.string(13),
+                attributeCurrentRole: try row.string(14), attributeHeadline: try row.string(15),
+                attributeEmail: try row.string(16), attributesJSON: try row.requiredString(17)
             ).member)
         }
-        return ListPage(members: members, lastKey: try rows.rows.last?.requiredString(0))
+        return ListPage(members: members, last: try rows.rows.last?.cursor())
     }
 
     static func strings(inJSONArray text: String?) throws -> [String] {

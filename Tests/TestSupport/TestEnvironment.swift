@@ -43,5 +43,6 @@ public struct TestEnvironment: Sendable {
 
 public struct TestEnvironmentError: Error, CustomStringConvertible {
     public let message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }

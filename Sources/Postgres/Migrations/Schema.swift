@@ -41,8 +41,9 @@ enum Schema {
             profile_data jsonb NOT NULL DEFAULT '{}',
             created_at timestamptz NOT NULL DEFAULT now()
         );
-        -- Keyset paging: WHERE list_id = $1 AND id > $2 ORDER BY id LIMIT 1000.
-        CREATE INDEX list_rows_list_id_id_idx ON list_rows (list_id, id);
+        -- Keyset paging in list order: WHERE list_id = $1 AND (created_at, id) > ($2, $3)
+        -- ORDER BY created_at, id LIMIT 1000.
+        CREATE INDEX list_rows_list_order_idx ON list_rows (list_id, created_at, id);
 
         CREATE TABLE leads (
             id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -87,9 +88,11 @@ enum Schema {
             list_id uuid NOT NULL REFERENCES lists (id) ON DELETE CASCADE,
             lead_id uuid NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
             created_at timestamptz NOT NULL DEFAULT now(),
-            -- Also the keyset paging index: WHERE list_id = $1 AND lead_id > $2 ORDER BY lead_id.
             PRIMARY KEY (list_id, lead_id)
         );
+        -- Keyset paging in list order: WHERE list_id = $1 AND (created_at, lead_id) > ($2, $3)
+        -- ORDER BY created_at, lead_id LIMIT 1000.
+        CREATE INDEX list_memberships_list_order_idx ON list_memberships (list_id, created_at, lead_id);
         CREATE INDEX list_memberships_lead_id_idx ON list_memberships (lead_id);
 
         CREATE TABLE campaigns (

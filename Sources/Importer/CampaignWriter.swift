@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LeadCore
 import Platform
 import Postgres
@@ -33,10 +36,12 @@ public struct CampaignWriter: Sendable {
                 return ImportCounts(imported: inserted, duplicates: leads.count - inserted)
             } catch let error as PostgresError {
                 if error.isConnectionProblem { throw error }
-                // Concurrent imports of overlapping lists can deadlock on the unique index;
-                // the batch did nothing, so doing it again is safe.
-                if (error.isDeadlockDetected || error.isSerializationFailure) && attempts < 3 {
+                // Concurrent imports of overlapping lists can deadlock on the unique index, or
+                // wait on each other past the lock timeout; the batch did nothing, so doing it
+                // again is safe.
+                if error.isDeadlockDetected || error.isSerializationFailure || error.isLockNotAvailable, attempts < 5 {
                     attempts += 1
+                    usleep(UInt32(10_000 * attempts))
                     continue
                 }
                 if leads.count == 1 {

@@ -422,10 +422,11 @@ public final class Connection: @unchecked Sendable {
     public func query(_ sql: String, values: [PostgresValue]) throws -> QueryResult {
         do {
             return try runPrepared(sql, values)
-        } catch let error as PostgresError where isStalePlan(error) {
-            // A schema change altered the statement's result columns. Safe to run again only when
-            // nothing else is part of a transaction: the statement itself never started.
-            forget(sql, values)
+        } catch let error as PostgresError where isStalePlan(error) || isMissingStatement(error) {
+            // A schema change altered the statement's result columns, or someone ran DEALLOCATE
+            // or DISCARD ALL. Safe to run again only outside a transaction block: the statement
+            // itself never started.
+            forget(sql, values, deallocate: isStalePlan(error))
             guard transactionState == .idle else { throw error }
             return try runPrepared(sql, values)
         }
@@ -555,8 +556,9 @@ public final class Connection: @unchecked Sendable {
         deallocate(entry.name)
     }
 
-    private func forget(_ sql: String, _ values: [PostgresValue]) {
-        if let entry = prepared.removeValue(forKey: cacheKey(sql, values)) { deallocate(entry.name) }
+    private func forget(_ sql: String, _ values: [PostgresValue], deallocate: Bool) {
+        guard let entry = prepared.removeValue(forKey: cacheKey(sql, values)) else { return }
+        if deallocate { self.deallocate(entry.name) }
     }
 
     /// Prepared statements are not transactional, so DEALLOCATE works in and out of a transaction,
@@ -564,6 +566,10 @@ public final class Connection: @unchecked Sendable {
     private func deallocate(_ name: String) {
         guard transactionState == .idle || transactionState == .inTransaction else { return }
         _ = try? simple("DEALLOCATE \(name)")
+    }
+
+    private func isMissingStatement(_ error: PostgresError) -> Bool {
+        error.kind == .server && error.sqlState == "26000"
     }
 
     private func isStalePlan(_ error: PostgresError) -> Bool {

@@ -91,7 +91,9 @@ public final class ConnectionPool: @unchecked Sendable {
         lock.lock()
         let request = nextRequestID
         nextRequestID += 1
-        var toClose = apply(state.lease(request, now: start, deadline: deadline))
+        // The tick first closes idle connections past their lifetime that no lease would reach.
+        var toClose = apply(state.tick(now: start))
+        toClose += apply(state.lease(request, now: start, deadline: deadline))
         while true {
             switch outcomes.removeValue(forKey: request) {
             case .handed(let id, let checkFirst)?:

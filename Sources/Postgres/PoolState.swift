@@ -3,7 +3,7 @@ import Platform
 /// How a pool behaves. Defaults suit the service: a request waits at most two seconds for a
 /// connection, then answers 503.
 public struct PoolConfiguration: Sendable, Equatable {
-    /// The most connections open (or being opened) at once.
+    /// The most connections open (or being opened) at once; at least 1.
     public var size: Int
     /// How long `withConnection` waits for a free connection before it gives up.
     public var waitLimit: Duration
@@ -20,8 +20,7 @@ public struct PoolConfiguration: Sendable, Equatable {
         maxLifetime: Duration = .seconds(30 * 60),
         connection: ConnectionSettings = ConnectionSettings()
     ) {
-        precondition(size >= 1, "a pool holds at least one connection")
-        self.size = size
+        self.size = max(1, size)  // a pool holds at least one connection
         self.waitLimit = waitLimit
         self.idleCheckAfter = idleCheckAfter
         self.maxLifetime = maxLifetime

@@ -104,9 +104,15 @@ struct ServeWorker: ParsableCommand {
     func run() throws {
         let url = try database.resolve()
         let stop = StopSignal.install()
+        let waitLimit = Duration.milliseconds(Int64(worker.waitLimit * 1000))
+        // A request that got its connection just before the wait limit must still be answered
+        // soon after it: a lock held elsewhere (DDL on campaigns, say) may hold it a quarter of
+        // the limit at most, and then it is answered 503 like a request that got no connection.
+        let lockTimeout = max(Duration.milliseconds(100), min(.seconds(1), waitLimit / 4))
         let pool = ConnectionPool(conninfo: url, configuration: PoolConfiguration(
             size: worker.poolSize,
-            waitLimit: .milliseconds(Int64(worker.waitLimit * 1000))
+            waitLimit: waitLimit,
+            connection: ConnectionSettings(lockTimeout: lockTimeout)
         ))
         let application = Application(pool: pool)
         let process = WorkerProcess(

@@ -24,7 +24,7 @@ public final class RawUnixSocket: @unchecked Sendable {
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
+            Glibc.close(fd)
             throw TestEnvironmentError(message: "socket path too long: \(path)")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
@@ -36,7 +36,7 @@ public final class RawUnixSocket: @unchecked Sendable {
         }
         guard connected == 0 else {
             let code = errno
-            close(fd)
+            Glibc.close(fd)
             throw TestEnvironmentError(message: "connect to \(path) failed: errno \(code)")
         }
         self.fd = fd

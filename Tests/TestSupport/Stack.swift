@@ -1,15 +1,23 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension TestEnvironment {
     /// Stops or starts the test PostgreSQL through scripts/stack (pg_ctl as the postgres user).
+    /// posix_spawn and waitpid, not Foundation's Process: Process can miss the exit of a child
+    /// whose own child (the postmaster) lives on, and hang.
     public func postgres(_ action: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [stackScript, "pg-\(action)", scratch]
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw TestEnvironmentError(message: "scripts/stack pg-\(action) exited \(process.terminationStatus)")
+        let arguments = ["/bin/bash", stackScript, "pg-\(action)", scratch]
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, "/bin/bash", nil, nil, argv, environ)
+        guard spawned == 0 else { throw TestEnvironmentError(message: "could not run scripts/stack pg-\(action): \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
+            throw TestEnvironmentError(message: "scripts/stack pg-\(action) failed (wait status \(status))")
         }
     }
 

@@ -1,0 +1,265 @@
+import Foundation
+import Postgres
+import TestSupport
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Faults under a steady load through nginx: malformed records on the FastCGI socket, a worker
+/// process killed, the service restarted and reloaded, a stop with a slow request in flight.
+/// What a fault may cost is counted: only requests in flight on a worker process that died.
+final class FoundationFaultTests: FoundationTestCase {
+
+    /// The pitfall's 32 bytes: BEGIN_REQUEST, then a PARAMS record with two 0xC0000000 lengths.
+    static let overflowingParams = FastCGIBytes.hex("0101000100080000 0001000000000000 0104000100080000 c0000000c0000000")
+
+    struct Malformed {
+        let name: String
+        let bytes: [UInt8]
+        /// Half-close after sending: what was sent is all there will be.
+        let shutdownAfter: Bool
+    }
+
+    static let malformed: [Malformed] = [
+        Malformed(name: "overflowing params", bytes: overflowingParams, shutdownAfter: false),
+        Malformed(name: "garbage", bytes: Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8) + (0..<40).map { UInt8(($0 * 73 + 11) % 256) },
+                  shutdownAfter: false),
+        Malformed(name: "unknown management record", bytes: FastCGIBytes.record(200, id: 0, [1, 2, 3, 4, 5, 6, 7, 8]), shutdownAfter: false),
+        Malformed(name: "truncated header", bytes: Array(FastCGIBytes.begin().prefix(5)), shutdownAfter: true),
+        Malformed(name: "unknown role", bytes: FastCGIBytes.getRequest(path: "/healthz", role: 9), shutdownAfter: false),
+        Malformed(name: "short BEGIN_REQUEST", bytes: FastCGIBytes.record(FastCGIBytes.beginRequest, id: 1, [0, 1, 0, 0])
+                    + FastCGIBytes.record(FastCGIBytes.params, id: 1), shutdownAfter: false),
+    ]
+
+    /// Crashes of worker processes logged after `mark`, and the requests that failed.
+    func crashAccounting(_ service: ServiceProcess, since mark: Int, load: SteadyLoad, results: [LoadResult], workersPerProcess: Int) -> String {
+        let crashes = service.logLines(message: "child exited unexpectedly", since: mark)
+        let failed = load.failures(in: results)
+        return "\(results.count) requests, \(failed.count) failed, \(crashes.count) worker processes died (\(workersPerProcess) workers each)\n"
+            + "crashes:\n" + crashes.joined(separator: "\n") + "\nfailures:\n" + describe(failed)
+    }
+
+    // MARK: 6. Malformed records straight to the socket
+
+    func testMalformedRecordsUnderLoad() throws {
+        let processes = 2, workers = 3
+        let service = try startService("malformed", processes: processes, workers: workers)
+        defer { service.stop() }
+        let mark = service.logMark
+        let watcher = ChildWatcher(service)
+        let load = SteadyLoad(nginxURL: env.nginxURL, threads: 3)
+        load.start()
+        defer { load.stop(); watcher.stop() }
+
+        var verdicts: [String] = []
+        let started = monotonicSeconds()
+        var round = 0
+        // About five seconds: every kind, twice, spread out.
+        while round < 2 * Self.malformed.count {
+            let kind = Self.malformed[round % Self.malformed.count]
+            let socket = try RawUnixSocket(path: env.fastCGISocket)
+            try socket.send(kind.bytes)
+            if kind.shutdownAfter { socket.shutdownWrite() }
+            let (bytes, closed) = socket.readUntilClosed(timeout: 3)
+            socket.close()
+            let records = FastCGIBytes.records(in: bytes).map { "type \($0.type) \($0.content)" }
+            verdicts.append("\(kind.name): \(closed ? "closed by the service" : "STILL OPEN after 3 s"), replies \(records)")
+            XCTAssertTrue(closed, "\(kind.name): the service kept the connection open" + context(service))
+            round += 1
+            let next = started + Double(round) * 0.4
+            let wait = next - monotonicSeconds()
+            if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        let results = load.stop()
+        watcher.stop()
+
+        let crashes = service.logLines(message: "child exited unexpectedly", since: mark)
+        let failed = load.failures(in: results)
+        let account = crashAccounting(service, since: mark, load: load, results: results, workersPerProcess: workers)
+            + "\nmalformed connections:\n" + verdicts.joined(separator: "\n")
+        XCTAssertGreaterThan(results.count, 20, "the load hardly ran\n" + account + context(service))
+        XCTAssertLessThanOrEqual(failed.count, workers * crashes.count, account + context(service))
+        // Replacements: every child that went away was followed by a new one within a second.
+        for event in watcher.events where event.kind == .disappeared {
+            let replacement = watcher.firstAppearance(after: event.at)
+            XCTAssertNotNil(replacement, "no replacement for \(event.pid)\n\(watcher.events)" + context(service))
+            if let replacement { XCTAssertLessThanOrEqual(replacement.at - event.at, 1.0, "\(watcher.events)" + context(service)) }
+        }
+        // And healthy again.
+        XCTAssertTrue(waitUntil(timeout: 2) { service.workerPIDs().count == processes }, "worker processes: \(service.workerPIDs())" + context(service))
+        for index in 0..<6 {
+            let reply = try client().request("GET", "/healthz")
+            XCTAssertEqual(reply.status, 200, "healthz \(index) afterwards: \(reply.text)" + context(service))
+        }
+        if !crashes.isEmpty { print("malformed records crashed worker processes:\n" + account) }
+    }
+
+    // MARK: 7. A worker process killed with SIGKILL
+
+    func testKilledWorkerIsReplacedUnderLoad() throws {
+        let processes = 2, workers = 2
+        let service = try startService("sigkill", processes: processes, workers: workers)
+        defer { service.stop() }
+        let mark = service.logMark
+        let watcher = ChildWatcher(service)
+        let load = SteadyLoad(nginxURL: env.nginxURL, threads: 4)
+        load.start()
+        defer { load.stop(); watcher.stop() }
+
+        XCTAssertTrue(load.waitForResults(atLeast: 20, timeout: 10), "the load does not get answers" + context(service))
+        let victim = service.workerPIDs().sorted().first!
+        let killedAt = monotonicSeconds()
+        XCTAssertEqual(kill(victim, SIGKILL), 0)
+        let replaced = waitUntil(timeout: 3, interval: 0.005) { watcher.firstAppearance(after: killedAt) != nil }
+        let countAfterKill = load.resultCount
+        XCTAssertTrue(load.waitForResults(atLeast: countAfterKill + 30, timeout: 10), "the load stalled after the kill" + context(service))
+        let results = load.stop()
+        watcher.stop()
+
+        let failed = load.failures(in: results)
+        let account = crashAccounting(service, since: mark, load: load, results: results, workersPerProcess: workers)
+            + "\nchildren: \(watcher.events)"
+        XCTAssertTrue(replaced, "no new worker process within 3 s of the kill\n" + account + context(service))
+        if let replacement = watcher.firstAppearance(after: killedAt) {
+            XCTAssertLessThanOrEqual(replacement.at - killedAt, 1.0, "the replacement took too long\n" + account + context(service))
+            XCTAssertNotEqual(replacement.pid, victim)
+        }
+        let exits = service.logLines(message: "child exited unexpectedly", since: mark)
+        XCTAssertEqual(exits.count, 1, account + context(service))
+        XCTAssertEqual(exits.first.flatMap { ServiceProcess.field("pid", in: $0) }, String(victim), account)
+        XCTAssertEqual(exits.first.flatMap { ServiceProcess.field("status", in: $0) }, "signal KILL", account)
+        XCTAssertLessThanOrEqual(failed.count, workers, account + context(service))
+        // Only requests in flight at the kill may fail.
+        let late = failed.filter { $0.started > killedAt + 0.5 }
+        XCTAssertEqual(late.count, 0, "requests sent well after the kill failed\n" + account + context(service))
+        XCTAssertEqual(service.workerPIDs().count, processes, context(service))
+        XCTAssertFalse(service.workerPIDs().contains(victim))
+        XCTAssertEqual(try client().request("GET", "/healthz").status, 200, context(service))
+    }
+
+    // MARK: 8. Restart on the held socket, and SIGHUP, under load
+
+    func testRestartOnTheHeldSocketLosesNoRequest() throws {
+        let arguments = arguments(processes: 2, workers: 2)
+        let service = try ServiceProcess(environment: env, logName: "foundation-restart")
+        try start(service, arguments: arguments)
+        defer { service.stop() }
+        let load = SteadyLoad(nginxURL: env.nginxURL, threads: 4, timeout: 60)
+        load.start()
+        defer { load.stop() }
+        XCTAssertTrue(load.waitForResults(atLeast: 20, timeout: 10), "the load does not get answers" + context(service))
+
+        let stopStarted = monotonicSeconds()
+        let status = service.stop(timeout: 60)
+        let stopped = monotonicSeconds()
+        let reason = service.process?.terminationReason
+        // systemd's restart: the next process starts on the same socket once the old one is gone.
+        try start(service, arguments: arguments)
+        let restarted = monotonicSeconds()
+        let countAfter = load.resultCount
+        XCTAssertTrue(load.waitForResults(atLeast: countAfter + 30, timeout: 10), "the load stalled after the restart" + context(service))
+        let results = load.stop()
+
+        let failed = load.failures(in: results)
+        let timing = String(format: "stop took %.2f s, the new service was healthy %.2f s later; %d requests, %d failed; slowest %.2f s",
+                            stopped - stopStarted, restarted - stopped, results.count, failed.count,
+                            results.map(\.duration).max() ?? 0)
+        print("restart under load: " + timing)
+        XCTAssertEqual(reason, .exit, "the old service did not exit by itself: \(timing)" + context(service))
+        XCTAssertEqual(status, 0, timing + context(service))
+        XCTAssertEqual(failed.count, 0, timing + "\n" + describe(failed) + context(service, lines: 80))
+        XCTAssertGreaterThan(overlapping(results, from: stopStarted, to: restarted).count, 0, "no request overlapped the restart: " + timing)
+    }
+
+    func testReloadReplacesEveryWorkerWithoutFailingARequest() throws {
+        let processes = 2, workers = 2
+        let service = try startService("sighup", processes: processes, workers: workers)
+        defer { service.stop() }
+        let load = SteadyLoad(nginxURL: env.nginxURL, threads: 4, timeout: 60)
+        load.start()
+        defer { load.stop() }
+        XCTAssertTrue(load.waitForResults(atLeast: 20, timeout: 10), "the load does not get answers" + context(service))
+
+        let before = Set(service.workerPIDs())
+        let supervisor = service.pid
+        let mark = service.logMark
+        let reloadStarted = monotonicSeconds()
+        service.signal(SIGHUP)
+        let completed = service.waitForLog(message: "reload complete", since: mark, timeout: 90)
+        let reloadTook = monotonicSeconds() - reloadStarted
+        let countAfter = load.resultCount
+        XCTAssertTrue(load.waitForResults(atLeast: countAfter + 20, timeout: 10), "the load stalled after the reload" + context(service))
+        let results = load.stop()
+        let after = Set(service.workerPIDs())
+
+        let failed = load.failures(in: results)
+        let timing = String(format: "reload took %.2f s; %d requests, %d failed", reloadTook, results.count, failed.count)
+        print("reload under load: " + timing)
+        XCTAssertTrue(completed, "no \"reload complete\" within 90 s: " + timing + context(service, lines: 60))
+        XCTAssertEqual(service.pid, supervisor)
+        XCTAssertEqual(after.count, processes, "children now: \(after)" + context(service))
+        XCTAssertTrue(after.isDisjoint(with: before), "not every worker process was replaced: before \(before), after \(after)" + context(service))
+        XCTAssertEqual(failed.count, 0, timing + "\n" + describe(failed) + context(service, lines: 80))
+        XCTAssertEqual(service.logLines(message: "child exited unexpectedly", since: mark), [], context(service))
+    }
+
+    // MARK: 9. SIGTERM with a slow request in flight
+
+    func testStopFinishesASlowImport() throws {
+        let rows = 50_000
+        let seeder = try Seeder(env)
+        let user = try seeder.user()
+        let campaign = try seeder.campaign(user: user)
+        let list = try seeder.rowsList(user: user, count: rows)
+        let token = try seeder.token(user: user)
+        let service = try startService("slow-stop", processes: 1, workers: 2)
+        defer { service.stop() }
+        let mark = service.logMark
+
+        let reply = FoundationLocked<Result<HTTPReply, Error>?>(nil)
+        let answered = FoundationLocked<Double?>(nil)
+        let http = client(timeout: 120)
+        let sent = monotonicSeconds()
+        let thread = Thread {
+            let result = Result { try http.post("/api/campaigns/\(campaign)/leads/import-from-list", json: #"{"listId":"\#(list)"}"#, token: token) }
+            answered.withLock { $0 = monotonicSeconds() }
+            reply.withLock { $0 = result }
+        }
+        thread.start()
+
+        // The import is under way once its first batch is in.
+        var importedAtStop = 0
+        let underWay = waitUntil(timeout: 30, interval: 0.05) {
+            importedAtStop = (try? seeder.count("SELECT count(*) FROM campaign_leads WHERE campaign_id = $1", [campaign])) ?? 0
+            return importedAtStop > 0
+        }
+        XCTAssertTrue(underWay, "the import did not start within 30 s" + context(service))
+        XCTAssertLessThan(importedAtStop, rows, "the import finished before the stop: it is not slow enough to test anything")
+        let stopSent = monotonicSeconds()
+        let status = service.stop(timeout: 90)
+        let exited = monotonicSeconds()
+        let reason = service.process?.terminationReason
+
+        XCTAssertTrue(waitUntil(timeout: 10) { reply.current != nil }, "no answer 10 s after the service exited" + context(service))
+        let timing = String(format: "sent at 0, stop at %.2f s (%d rows in), answered at %.2f s, service exited at %.2f s",
+                            stopSent - sent, importedAtStop, (answered.current ?? .nan) - sent, exited - sent)
+        print("slow import and SIGTERM: " + timing)
+        XCTAssertEqual(reason, .exit, timing + context(service))
+        XCTAssertEqual(status, 0, timing + context(service))
+        switch reply.current {
+        case .success(let answer)?:
+            XCTAssertEqual(answer.status, 200, timing + " " + answer.text + context(service))
+            let counts = try? answer.json()
+            XCTAssertEqual(counts?["imported"] as? Int, rows, answer.text)
+            XCTAssertEqual(counts?["total"] as? Int, rows, answer.text)
+        case .failure(let error)?:
+            XCTFail("the import failed: \(error); " + timing + context(service))
+        case nil:
+            XCTFail("no answer; " + timing + context(service))
+        }
+        XCTAssertEqual(try seeder.count("SELECT count(*) FROM campaign_leads WHERE campaign_id = $1", [campaign]), rows)
+        XCTAssertEqual(service.logLines(message: "child exited unexpectedly", since: mark), [], context(service))
+    }
+}

@@ -20,11 +20,17 @@ public struct ListPage: Sendable {
     public var last: ListCursor?
 }
 
-extension Row {
-    /// A page's cursor columns come first: `created_at::text`, then the id.
-    func cursor() throws -> ListCursor {
-        ListCursor(createdAt: try requiredString(0), id: try requiredString(1))
-    }
+/// One keyset page: the first page's statement or the next one's, each row decoded into a
+/// member. Both statements select `created_at::text` and the id first, for the cursor.
+func readPage(first: String, next: String, list: String, after cursor: ListCursor?, limit: Int, on connection: Connection,
+              member: (Row) throws -> ListMember) throws -> ListPage {
+    let rows = try cursor.map { try connection.query(next, [list, String(limit), $0.createdAt, $0.id]) }
+        ?? connection.query(first, [list, String(limit)])
+    var members: [ListMember] = []
+    members.reserveCapacity(rows.rowCount)
+    for row in rows.rows { members.append(try member(row)) }
+    let last = try rows.rows.last.map { ListCursor(createdAt: try $0.requiredString(0), id: try $0.requiredString(1)) }
+    return ListPage(members: members, last: last)
 }
 
 public enum ListSources {
@@ -53,18 +59,13 @@ public struct LeadGenRows: ListSource {
         + " WHERE list_id = $1 AND (created_at, id) > ($3::timestamptz, $4::uuid) ORDER BY created_at, id LIMIT $2"
 
     public func page(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListPage {
-        let rows = try cursor.map { try connection.query(Self.nextPage, [list, String(limit), $0.createdAt, $0.id]) }
-            ?? connection.query(Self.firstPage, [list, String(limit)])
-        var members: [ListMember] = []
-        members.reserveCapacity(rows.rowCount)
-        for row in rows.rows {
-            members.append(LeadGenRow(
+        try readPage(first: Self.firstPage, next: Self.nextPage, list: list, after: cursor, limit: limit, on: connection) { row in
+            LeadGenRow(
                 linkedinURL: try row.string(2), firstName: try row.string(3), lastName: try row.string(4),
                 fullName: try row.string(5), currentCompany: try row.string(6), currentRole: try row.string(7),
                 headline: try row.string(8), workEmail: try row.string(9)
-            ).member)
+            ).member
         }
-        return ListPage(members: members, last: try rows.rows.last?.cursor())
     }
 }
 
@@ -96,12 +97,8 @@ public struct CanonicalLeads: ListSource {
         + " WHERE m.list_id = $1 AND (m.created_at, m.lead_id) > ($3::timestamptz, $4::uuid) ORDER BY m.created_at, m.lead_id LIMIT $2"
 
     public func page(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListPage {
-        let rows = try cursor.map { try connection.query(Self.nextPage, [list, String(limit), $0.createdAt, $0.id]) }
-            ?? connection.query(Self.firstPage, [list, String(limit)])
-        var members: [ListMember] = []
-        members.reserveCapacity(rows.rowCount)
-        for row in rows.rows {
-            members.append(CanonicalLead(
+        try readPage(first: Self.firstPage, next: Self.nextPage, list: list, after: cursor, limit: limit, on: connection) { row in
+            CanonicalLead(
                 firstName: try row.string(2), lastName: try row.string(3), fullName: try row.string(4),
                 company: try row.string(5), title: try row.string(6), headline: try row.string(7),
                 linkedinSocial: try row.string(8), workEmails: try Self.strings(inJSONArray: row.string(9)),
@@ -109,9 +106,8 @@ public struct CanonicalLeads: ListSource {
                 attributeFullName: try row.string(12), attributeCurrentCompany: try row.string(13),
                 attributeCurrentRole: try row.string(14), attributeHeadline: try row.string(15),
                 attributeEmail: try row.string(16), attributesJSON: try row.requiredString(17)
-            ).member)
+            ).member
         }
-        return ListPage(members: members, last: try rows.rows.last?.cursor())
     }
 
     static func strings(inJSONArray text: String?) throws -> [String] {

@@ -48,15 +48,15 @@ public struct LeadGenRows: ListSource {
     public init() {}
 
     static let columns = """
-        SELECT created_at::text, id, linkedin_url,
+        SELECT created_at::text AS cursor_created_at, id, linkedin_url,
                profile_data->>'firstName', profile_data->>'lastName', profile_data->>'fullName',
                profile_data->>'currentCompany', profile_data->>'currentRole', profile_data->>'headline',
                profile_data->'enrichment'->>'work_email'
         FROM list_rows
         """
-    static let firstPage = columns + " WHERE list_id = $1 ORDER BY created_at, id LIMIT $2"
+    static let firstPage = columns + " WHERE list_id = $1 ORDER BY list_rows.created_at, list_rows.id LIMIT $2"
     static let nextPage = columns
-        + " WHERE list_id = $1 AND (created_at, id) > ($3::timestamptz, $4::uuid) ORDER BY created_at, id LIMIT $2"
+        + " WHERE list_id = $1 AND (list_rows.created_at, list_rows.id) > ($3::timestamptz, $4::uuid) ORDER BY list_rows.created_at, list_rows.id LIMIT $2"
 
     public func page(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListPage {
         try readPage(first: Self.firstPage, next: Self.nextPage, list: list, after: cursor, limit: limit, on: connection) { row in
@@ -76,7 +76,7 @@ public struct CanonicalLeads: ListSource {
     public init() {}
 
     static let columns = """
-        SELECT m.created_at::text, m.lead_id, l.first_name, l.last_name, l.full_name, l.company, l.title, l.headline,
+        SELECT m.created_at::text AS cursor_created_at, m.lead_id, l.first_name, l.last_name, l.full_name, l.company, l.title, l.headline,
                s.url, e.emails,
                a.attrs->>'firstName', a.attrs->>'lastName', a.attrs->>'fullName',
                a.attrs->>'currentCompany', a.attrs->>'currentRole', a.attrs->>'headline', a.attrs->>'email',

@@ -12,98 +12,178 @@ public struct ImportProgress: Sendable {
 /// The import loop: read a page, map it, write it in batches, until the list ends or a page
 /// cannot be read. No transaction spans the import: every batch stands on its own, so a retry
 /// after a failure picks up the rest (what is in already comes back as duplicates).
-/// Memory is bounded by one page, whatever the list's length.
+///
+/// A list longer than one page runs as three stages, so that the database never waits on us:
+/// a reader thread fetches the next page while this thread maps the current one and a writer
+/// thread inserts the batch before. Each stage leases a connection per statement and never
+/// holds one while it waits on another stage, so imports cannot deadlock on the pool. Queues
+/// between the stages are bounded: memory stays a few pages, whatever the list's length.
 public struct LeadImporter: Sendable {
     public let pool: ConnectionPool
     public let pageSize: Int
     public let batchSize: Int
+    /// How long a stage of an import under way waits for a pooled connection: longer than a new
+    /// request would, since giving up now means a partial import.
+    public let stageWaitLimit: Duration
 
-    public init(pool: ConnectionPool, pageSize: Int = 1000, batchSize: Int = 500) {
+    public init(pool: ConnectionPool, pageSize: Int = 1000, batchSize: Int = 500, stageWaitLimit: Duration = .seconds(30)) {
         self.pool = pool
         self.pageSize = pageSize
         self.batchSize = batchSize
+        self.stageWaitLimit = stageWaitLimit
     }
 
-    /// Throws `PoolError.unavailable` only when no connection could be had before the first
-    /// page: the database is unreachable, and nothing was read.
+    /// Throws `PoolError.unavailable` only when no connection could be had for the first page:
+    /// the database is unreachable, and nothing was read.
     public func run(_ target: ImportTarget, progress: (@Sendable (ImportProgress) -> Void)? = nil) throws -> ImportOutcome {
         let started = MonotonicInstant.now()
         let source = ListSources.source(for: target.storage)
         let writer = CampaignWriter(target: target)
-        var counts = ImportCounts()
-        var pagesRead = 0
-        var cursor: ListCursor?
-        var end = ImportEnd.completed
 
-        pages: while true {
-            let step: (page: Bool, more: Bool)
-            do {
-                step = try pool.withConnection { connection -> (page: Bool, more: Bool) in
-                    let page: ListPage
-                    do {
-                        page = try source.page(list: target.listID, after: cursor, limit: pageSize, on: connection)
-                    } catch {
-                        Log.warning("page fetch failed", ["list": target.listID, "page": String(pagesRead + 1), "error": describe(error)])
-                        return (false, false)
-                    }
-                    pagesRead += 1
-                    cursor = page.last
-                    counts += write(page.members, with: writer, on: connection)
-                    return (true, page.members.count == pageSize)
-                }
-            } catch let error as PoolError {
-                if pagesRead == 0 { throw error }
-                Log.warning("page fetch failed", ["list": target.listID, "page": String(pagesRead + 1), "error": error.description])
-                step = (false, false)
+        let first: ListPage
+        do {
+            first = try pool.withConnection { connection in
+                try source.page(list: target.listID, after: nil, limit: pageSize, on: connection)
             }
-            if !step.page {
-                end = .pageFetchFailed(pagesRead: pagesRead)
-                break pages
-            }
-            progress?(ImportProgress(rowsRead: counts.total, counts: counts, elapsed: MonotonicInstant.now() - started))
-            if !step.more { break pages }
+        } catch let error as PoolError {
+            throw error
+        } catch {
+            Log.warning("page fetch failed", ["list": target.listID, "page": "1", "error": describe(error)])
+            return ImportOutcome(counts: ImportCounts(), end: .pageFetchFailed(pagesRead: 0))
         }
 
-        if counts.imported > 0 {
+        var outcome: ImportOutcome
+        if first.members.count < pageSize {
+            // One page: the whole list is here; no threads for a list this small.
+            var counts = ImportCounts()
+            let (leads, invalid) = map(first.members, channel: target.channel)
+            counts.invalid = invalid
+            var start = 0
+            while start < leads.count {
+                let batch = leads[start..<min(start + batchSize, leads.count)]
+                counts += insert(batch, with: writer)
+                start += batchSize
+            }
+            outcome = ImportOutcome(counts: counts, end: .completed)
+            progress?(ImportProgress(rowsRead: counts.total, counts: counts, elapsed: MonotonicInstant.now() - started))
+        } else {
+            outcome = runStages(first: first, source: source, writer: writer, started: started, progress: progress)
+        }
+
+        if outcome.counts.imported > 0 {
             do {
-                try pool.withConnection { try writer.recomputeStats(on: $0) }
+                try pool.withConnection(waitLimit: stageWaitLimit) { try writer.recomputeStats(on: $0) }
             } catch {
                 // The leads are in; stats are derived and the next import recomputes them.
                 Log.warning("stats recompute failed", ["campaign": target.campaignID, "error": describe(error)])
             }
         }
+        return outcome
+    }
+
+    private enum PageOutcome {
+        case page(ListPage)
+        case failed
+    }
+
+    private func runStages(first: ListPage, source: any ListSource, writer: CampaignWriter, started: MonotonicInstant,
+                           progress: (@Sendable (ImportProgress) -> Void)?) -> ImportOutcome {
+        let pages = BoundedQueue<PageOutcome>(capacity: 2)
+        let batches = BoundedQueue<ArraySlice<CandidateLead>>(capacity: 3)
+        let written = Locked(ImportCounts())
+        let stagesDone = CountdownLatch(count: 2)
+        let list = writer.target.listID, pageSize = self.pageSize
+
+        startThread(name: "import-reader") { [pool, stageWaitLimit] in
+            defer { stagesDone.countDown() }
+            var cursor = first.last
+            var number = 1
+            while let after = cursor {
+                number += 1
+                do {
+                    let page = try pool.withConnection(waitLimit: stageWaitLimit) { connection in
+                        try source.page(list: list, after: after, limit: pageSize, on: connection)
+                    }
+                    guard pages.put(.page(page)) else { return }
+                    if page.members.count < pageSize { break }
+                    cursor = page.last
+                } catch {
+                    Log.warning("page fetch failed", ["list": list, "page": String(number), "error": describe(error)])
+                    pages.put(.failed)
+                    break
+                }
+            }
+            pages.close()
+        }
+        startThread(name: "import-writer") {
+            defer { stagesDone.countDown() }
+            while let batch = batches.take() {
+                let counts = insert(batch, with: writer)
+                written.withLock { $0 += counts }
+            }
+        }
+
+        var invalid = 0
+        var rowsRead = 0
+        var pagesRead = 0
+        var end = ImportEnd.completed
+        var next: PageOutcome? = .page(first)
+        while let current = next {
+            guard case .page(let page) = current else {
+                end = .pageFetchFailed(pagesRead: pagesRead)
+                break
+            }
+            pagesRead += 1
+            rowsRead += page.members.count
+            let (leads, pageInvalid) = map(page.members, channel: writer.target.channel)
+            invalid += pageInvalid
+            var start = 0
+            while start < leads.count {
+                batches.put(leads[start..<min(start + batchSize, leads.count)])
+                start += batchSize
+            }
+            if let progress {
+                var counts = written.current
+                counts.invalid = invalid
+                progress(ImportProgress(rowsRead: rowsRead, counts: counts, elapsed: MonotonicInstant.now() - started))
+            }
+            next = pages.take()
+        }
+        // A failed page ends the import: the reader is told to stop, the writer finishes
+        // what it was given, and the counts are what was committed.
+        pages.close()
+        batches.close()
+        stagesDone.wait()
+        var counts = written.current
+        counts.invalid = invalid
+        progress?(ImportProgress(rowsRead: rowsRead, counts: counts, elapsed: MonotonicInstant.now() - started))
         return ImportOutcome(counts: counts, end: end)
     }
 
-    /// Maps one page and writes its leads in batches. Members without the channel's identity are
-    /// invalid; a batch lost with its connection counts as errors (nothing of it is assumed in).
-    func write(_ members: [ListMember], with writer: CampaignWriter, on connection: Connection) -> ImportCounts {
-        var counts = ImportCounts()
+    /// Members without the channel's identity are invalid.
+    func map(_ members: [ListMember], channel: Channel) -> (leads: [CandidateLead], invalid: Int) {
         var leads: [CandidateLead] = []
         leads.reserveCapacity(members.count)
         for member in members {
-            if let lead = LeadMapping.lead(from: member, channel: writer.target.channel) {
-                leads.append(lead)
-            } else {
-                counts.invalid += 1
-            }
+            if let lead = LeadMapping.lead(from: member, channel: channel) { leads.append(lead) }
         }
-        var start = 0
-        while start < leads.count {
-            let batch = leads[start..<min(start + batchSize, leads.count)]
-            do {
-                counts += try writer.insert(batch, on: connection)
-            } catch {
-                Log.warning("batch lost with its connection", ["campaign": writer.target.campaignID, "rows": String(batch.count)])
-                counts.errors += batch.count
-            }
-            start += batchSize
+        return (leads, members.count - leads.count)
+    }
+
+    /// A batch lost with its connection, or for want of one, counts as errors: nothing of it is
+    /// assumed in.
+    func insert(_ batch: ArraySlice<CandidateLead>, with writer: CampaignWriter) -> ImportCounts {
+        do {
+            return try pool.withConnection(waitLimit: stageWaitLimit) { try writer.insert(batch, on: $0) }
+        } catch {
+            Log.warning("batch not written", ["campaign": writer.target.campaignID, "rows": String(batch.count), "error": describe(error)])
+            return ImportCounts(errors: batch.count)
         }
-        return counts
     }
 }
 
 func describe(_ error: any Error) -> String {
     if let error = error as? PostgresError { return error.description }
+    if let error = error as? PoolError { return error.description }
     return String(describing: type(of: error))
 }

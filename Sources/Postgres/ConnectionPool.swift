@@ -60,10 +60,11 @@ public final class ConnectionPool: @unchecked Sendable {
     public var stats: PoolState.Stats { lock.withLock { state.stats } }
 
     /// Leases a connection, runs `body` with it, gives it back. Throws `PoolError.unavailable`
-    /// when no connection can be had within the wait limit or the database cannot be reached;
-    /// rethrows what `body` throws.
-    public func withConnection<T>(_ body: (Connection) throws -> T) throws -> T {
-        let (id, connection) = try lease()
+    /// when no connection can be had within the wait limit (the configured one unless `waitLimit`
+    /// is given: an import already under way waits longer than a request that has not started)
+    /// or the database cannot be reached; rethrows what `body` throws.
+    public func withConnection<T>(waitLimit: Duration? = nil, _ body: (Connection) throws -> T) throws -> T {
+        let (id, connection) = try lease(waitLimit: waitLimit ?? configuration.waitLimit)
         let value: T
         do {
             value = try body(connection)
@@ -85,9 +86,9 @@ public final class ConnectionPool: @unchecked Sendable {
 
     // MARK: leasing
 
-    private func lease() throws -> (PoolState.ConnectionID, Connection) {
+    private func lease(waitLimit: Duration) throws -> (PoolState.ConnectionID, Connection) {
         let start = MonotonicInstant.now()
-        let deadline = start + configuration.waitLimit
+        let deadline = start + waitLimit
         lock.lock()
         let request = nextRequestID
         nextRequestID += 1

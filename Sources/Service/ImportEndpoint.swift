@@ -27,7 +27,7 @@ public struct ImportEndpoint: Sendable {
     func respond(to request: HTTPRequest, campaignSegment: Substring) throws -> (HTTPResponse, String) {
         switch prepare(request, campaignSegment: campaignSegment) {
         case .failure(let error):
-            return (answer(error, hadToken: request.headers["authorization"] != nil), error.code)
+            return (answer(error, hadToken: Self.attemptsBearer(request.headers["authorization"])), error.code)
         case .success(let target):
             let outcome: ImportOutcome
             do {
@@ -85,7 +85,16 @@ public struct ImportEndpoint: Sendable {
         return .unavailable
     }
 
-    /// RFC 6750: a request with no token gets a bare challenge; one with a bad token is told
+    /// Whether the request tried the Bearer scheme at all. RFC 6750, 3.1: a request without any
+    /// bearer credentials (no header, or another scheme such as Basic) gets a challenge without an
+    /// error code.
+    static func attemptsBearer(_ authorization: String?) -> Bool {
+        guard let authorization else { return false }
+        let value = authorization.drop(while: { $0 == " " || $0 == "\t" })
+        return value.prefix(while: { $0 != " " && $0 != "\t" }).lowercased() == "bearer"
+    }
+
+    /// RFC 6750: a request with no bearer token gets a bare challenge; one with a bad token is told
     /// `invalid_token`.
     func answer(_ error: RequestError, hadToken: Bool) -> HTTPResponse {
         guard error.status == 401 else { return Application.answer(error) }

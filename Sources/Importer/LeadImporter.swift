@@ -33,52 +33,83 @@ public struct LeadImporter: Sendable {
         self.stageWaitLimit = stageWaitLimit
     }
 
-    /// Throws `PoolError.unavailable` only when no connection could be had for the first page:
-    /// the database is unreachable, and nothing was read.
+    /// Leases a connection for the first page, then runs the rest. Throws
+    /// `PoolError.unavailable` only when no connection could be had for the first page: the
+    /// database is unreachable, and nothing was read.
     public func run(_ target: ImportTarget, progress: (@Sendable (ImportProgress) -> Void)? = nil) throws -> ImportOutcome {
+        let begun = try pool.withConnection { begin(target, on: $0, progress: progress) }
+        switch begun {
+        case .finished(let outcome): return outcome
+        case .longer(let rest): return finish(rest, progress: progress)
+        }
+    }
+
+    /// How an import stands after its first page.
+    public enum Begun: Sendable {
+        /// The list fitted in one page (or its first page could not be read): done.
+        case finished(ImportOutcome)
+        /// More pages follow: `finish` runs them, after the caller gave its connection back.
+        case longer(Rest)
+    }
+
+    public struct Rest: Sendable {
+        let target: ImportTarget
+        let first: ListPage
+        let started: MonotonicInstant
+    }
+
+    /// Reads the first page on `connection` (a request's own, already leased); a list that fits
+    /// in it is imported there and then, with no other lease and no thread.
+    public func begin(_ target: ImportTarget, on connection: Connection, progress: (@Sendable (ImportProgress) -> Void)? = nil) -> Begun {
         let started = MonotonicInstant.now()
         let source = ListSources.source(for: target.storage)
-        let writer = CampaignWriter(target: target)
-
         let first: ListPage
         do {
-            first = try pool.withConnection { connection in
-                try source.page(list: target.listID, after: nil, limit: pageSize, on: connection)
-            }
-        } catch let error as PoolError {
-            throw error
+            first = try source.page(list: target.listID, after: nil, limit: pageSize, on: connection)
         } catch {
             Log.warning("page fetch failed", ["list": target.listID, "page": "1", "error": describe(error)])
-            return ImportOutcome(counts: ImportCounts(), end: .pageFetchFailed(pagesRead: 0))
+            return .finished(ImportOutcome(counts: ImportCounts(), end: .pageFetchFailed(pagesRead: 0)))
         }
+        guard first.members.count < pageSize else { return .longer(Rest(target: target, first: first, started: started)) }
 
-        var outcome: ImportOutcome
-        if first.members.count < pageSize {
-            // One page: the whole list is here; no threads for a list this small.
-            var counts = ImportCounts()
-            let (leads, invalid) = map(first.members, channel: target.channel)
-            counts.invalid = invalid
-            var start = 0
-            while start < leads.count {
-                let batch = leads[start..<min(start + batchSize, leads.count)]
-                counts += insert(batch, with: writer)
-                start += batchSize
-            }
-            outcome = ImportOutcome(counts: counts, end: .completed)
-            progress?(ImportProgress(rowsRead: counts.total, counts: counts, elapsed: MonotonicInstant.now() - started))
-        } else {
-            outcome = runStages(first: first, source: source, writer: writer, started: started, progress: progress)
-        }
-
-        if outcome.counts.imported > 0 {
+        let writer = CampaignWriter(target: target)
+        var counts = ImportCounts()
+        let (leads, invalid) = map(first.members, channel: target.channel)
+        counts.invalid = invalid
+        var start = 0
+        while start < leads.count {
+            let batch = leads[start..<min(start + batchSize, leads.count)]
             do {
-                try pool.withConnection(waitLimit: stageWaitLimit) { try writer.recomputeStats(on: $0) }
+                counts += try writer.insert(batch, on: connection)
             } catch {
-                // The leads are in; stats are derived and the next import recomputes them.
-                Log.warning("stats recompute failed", ["campaign": target.campaignID, "error": describe(error)])
+                Log.warning("batch lost with its connection", ["campaign": target.campaignID, "rows": String(batch.count)])
+                counts.errors += batch.count
             }
+            start += batchSize
+        }
+        if counts.imported > 0 { recomputeStats(writer) { try writer.recomputeStats(on: connection) } }
+        progress?(ImportProgress(rowsRead: counts.total, counts: counts, elapsed: MonotonicInstant.now() - started))
+        return .finished(ImportOutcome(counts: counts, end: .completed))
+    }
+
+    /// The pages after the first, in three stages; then the stats.
+    public func finish(_ rest: Rest, progress: (@Sendable (ImportProgress) -> Void)? = nil) -> ImportOutcome {
+        let source = ListSources.source(for: rest.target.storage)
+        let writer = CampaignWriter(target: rest.target)
+        let outcome = runStages(first: rest.first, source: source, writer: writer, started: rest.started, progress: progress)
+        if outcome.counts.imported > 0 {
+            recomputeStats(writer) { try pool.withConnection(waitLimit: stageWaitLimit) { try writer.recomputeStats(on: $0) } }
         }
         return outcome
+    }
+
+    private func recomputeStats(_ writer: CampaignWriter, _ body: () throws -> Void) {
+        do {
+            try body()
+        } catch {
+            // The leads are in; stats are derived and the next import recomputes them.
+            Log.warning("stats recompute failed", ["campaign": writer.target.campaignID, "error": describe(error)])
+        }
     }
 
     private enum PageOutcome {

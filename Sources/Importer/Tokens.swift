@@ -7,27 +7,6 @@ import Postgres
 public struct TokenStore: Sendable {
     public init() {}
 
-    /// The user a live token belongs to, or nil (unknown, revoked or expired: one answer for all,
-    /// so a caller learns nothing about which). `last_used_at` is written only when it is more than
-    /// a minute old, in the same statement, so a busy token costs no write per request.
-    public func authenticate(_ token: String, on connection: Connection) throws -> String? {
-        let result = try connection.query(Self.authenticateSQL, values: [.bytea(SHA256.hash(token))])
-        return try result.first?.requiredString(0)
-    }
-
-    static let authenticateSQL = """
-        WITH live AS (
-            SELECT id, user_id, last_used_at FROM tokens
-            WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
-        ), touched AS (
-            UPDATE tokens SET last_used_at = now()
-            FROM live
-            WHERE tokens.id = live.id AND (live.last_used_at IS NULL OR live.last_used_at < now() - interval '1 minute')
-            RETURNING tokens.id
-        )
-        SELECT user_id FROM live
-        """
-
     public struct Created: Sendable {
         public let id: String
         public let token: String

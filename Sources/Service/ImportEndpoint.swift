@@ -16,7 +16,6 @@ public struct ImportEndpoint: Sendable {
 
     let pool: ConnectionPool
     let importer: LeadImporter
-    let tokens = TokenStore()
 
     public init(pool: ConnectionPool, settings: Settings) {
         self.pool = pool
@@ -25,37 +24,50 @@ public struct ImportEndpoint: Sendable {
 
     /// The response and a short summary of the outcome for the request's log line.
     func respond(to request: HTTPRequest, campaignSegment: Substring) throws -> (HTTPResponse, String) {
-        switch prepare(request, campaignSegment: campaignSegment) {
-        case .failure(let error):
-            return (answer(error, hadToken: Self.attemptsBearer(request.headers["authorization"])), error.code)
-        case .success(let target):
-            let outcome: ImportOutcome
-            do {
-                outcome = try importer.run(target)
-            } catch is PoolError {
-                return (Application.answer(.unavailable), RequestError.unavailable.code)
-            }
-            let counts = outcome.counts
-            let summary = "imported=\(counts.imported) duplicates=\(counts.duplicates) invalid=\(counts.invalid) errors=\(counts.errors) total=\(counts.total)"
-            return (.json(outcome.status, outcome.body), summary)
+        let hadToken = request.headers["authorization"] != nil
+        if let error = ImportRequest.checkMethod(request.method) { return (answer(error, hadToken: hadToken), error.code) }
+        guard let token = ImportRequest.bearerToken(fromAuthorization: request.headers["authorization"]) else {
+            return (answer(.unauthorized, hadToken: hadToken), RequestError.unauthorized.code)
         }
+        // The request's own checks need no database, so they run first; their verdict is given
+        // only after the token's, as the contract orders them.
+        let checked = Self.check(request, campaignSegment: campaignSegment)
+        let ids = try? checked.get()
+        let begun: Result<LeadImporter.Begun, RequestError>
+        do {
+            // One lease and one round trip for token, campaign and list; a list that fits in one
+            // page is imported on the same connection.
+            begun = try pool.withConnection { connection -> Result<LeadImporter.Begun, RequestError> in
+                guard let access = try ImportTarget.authorize(tokenHash: SHA256.hash(token), campaign: ids?.campaign,
+                                                              list: ids?.list, on: connection) else {
+                    return .failure(.unauthorized)
+                }
+                if case .failure(let error) = checked { return .failure(error) }
+                switch access.target! {
+                case .failure(let error): return .failure(error)
+                case .success(let target): return .success(importer.begin(target, on: connection))
+                }
+            }
+        } catch {
+            let failure = Self.databaseFailure(error)
+            return (answer(failure, hadToken: true), failure.code)
+        }
+        let outcome: ImportOutcome
+        switch begun {
+        case .failure(let error):
+            return (answer(error, hadToken: true), error.code)
+        case .success(.finished(let finished)):
+            outcome = finished
+        case .success(.longer(let rest)):
+            outcome = importer.finish(rest)
+        }
+        let counts = outcome.counts
+        let summary = "imported=\(counts.imported) duplicates=\(counts.duplicates) invalid=\(counts.invalid) errors=\(counts.errors) total=\(counts.total)"
+        return (.json(outcome.status, outcome.body), summary)
     }
 
-    func prepare(_ request: HTTPRequest, campaignSegment: Substring) -> Result<ImportTarget, RequestError> {
-        if let error = ImportRequest.checkMethod(request.method) { return .failure(error) }
-        guard let token = ImportRequest.bearerToken(fromAuthorization: request.headers["authorization"]) else {
-            return .failure(.unauthorized)
-        }
-        // The token is checked before anything about the request is revealed, so its check
-        // needs the database first.
-        let user: String?
-        do {
-            user = try pool.withConnection { try tokens.authenticate(token, on: $0) }
-        } catch {
-            return .failure(Self.databaseFailure(error))
-        }
-        guard let user else { return .failure(.unauthorized) }
-
+    /// Campaign id, content type and size, body: the checks that need nothing but the request.
+    static func check(_ request: HTTPRequest, campaignSegment: Substring) -> Result<(campaign: String, list: String), RequestError> {
         let campaign: String
         switch ImportRequest.campaignID(campaignSegment) {
         case .failure(let error): return .failure(error)
@@ -63,15 +75,9 @@ public struct ImportEndpoint: Sendable {
         }
         if let error = ImportRequest.checkContentType(request.headers["content-type"]) { return .failure(error) }
         if let error = ImportRequest.checkSize(exceedsLimit: request.bodyExceedsLimit, byteCount: request.body.count) { return .failure(error) }
-        let list: String
         switch ImportRequest.listID(fromBody: request.body) {
         case .failure(let error): return .failure(error)
-        case .success(let id): list = id
-        }
-        do {
-            return try pool.withConnection { try ImportTarget.resolve(user: user, campaign: campaign, list: list, on: $0) }
-        } catch {
-            return .failure(Self.databaseFailure(error))
+        case .success(let list): return .success((campaign, list))
         }
     }
 

@@ -1,8 +1,9 @@
 /// An HTTP request as nginx hands it over in FastCGI parameters. Built without a socket in tests.
 public struct HTTPRequest: Sendable {
     public var method: String
-    /// `DOCUMENT_URI`, else `REQUEST_URI` up to the `?`. Not percent-decoded here (nginx's
-    /// `DOCUMENT_URI` is already its normalized `$uri`).
+    /// The path as the client sent it: `REQUEST_URI` up to the `?`, still percent-encoded, so
+    /// that `%2F` inside an id stays inside it (nginx's `DOCUMENT_URI` is decoded and has its
+    /// slashes merged). `DOCUMENT_URI` only when no `REQUEST_URI` came.
     public var path: String
     public var query: String
     /// Lowercased names, `-` for `_`: `HTTP_X_FOO` is `x-foo`. `content-type` and `content-length`
@@ -118,10 +119,10 @@ struct RequestParameters: Equatable {
         if let length, !length.isEmpty { headers["content-length"] = length }
 
         self.method = method
-        if let documentURI, !documentURI.isEmpty {
+        if let requestURI, !requestURI.isEmpty {
+            self.path = Self.path(ofRequestTarget: requestURI)
+        } else if let documentURI {
             self.path = documentURI
-        } else if let requestURI {
-            self.path = String(requestURI.prefix(while: { $0 != "?" }))
         } else {
             self.path = ""
         }
@@ -129,6 +130,17 @@ struct RequestParameters: Equatable {
         self.headers = headers
         self.requestID = requestID
         self.contentLength = length.flatMap(Self.decimal)
+    }
+
+    /// `/a/b?q` → `/a/b`; the absolute form `http://host/a/b?q` → `/a/b`.
+    static func path(ofRequestTarget target: String) -> String {
+        var rest = Substring(target)
+        if !rest.hasPrefix("/"), let scheme = rest.firstIndex(of: ":"), rest[scheme...].hasPrefix("://") {
+            rest = rest[rest.index(scheme, offsetBy: 3)...]
+            rest = rest[(rest.firstIndex(of: "/") ?? rest.endIndex)...]
+        }
+        let path = rest.prefix(while: { $0 != "?" && $0 != "#" })
+        return path.isEmpty ? "/" : String(path)
     }
 
     /// `HTTP_X_REQUEST_ID` → `x-request-id`.

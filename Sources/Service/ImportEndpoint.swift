@@ -24,7 +24,8 @@ public struct ImportEndpoint: Sendable {
 
     /// The response and a short summary of the outcome for the request's log line.
     func respond(to request: HTTPRequest, campaignSegment: Substring) throws -> (HTTPResponse, String) {
-        let hadToken = request.headers["authorization"] != nil
+        // nginx passes HTTP_AUTHORIZATION (empty) even when the header is absent.
+        let hadToken = Self.attemptsBearer(request.headers["authorization"])
         if let error = ImportRequest.checkMethod(request.method) { return (answer(error, hadToken: hadToken), error.code) }
         guard let token = ImportRequest.bearerToken(fromAuthorization: request.headers["authorization"]) else {
             return (answer(.unauthorized, hadToken: hadToken), RequestError.unauthorized.code)

@@ -206,7 +206,7 @@ final class ContractErrorRobustnessTests: ContractErrorCase {
         ]
         for (raw, why) in refusedFraming {
             if let reply = try contractErrorRawExchange(host: host, port: port, Data(raw.utf8), halfClose: false) {
-                XCTAssertTrue((400...499).contains(reply.status) || reply.status == 501, "\(why): \(reply.status) \(reply.text)")
+                XCTAssertTrue((400...499).contains(reply.status) || [501, 505].contains(reply.status), "\(why): \(reply.status) \(reply.text)")
             }
         }
         XCTAssertEqual(try seed.count(target.campaign), 0, "no framing trick imported anything")
@@ -229,6 +229,15 @@ final class ContractErrorRobustnessTests: ContractErrorCase {
         let reply10 = try contractErrorRawExchange(host: host, port: port, Data(http10.utf8), halfClose: false)
         XCTAssertEqual(reply10?.status, 200, "HTTP/1.0: \(reply10?.text ?? "no reply")")
 
+        // Expect: 100-continue: nginx says continue, then the import answers.
+        let expecting = try self.target(owner: owner)
+        let expect = "POST \(path(expecting.campaign)) HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer \(owner.token)\r\n"
+            + "Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: \(Self.listBody(expecting.list).utf8.count)\r\n\r\n"
+            + Self.listBody(expecting.list)
+        let final = try contractErrorRawExchange(host: host, port: port, Data(expect.utf8), halfClose: false, skipInterim: true)
+        XCTAssertEqual(final?.status, 200, "Expect: 100-continue: \(final?.text ?? "no reply")")
+        XCTAssertEqual(try seed.count(expecting.campaign), 2)
+
         // No body and no length at all: an empty body, which is not a JSON object.
         let none = try contractErrorRawExchange(host: host, port: port, Data(head("").utf8), halfClose: false)
         if let none, none.status == 400, none.headers["content-type"] == "application/json" {
@@ -237,6 +246,73 @@ final class ContractErrorRobustnessTests: ContractErrorCase {
             XCTAssertTrue([400, 411].contains(none?.status ?? 0), "no body, no length: \(none?.status ?? 0)")
         }
         try assertStillServing("unusual framing")
+    }
+
+    // MARK: - Concurrent garbage
+
+    /// Garbage from several clients at once, interleaved with valid imports: every answer is
+    /// still the right one, and no worker process dies.
+    func testConcurrentGarbageAmongValidImports() throws {
+        let owner = try owner()
+        let targets = try (0..<8).map { _ in try target(owner: owner) }
+        let unknown = unknownToken()
+        let http = self.http!
+        let paths = targets.map { path($0.campaign) }
+        let lists = targets.map(\.list)
+        let problems = ContractErrorProblems()
+        DispatchQueue.concurrentPerform(iterations: 8) { client in
+            var random = Bytes(state: UInt64(client) &* 7919 &+ 1)
+            let auth = ("Authorization", "Bearer \(owner.token)")
+            for round in 0..<12 {
+                let kind = (client + round) % 6
+                do {
+                    let reply: HTTPReply
+                    let expected: (Int, String)
+                    switch kind {
+                    case 0:
+                        reply = try http.request("POST", paths[client], headers: [auth, ("Content-Type", "application/json")],
+                                                 body: random.bytes(Int.random(in: 1...20_000, using: &random)))
+                        expected = (400, "invalid_json")
+                    case 1:
+                        reply = try http.request("POST", paths[client], headers: [("Authorization", "Bearer \(unknown)")],
+                                                 body: random.bytes(100))
+                        expected = (401, "unauthorized")
+                    case 2:
+                        reply = try http.request("POST", paths[client], headers: [auth, ("Content-Type", "text/plain")],
+                                                 body: Data(Self.listBody(lists[client]).utf8))
+                        expected = (415, "unsupported_media_type")
+                    case 3:
+                        reply = try http.request("PATCH", paths[client], headers: [auth], body: random.bytes(10))
+                        expected = (405, "method_not_allowed")
+                    case 4:
+                        reply = try http.request("POST", paths[client], headers: [auth], body: Data(Self.paddedBody(list: lists[client], size: 70_000).utf8))
+                        expected = (413, "payload_too_large")
+                    default:
+                        reply = try http.request("POST", paths[client], headers: [auth], body: Data(Self.listBody(lists[client]).utf8))
+                        // The first valid import of this client's list imports; later ones find duplicates.
+                        let code = (try? reply.json())?["imported"] as? Int
+                        if !(reply.status == 200 && code == 2) && !(reply.status == 422 && code == 0) {
+                            problems.add("client \(client) round \(round): valid import → \(reply.status) \(reply.text)")
+                        }
+                        continue
+                    }
+                    let code = (try? reply.json())?["error"] as? String
+                    if reply.status != expected.0 || code != expected.1 {
+                        problems.add("client \(client) round \(round): expected \(expected) → \(reply.status) \(reply.text.prefix(200))")
+                    }
+                } catch {
+                    problems.add("client \(client) round \(round): \(error)")
+                }
+            }
+        }
+        XCTAssertEqual(problems.all, [])
+        for target in targets { XCTAssertEqual(try seed.count(target.campaign), 2) }
+        try assertStillServing("concurrent garbage")
+    }
+
+    static func paddedBody(list: String, size: Int) -> String {
+        let head = #"{"listId":"\#(list)","pad":""#, tail = #""}"#
+        return head + String(repeating: "x", count: size - head.utf8.count - tail.utf8.count) + tail
     }
 
     // MARK: - Unusual methods and paths

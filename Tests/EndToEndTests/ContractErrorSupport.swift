@@ -225,7 +225,8 @@ struct ContractErrorRawReply {
 
 /// Raw HTTP over TCP for what HTTPClient cannot send: a request whose client stops writing
 /// (half-close) before its declared body is complete. Returns nil when nginx closes without a reply.
-func contractErrorRawExchange(host: String, port: UInt16, _ raw: Data, halfClose: Bool, timeout: Int = 10) throws -> ContractErrorRawReply? {
+func contractErrorRawExchange(host: String, port: UInt16, _ raw: Data, halfClose: Bool, timeout: Int = 10,
+                              skipInterim: Bool = false) throws -> ContractErrorRawReply? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw TestEnvironmentError(message: "socket: \(errno)") }
     defer { close(fd) }
@@ -261,6 +262,10 @@ func contractErrorRawExchange(host: String, port: UInt16, _ raw: Data, halfClose
         received.append(contentsOf: chunk[0..<n])
     }
     guard !received.isEmpty else { return nil }
+    // Interim 1xx answers (100 Continue) come before the real one.
+    while skipInterim, received.starts(with: Data("HTTP/1.1 1".utf8)), let end = received.range(of: Data("\r\n\r\n".utf8)) {
+        received = Data(received[end.upperBound...])
+    }
     return try contractErrorParse(received)
 }
 
@@ -283,4 +288,12 @@ func contractErrorParse(_ data: Data) throws -> ContractErrorRawReply {
         headers[name] = headers[name].map { $0 + ", " + value } ?? value
     }
     return ContractErrorRawReply(status: status, headers: headers, body: Data(data[split.upperBound...]))
+}
+
+/// Problems found on several threads at once, reported after they join.
+final class ContractErrorProblems: @unchecked Sendable {
+    private let lock = NSLock()
+    private var problems: [String] = []
+    func add(_ problem: String) { lock.lock(); problems.append(problem); lock.unlock() }
+    var all: [String] { lock.lock(); defer { lock.unlock() }; return problems }
 }

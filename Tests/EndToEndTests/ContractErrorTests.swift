@@ -36,6 +36,8 @@ final class ContractErrorTests: ContractErrorCase {
             (String(valid.prefix(8)) + "_" + String(valid.dropFirst(9)), "underscore for a hyphen"),
             ("%EF%BC%91" + String(valid.dropFirst(1)), "a full-width digit (UTF-8)"),
             ("%00", "a NUL"),
+            ("%FF" + String(valid.dropFirst(1)), "a byte that is not UTF-8"),
+            (String(repeating: valid, count: 100), "3600 characters"),
         ]
         for (segment, why) in bad {
             let reply = try post(segment, body: Self.listBody(target.list), token: target.owner.token)
@@ -59,6 +61,24 @@ final class ContractErrorTests: ContractErrorCase {
         }
         // The real campaign's id in upper case is the same campaign.
         assertCounts(try post(valid.uppercased(), body: Self.listBody(target.list), token: target.owner.token), 200, [2, 0, 0, 0, 2])
+    }
+
+    /// `%2F` is not `/` (RFC 3986, 2.2): a campaign id with an encoded slash in it does not match
+    /// the pattern, whatever nginx makes of the path when it decodes and merges slashes.
+    func testEncodedSlashInTheCampaignIDIsInvalid() throws {
+        let target = try target()
+        let id = target.campaign
+        var outcomes: [String] = []
+        for segment in [id + "%2F", id + "%2f", "%2F" + id, String(id.prefix(18)) + "%2F" + String(id.dropFirst(18))] {
+            // A fresh campaign id each time would hide the import; the same one shows it.
+            let reply = try post(segment, body: Self.listBody(target.list), token: target.owner.token)
+            let code = (try? reply.json())?["error"] as? String ?? "-"
+            outcomes.append("\(segment.replacingOccurrences(of: id, with: "<id>")) → \(reply.status) \(code)")
+        }
+        XCTAssertEqual(outcomes, ["<id>%2F → 400 invalid_campaign_id", "<id>%2f → 400 invalid_campaign_id",
+                                  "%2F<id> → 400 invalid_campaign_id", "\(id.prefix(18))%2F\(id.dropFirst(18)) → 400 invalid_campaign_id"]
+                                  .map { $0.replacingOccurrences(of: id, with: "<id>") })
+        XCTAssertEqual(try seed.count(target.campaign), 0, "nothing imported through a campaign id that does not match")
     }
 
     // MARK: - 400 invalid_json
@@ -138,7 +158,6 @@ final class ContractErrorTests: ContractErrorCase {
             (#"{"listId":"1b4e28ba-2fa1-91d2-883f-0016d3cca427"}"#, "version 9"),
             (#"{"listId":"1b4e28ba-2fa1-41d2-783f-0016d3cca427"}"#, "wrong variant"),
             (#"{"listId":"FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF"}"#, "upper-case max UUID"),
-            (#"{"listId":"\#(list)","listId":42}"#, "repeated: the last one is a number"),
         ]
         for (body, why) in bodies {
             assertError(try post(target.campaign, body: body, token: target.owner.token), 400, "invalid_list_id", "\(why): \(body)")
@@ -183,6 +202,8 @@ final class ContractErrorTests: ContractErrorCase {
             let reply = try http.request("POST", path(target.campaign), headers: headers + [("Content-Type", "application/json")],
                                          body: Data(body.utf8))
             assertError(reply, 401, "unauthorized", why)
+            // RFC 6750, 3.1: no bearer credentials at all, so no error code in the challenge.
+            XCTAssertFalse(reply.headers["www-authenticate"]?.contains("error=") ?? true, "\(why): \(reply.headers["www-authenticate"] ?? "")")
         }
         try send(nil, "no Authorization header")
         try send("Basic dXNlcjpwYXNzd29yZA==", "Basic credentials")
@@ -190,7 +211,11 @@ final class ContractErrorTests: ContractErrorCase {
         try send("Digest username=\"x\"", "Digest")
 
         let unknown = unknownToken()
-        assertError(try post(target.campaign, body: body, token: unknown), 401, "unauthorized", "an unknown token")
+        let unknownReply = try post(target.campaign, body: body, token: unknown)
+        assertError(unknownReply, 401, "unauthorized", "an unknown token")
+        // RFC 6750, 3.1: a bearer token that is no good is `invalid_token`.
+        XCTAssertTrue(unknownReply.headers["www-authenticate"]?.contains(#"error="invalid_token""#) == true,
+                      unknownReply.headers["www-authenticate"] ?? "no challenge")
 
         let revoked = try seed.token(user: target.owner.user, revoked: true)
         Self.tokensSent.insert(revoked)
@@ -206,6 +231,12 @@ final class ContractErrorTests: ContractErrorCase {
         Self.tokensSent.insert(both)
         try tokenSQL("UPDATE tokens SET expires_at = now() + interval '1 day'", both)
         assertError(try post(target.campaign, body: body, token: both), 401, "unauthorized", "revoked, expiring later")
+
+        // revoked_at set at all means revoked, even a time still to come.
+        let revokedLater = try seed.token(user: target.owner.user)
+        Self.tokensSent.insert(revokedLater)
+        try tokenSQL("UPDATE tokens SET revoked_at = now() + interval '1 day'", revokedLater)
+        assertError(try post(target.campaign, body: body, token: revokedLater), 401, "unauthorized", "revoked_at in the future")
 
         XCTAssertEqual(try seed.count(target.campaign), 0, "nothing imported by a refused token")
 
@@ -466,6 +497,12 @@ final class ContractErrorTests: ContractErrorCase {
         XCTAssertEqual(try seed.count(third.campaign), 2)
         XCTAssertEqual(try seed.count(decoy.campaign), 0)
         XCTAssertEqual(try seed.value("SELECT DISTINCT source_ref FROM campaign_leads WHERE campaign_id = $1", [third.campaign]), third.list)
+        let fifth = try target(owner: owner)
+        let onlyInQuery = try http.request("POST", path(fifth.campaign) + "?listId=\(fifth.list)",
+                                           headers: [("Authorization", "Bearer \(owner.token)"), ("Content-Type", "application/json")],
+                                           body: Data("{}".utf8))
+        assertError(onlyInQuery, 400, "invalid_list_id", "the list id in the query only")
+        XCTAssertEqual(try seed.count(fifth.campaign), 0)
         // A bare `?` too, and an error answer is unchanged by one.
         let fourth = try target(owner: owner)
         let bare = try http.request("POST", path(fourth.campaign) + "?", headers: [("Authorization", "Bearer \(owner.token)")],

@@ -24,6 +24,18 @@ final class MessageTests: XCTestCase {
         ])
     }
 
+    /// The raw path, not nginx's decoded `$uri`: an encoded slash stays inside its segment.
+    func testPathIsTheRawRequestTarget() {
+        let id = "0f8fad5b-d9cb-469f-a165-70867728950e"
+        let fields = RequestParameters([
+            ("DOCUMENT_URI", "/api/campaigns/\(id)/leads/import-from-list"),
+            ("REQUEST_URI", "/api/campaigns/\(id)%2F/leads/import-from-list?a=b"),
+        ])
+        XCTAssertEqual(fields.path, "/api/campaigns/\(id)%2F/leads/import-from-list")
+        XCTAssertEqual(RequestParameters([("REQUEST_URI", "http://example.com/healthz?x")]).path, "/healthz")
+        XCTAssertEqual(RequestParameters([("DOCUMENT_URI", "/only")]).path, "/only")
+    }
+
     func testMissingOrOddParameters() {
         let fields = RequestParameters([("REQUEST_URI", "/a/b?c"), ("CONTENT_LENGTH", "-3"), ("CONTENT_TYPE", ""), ("REQUEST_ID", "")])
         XCTAssertEqual(fields.path, "/a/b")

@@ -39,12 +39,32 @@ extension ServiceProcess {
         return false
     }
 
-    /// The value of `key=` in a log line (unquoted values only).
+    /// The value of `key=` in a log line (Log's format: values with spaces are quoted, with `\"`
+    /// and `\\` escaped).
     public static func field(_ key: String, in line: String) -> String? {
-        for part in line.split(separator: " ") where part.hasPrefix(key + "=") {
-            var value = String(part.dropFirst(key.count + 1))
-            if value.hasPrefix("\"") { value = String(value.dropFirst().dropLast()) }
-            return value
+        var rest = Substring(line)
+        while !rest.isEmpty {
+            rest = rest.drop(while: { $0 == " " })
+            guard let equals = rest.firstIndex(of: "=") else { return nil }
+            let name = rest[..<equals]
+            rest = rest[rest.index(after: equals)...]
+            var value = ""
+            if rest.first == "\"" {
+                rest = rest.dropFirst()
+                var escaped = false
+                while let ch = rest.first {
+                    rest = rest.dropFirst()
+                    if escaped { value.append(ch == "n" ? "\n" : ch); escaped = false; continue }
+                    if ch == "\\" { escaped = true; continue }
+                    if ch == "\"" { break }
+                    value.append(ch)
+                }
+            } else {
+                let end = rest.firstIndex(of: " ") ?? rest.endIndex
+                value = String(rest[..<end])
+                rest = rest[end...]
+            }
+            if name == key { return value }
         }
         return nil
     }
@@ -114,7 +134,7 @@ public final class ChildWatcher: @unchecked Sendable {
 /// Connected unix sockets a process holds, its listening socket (fd 0) left out: for a FastCGI
 /// worker process, the connections from nginx it owns (kept or in use).
 public func unixConnectionCount(pid: Int32) -> Int {
-    guard let table = try? String(contentsOfFile: "/proc/net/unix", encoding: .utf8) else { return -1 }
+    guard let table = readProcFile("/proc/net/unix") else { return -1 }
     // Columns: Num RefCount Protocol Flags Type St Inode Path; St 03 is SS_CONNECTED.
     var connected = Set<String>()
     for line in table.split(separator: "\n").dropFirst() {
@@ -130,4 +150,20 @@ public func unixConnectionCount(pid: Int32) -> Int {
         if connected.contains(inode) { count += 1 }
     }
     return count
+}
+
+/// The whole of a /proc file (they report a size of 0, so read until the end).
+public func readProcFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = read(fd, &chunk, chunk.count)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        bytes += chunk[0..<n]
+    }
+    return String(decoding: bytes, as: UTF8.self)
 }

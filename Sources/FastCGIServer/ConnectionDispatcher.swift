@@ -253,7 +253,8 @@ final class ConnectionDispatcher {
         let count = nowReady.count
         guard count > 0 else { return 0 }
         coordination.lock.withLock {
-            coordination.ready += nowReady
+            let now = MonotonicInstant.now()
+            coordination.ready += nowReady.map { ($0, now) }
             if count == 1 { coordination.lock.signal() } else { coordination.lock.broadcast() }
         }
         nowReady.removeAll(keepingCapacity: true)
@@ -278,7 +279,7 @@ final class ConnectionDispatcher {
     private func forceStop() {
         let (busy, unserved) = coordination.lock.withLock {
             coordination.finished = true
-            let unserved = coordination.ready + coordination.returning
+            let unserved = coordination.ready.map(\.fd) + coordination.returning
             coordination.ready.removeAll()
             coordination.returning.removeAll()
             // Under the lock: a worker removes its entry before closing, so these are still open.

@@ -1,3 +1,5 @@
+import Platform
+
 /// An HTTP request as nginx hands it over in FastCGI parameters. Built without a socket in tests.
 public struct HTTPRequest: Sendable {
     public var method: String
@@ -16,6 +18,9 @@ public struct HTTPRequest: Sendable {
     public var bodyExceedsLimit: Bool
     /// nginx's `$request_id` (the `REQUEST_ID` parameter), for log lines.
     public var requestID: String?
+    /// When the whole request head had arrived: time spent queued for a worker counts against
+    /// the request's own deadlines.
+    public var received: MonotonicInstant
 
     public init(
         method: String,
@@ -24,8 +29,10 @@ public struct HTTPRequest: Sendable {
         headers: [String: String] = [:],
         body: [UInt8] = [],
         bodyExceedsLimit: Bool = false,
-        requestID: String? = nil
+        requestID: String? = nil,
+        received: MonotonicInstant = .now()
     ) {
+        self.received = received
         self.method = method
         self.path = path
         self.query = query
@@ -72,6 +79,9 @@ struct RequestParameters: Equatable {
     var requestID: String?
     /// nil when absent, empty or not a non-negative decimal number.
     var contentLength: Int?
+    /// nginx's `$msec` when it began sending us the request (the `REQUEST_START` parameter),
+    /// in Unix seconds: the request's wait in the listening socket's backlog counts too.
+    var webServerStart: Double?
 
     init(_ parameters: [(name: String, value: String)]) {
         var method = ""
@@ -103,6 +113,7 @@ struct RequestParameters: Equatable {
             case "REQUEST_URI": requestURI = value
             case "QUERY_STRING": query = value
             case "REQUEST_ID": requestID = value.isEmpty ? nil : value
+            case "REQUEST_START": webServerStart = Double(value)
             case "CONTENT_TYPE": contentType = value
             case "CONTENT_LENGTH": contentLength = value
             case "HTTP_CONTENT_TYPE": headerContentType = value
@@ -155,10 +166,16 @@ struct RequestParameters: Equatable {
         return Int(text)
     }
 
-    func request(body: [UInt8], bodyExceedsLimit: Bool) -> HTTPRequest {
-        HTTPRequest(
+    func request(body: [UInt8], bodyExceedsLimit: Bool, received: MonotonicInstant = .now()) -> HTTPRequest {
+        var received = received
+        if let webServerStart, let sent = MonotonicInstant.fromWallClock(seconds: webServerStart, notBefore: .seconds(60)),
+           sent < received {
+            received = sent
+        }
+        return HTTPRequest(
             method: method, path: path, query: query, headers: headers,
-            body: bodyExceedsLimit ? [] : body, bodyExceedsLimit: bodyExceedsLimit, requestID: requestID
+            body: bodyExceedsLimit ? [] : body, bodyExceedsLimit: bodyExceedsLimit, requestID: requestID,
+            received: received
         )
     }
 }

@@ -32,8 +32,8 @@ final class RequestWorker: @unchecked Sendable {
         coordination.lock.withLock { coordination.availableWorkers += 1 }
         started.countDown()
 
-        while let fd = nextConnection() {
-            let reusable = serve(fd, with: exchange)
+        while let (fd, since) = nextConnection() {
+            let reusable = serve(fd, readySince: since, with: exchange)
             release(fd, reusable: reusable)
         }
     }
@@ -49,16 +49,16 @@ final class RequestWorker: @unchecked Sendable {
         pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
-    private func nextConnection() -> Int32? {
+    private func nextConnection() -> (fd: Int32, since: MonotonicInstant)? {
         coordination.lock.withLock {
             while coordination.ready.isEmpty && !coordination.finished {
                 coordination.lock.wait()
             }
             guard !coordination.ready.isEmpty else { return nil }
-            let fd = coordination.ready.removeFirst()
+            let next = coordination.ready.removeFirst()
             coordination.availableWorkers -= 1
-            coordination.busy[index] = fd
-            return fd
+            coordination.busy[index] = next.fd
+            return next
         }
     }
 
@@ -81,7 +81,7 @@ final class RequestWorker: @unchecked Sendable {
 
     /// Serves the one request whose head is waiting on `fd`. Returns whether the connection can
     /// carry another request: the web server asked to keep it, and it is in a clean state.
-    private func serve(_ fd: Int32, with exchange: FastCGIExchange) -> Bool {
+    private func serve(_ fd: Int32, readySince: MonotonicInstant, with exchange: FastCGIExchange) -> Bool {
         SocketIO.setTimeouts(fd, receive: configuration.receiveTimeout, send: configuration.receiveTimeout)
 
         let parameters: [(name: String, value: String)]
@@ -121,7 +121,7 @@ final class RequestWorker: @unchecked Sendable {
             }
         }
 
-        let request = fields.request(body: body, bodyExceedsLimit: exceedsLimit)
+        let request = fields.request(body: body, bodyExceedsLimit: exceedsLimit, received: readySince)
         let response: HTTPResponse
         do {
             response = try handler(request)

@@ -121,7 +121,9 @@ final class WorkerCoordination: @unchecked Sendable {
     let wake = WakePipe()
 
     /// Connections whose request head has arrived, waiting for a worker, oldest first.
-    var ready: [Int32] = []
+    /// Connections whose request head is complete, oldest first, with when it became complete:
+    /// a request's time waiting here counts against its wait limit.
+    var ready: [(fd: Int32, since: MonotonicInstant)] = []
     /// Kept connections that workers have finished with, for the dispatcher to watch again.
     var returning: [Int32] = []
     /// Workers not serving a connection.

@@ -17,6 +17,17 @@ public struct MonotonicInstant: Comparable, Hashable, Sendable {
         return MonotonicInstant(nanoseconds: UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec))
     }
 
+    /// The monotonic instant of a wall-clock time (Unix seconds) another process on this host
+    /// stamped, nil when it is in the future or more than `notBefore` ago: a clock that jumped,
+    /// or a stamp from a host whose clock differs, must not make a request look late.
+    public static func fromWallClock(seconds: Double, notBefore: Duration) -> MonotonicInstant? {
+        var wall = Glibc.timespec()
+        clock_gettime(CLOCK_REALTIME, &wall)
+        let ago = Double(wall.tv_sec) + Double(wall.tv_nsec) / 1e9 - seconds
+        guard ago >= 0, ago <= notBefore.secondsDouble else { return nil }
+        return now() + .nanoseconds(-Int64(ago * 1e9))
+    }
+
     public static func < (a: MonotonicInstant, b: MonotonicInstant) -> Bool { a.nanoseconds < b.nanoseconds }
 
     public static func + (a: MonotonicInstant, d: Duration) -> MonotonicInstant {

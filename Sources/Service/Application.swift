@@ -44,7 +44,7 @@ public final class Application: Sendable {
             guard request.method == "GET" || request.method == "HEAD" else {
                 return (Self.answer(.methodNotAllowed(allow: "GET, HEAD")), "")
             }
-            return (health(), "")
+            return (health(request), "")
         }
         if let segment = ImportRequest.campaignSegment(inPath: request.path) {
             return try imports.respond(to: request, campaignSegment: segment)
@@ -54,9 +54,11 @@ public final class Application: Sendable {
 
     /// 200 when a pooled connection answers; 503 with Retry-After otherwise, within the pool's
     /// wait limit.
-    func health() -> HTTPResponse {
+    func health(_ request: HTTPRequest) -> HTTPResponse {
         do {
-            _ = try pool.withConnection { connection in try connection.query("SELECT 1", []) }
+            _ = try pool.withConnection(waitLimit: remainingWait(since: request.received, pool: pool)) { connection in
+                try connection.query("SELECT 1", [])
+            }
             return .json(200, #"{"status":"ok"}"#)
         } catch {
             return Self.answer(.unavailable)
@@ -73,6 +75,14 @@ public final class Application: Sendable {
         }
         return .json(error.status, error.body, headers: headers)
     }
+}
+
+/// What is left of the pool's wait limit for a request that arrived at `received`: the time it
+/// spent queued for a worker thread counts, so a request is answered within the limit whatever
+/// the queue in front of it.
+func remainingWait(since received: MonotonicInstant, pool: ConnectionPool) -> Duration {
+    let left = pool.configuration.waitLimit - (MonotonicInstant.now() - received)
+    return left > .zero ? left : .zero
 }
 
 func format3(_ value: Double) -> String {

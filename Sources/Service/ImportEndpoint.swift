@@ -38,7 +38,7 @@ public struct ImportEndpoint: Sendable {
         do {
             // One lease and one round trip for token, campaign and list; a list that fits in one
             // page is imported on the same connection.
-            begun = try pool.withConnection { connection -> Result<LeadImporter.Begun, RequestError> in
+            begun = try pool.withConnection(waitLimit: remainingWait(since: request.received, pool: pool)) { connection -> Result<LeadImporter.Begun, RequestError> in
                 guard let access = try ImportTarget.authorize(tokenHash: SHA256.hash(token), campaign: ids?.campaign,
                                                               list: ids?.list, on: connection) else {
                     return .failure(.unauthorized)

@@ -145,15 +145,18 @@ final class FoundationFaultTests: FoundationTestCase {
         }
         let exits = service.logLines(message: "child exited unexpectedly", since: mark)
         XCTAssertEqual(exits.count, 1, account + context(service))
-        XCTAssertEqual(exits.first.flatMap { ServiceProcess.field("pid", in: $0) }, String(victim), account)
-        XCTAssertEqual(exits.first.flatMap { ServiceProcess.field("status", in: $0) }, "signal KILL", account)
-        XCTAssertGreaterThan(results.count, 100, "the load hardly ran\n" + account)
-        // Only requests in flight on the dead process may fail: at most one per worker thread.
-        XCTAssertLessThanOrEqual(failed.count, workers, account + context(service))
+        XCTAssertEqual(exits.first.flatMap { ServiceProcess.field("pid", in: $0) }, String(victim), account + context(service))
+        XCTAssertEqual(exits.first.flatMap { ServiceProcess.field("status", in: $0) }, "signal KILL", account + context(service))
+        XCTAssertGreaterThan(results.count, 100, "the load hardly ran\n" + account + context(service))
+        // Only requests in flight on the dead process may fail. (Not "at most one per worker
+        // thread": nginx also writes requests onto the idle kept connections a busy process owns,
+        // where they wait for a worker, and they die with the process too. Each load thread has
+        // one request in flight at a time.)
         let notInFlight = failed.filter { !($0.started <= diedBy && $0.finished >= killedAt) }
-        XCTAssertEqual(notInFlight.count, 0, "requests sent after the kill failed\n" + account + context(service))
+        XCTAssertEqual(notInFlight.count, 0, "requests sent after the process was gone failed\n" + account + context(service))
+        XCTAssertLessThanOrEqual(failed.count, threads, account + context(service))
         XCTAssertEqual(service.workerPIDs().count, processes, context(service))
-        XCTAssertFalse(service.workerPIDs().contains(victim))
+        XCTAssertFalse(service.workerPIDs().contains(victim), context(service))
         XCTAssertEqual(try client().request("GET", "/healthz").status, 200, context(service))
     }
 
@@ -208,7 +211,7 @@ final class FoundationFaultTests: FoundationTestCase {
         XCTAssertEqual(reason, .exit, "the old service did not exit by itself: \(timing)" + context(service))
         XCTAssertEqual(status, 0, timing + context(service))
         XCTAssertEqual(failed.count, 0, timing + "\n" + describe(failed) + context(service, lines: 80))
-        XCTAssertGreaterThan(overlapping(results, from: stopStarted, to: restarted).count, 0, "no request overlapped the restart: " + timing)
+        XCTAssertGreaterThan(overlapping(results, from: stopStarted, to: restarted).count, 0, "no request overlapped the restart: " + timing + context(service))
     }
 
     func testReloadReplacesEveryWorkerWithoutFailingARequest() throws {
@@ -246,7 +249,7 @@ final class FoundationFaultTests: FoundationTestCase {
         print("reload under load: " + timing)
         XCTAssertTrue(completedUnderLoad, "no \"reload complete\" within \(patience) s while requests kept coming: " + timing
                       + context(service, lines: 30))
-        XCTAssertEqual(service.pid, supervisor)
+        XCTAssertEqual(service.pid, supervisor, "the supervisor changed" + context(service))
         XCTAssertEqual(after.count, processes, "children now: \(after)" + context(service))
         XCTAssertTrue(after.isDisjoint(with: before), "not every worker process was replaced: before \(before), after \(after)" + context(service))
         XCTAssertEqual(failed.count, 0, timing + "\n" + describe(failed) + context(service, lines: 80))
@@ -284,7 +287,7 @@ final class FoundationFaultTests: FoundationTestCase {
             return importedAtStop > 0
         }
         XCTAssertTrue(underWay, "the import did not start within 30 s" + context(service))
-        XCTAssertLessThan(importedAtStop, rows, "the import finished before the stop: it is not slow enough to test anything")
+        XCTAssertLessThan(importedAtStop, rows, "the import finished before the stop: it is not slow enough to test anything" + context(service))
         let stopSent = monotonicSeconds()
         let status = service.stop(timeout: 90)
         let exited = monotonicSeconds()
@@ -300,14 +303,14 @@ final class FoundationFaultTests: FoundationTestCase {
         case .success(let answer)?:
             XCTAssertEqual(answer.status, 200, timing + " " + answer.text + context(service))
             let counts = try? answer.json()
-            XCTAssertEqual(counts?["imported"] as? Int, rows, answer.text)
-            XCTAssertEqual(counts?["total"] as? Int, rows, answer.text)
+            XCTAssertEqual(counts?["imported"] as? Int, rows, answer.text + context(service))
+            XCTAssertEqual(counts?["total"] as? Int, rows, answer.text + context(service))
         case .failure(let error)?:
             XCTFail("the import failed: \(error); " + timing + context(service))
         case nil:
             XCTFail("no answer; " + timing + context(service))
         }
-        XCTAssertEqual(try seeder.count("SELECT count(*) FROM campaign_leads WHERE campaign_id = $1", [campaign]), rows)
+        XCTAssertEqual(try seeder.count("SELECT count(*) FROM campaign_leads WHERE campaign_id = $1", [campaign]), rows, context(service))
         XCTAssertEqual(service.logLines(message: "child exited unexpectedly", since: mark), [], context(service))
     }
 }

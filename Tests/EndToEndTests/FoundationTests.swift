@@ -21,7 +21,7 @@ final class FoundationTests: FoundationTestCase {
         let ok = try http.request("GET", "/healthz")
         XCTAssertEqual(ok.status, 200, context(service))
         XCTAssertEqual(ok.text.trimmingCharacters(in: .whitespacesAndNewlines), #"{"status":"ok"}"#, context(service))
-        XCTAssertTrue(ok.headers["content-type"]?.hasPrefix("application/json") ?? false, "content-type: \(ok.headers)")
+        XCTAssertTrue(ok.headers["content-type"]?.hasPrefix("application/json") ?? false, "content-type: \(ok.headers)" + context(service))
 
         let supervisor = service.pid
         let workers = Set(service.workerPIDs())
@@ -78,19 +78,40 @@ final class FoundationTests: FoundationTestCase {
 
         let missing = try http.request("GET", "/no/such/endpoint")
         XCTAssertEqual(missing.status, 404, context(service, missing.text))
-        XCTAssertTrue(missing.headers["content-type"]?.hasPrefix("application/json") ?? false, "content-type: \(missing.headers)")
+        XCTAssertTrue(missing.headers["content-type"]?.hasPrefix("application/json") ?? false, "content-type: \(missing.headers)" + context(service))
         let missingFields = errorFields(missing)
-        XCTAssertEqual(missingFields.error, "not_found", missing.text)
-        XCTAssertNotNil(missingFields.message, missing.text)
+        XCTAssertEqual(missingFields.error, "not_found", missing.text + context(service))
+        XCTAssertNotNil(missingFields.message, missing.text + context(service))
 
         let campaign = UUID().uuidString.lowercased()
         let wrongMethod = try http.request("GET", "/api/campaigns/\(campaign)/leads/import-from-list")
         XCTAssertEqual(wrongMethod.status, 405, context(service, wrongMethod.text))
-        XCTAssertEqual(wrongMethod.headers["allow"], "POST", "headers: \(wrongMethod.headers)")
-        XCTAssertTrue(wrongMethod.headers["content-type"]?.hasPrefix("application/json") ?? false, "content-type: \(wrongMethod.headers)")
+        XCTAssertEqual(wrongMethod.headers["allow"], "POST", "headers: \(wrongMethod.headers)" + context(service))
+        XCTAssertTrue(wrongMethod.headers["content-type"]?.hasPrefix("application/json") ?? false, "content-type: \(wrongMethod.headers)" + context(service))
         let wrongFields = errorFields(wrongMethod)
-        XCTAssertEqual(wrongFields.error, "method_not_allowed", wrongMethod.text)
-        XCTAssertNotNil(wrongFields.message, wrongMethod.text)
+        XCTAssertEqual(wrongFields.error, "method_not_allowed", wrongMethod.text + context(service))
+        XCTAssertNotNil(wrongFields.message, wrongMethod.text + context(service))
+    }
+
+    /// With no service behind the socket, nginx answers for it: the contract's 503 `unavailable`,
+    /// JSON, with Retry-After.
+    func testServiceDownIsAnsweredByNginxAs503() throws {
+        // Nothing listens: a previous test's socket file is gone too, so nginx's connect fails at once.
+        unlink(env.fastCGISocket)
+        let http = client()
+        let campaign = UUID().uuidString.lowercased()
+        for (method, path) in [("GET", "/healthz"), ("POST", "/api/campaigns/\(campaign)/leads/import-from-list")] {
+            let reply = method == "GET"
+                ? try http.request(method, path)
+                : try http.post(path, json: #"{"listId":"\#(campaign)"}"#, token: "li_whatever")
+            let fields = errorFields(reply)
+            let what = "\(method) \(path) with the service down: \(reply.status) \(reply.headers) \(reply.text)"
+            XCTAssertEqual(reply.status, 503, what)
+            XCTAssertNotNil(reply.headers["retry-after"], what)
+            XCTAssertTrue(reply.headers["content-type"]?.hasPrefix("application/json") ?? false, what)
+            XCTAssertEqual(fields.error, "unavailable", what)
+            XCTAssertNotNil(fields.message, what)
+        }
     }
 
     // MARK: 3. nginx's kept connections cannot pin the worker threads
@@ -119,7 +140,7 @@ final class FoundationTests: FoundationTestCase {
             let took = monotonicSeconds() - started
             let results = replies.all
             let failed = results.filter { $0.status != 200 }
-            XCTAssertEqual(results.count, concurrent)
+            XCTAssertEqual(results.count, concurrent, context(service))
             XCTAssertEqual(failed.count, 0, "round \(round) (\(String(format: "%.2f", took)) s):\n" + describe(failed) + context(service))
 
             // The scenario holds: after a round, nginx keeps more connections to the service than
@@ -215,7 +236,7 @@ final class FoundationTests: FoundationTestCase {
             + "\nservice side (log, in order of completion):\n" + serviceTimes.joined(separator: "\n")
 
         let importAnswers = all.filter { $0.kind == "import" }
-        XCTAssertEqual(importAnswers.count, imports)
+        XCTAssertEqual(importAnswers.count, imports, context(service, report))
         for answer in importAnswers {
             XCTAssertEqual(answer.status, 503, "import \(answer.index) not answered 503\n" + context(service, report))
             XCTAssertNotNil(answer.retryAfter, "import \(answer.index) has no Retry-After\n" + context(service, report))
@@ -223,22 +244,22 @@ final class FoundationTests: FoundationTestCase {
             XCTAssertEqual(answer.message, Self.serviceUnavailableMessage, "import \(answer.index) answered by nginx?\n" + context(service, report))
         }
         let slowImports = importAnswers.filter { $0.seconds > waitLimit + 1 }
-        XCTAssertEqual(slowImports.count, 0, "\(slowImports.count) of \(imports) imports answered later than the wait limit + 1 s\n" + report)
+        XCTAssertEqual(slowImports.count, 0, "\(slowImports.count) of \(imports) imports answered later than the wait limit + 1 s\n" + context(service, report))
 
         let healthAnswers = all.filter { $0.kind == "healthz" }
-        XCTAssertEqual(healthAnswers.count, probes)
+        XCTAssertEqual(healthAnswers.count, probes, context(service, report))
         for answer in healthAnswers {
             XCTAssertTrue(answer.status == 200 || (answer.status == 503 && answer.retryAfter != nil),
                           "healthz probe \(answer.index) during the lock\n" + context(service, report))
-            XCTAssertLessThanOrEqual(answer.seconds, waitLimit + 1, "healthz probe \(answer.index) during the lock was slow\n" + report)
+            XCTAssertLessThanOrEqual(answer.seconds, waitLimit + 1, "healthz probe \(answer.index) during the lock was slow\n" + context(service, report))
         }
         XCTAssertEqual(calm.status, 200, "healthz after the burst, lock still held: \(calm.text)" + context(service))
-        XCTAssertLessThanOrEqual(calmSeconds, waitLimit + 1, "healthz after the burst took \(calmSeconds) s")
+        XCTAssertLessThanOrEqual(calmSeconds, waitLimit + 1, "healthz after the burst took \(calmSeconds) s" + context(service))
 
         // The lock released, the same request imports: the 503s were the lock's doing.
         let after = try http.post(path, json: body, token: token)
         XCTAssertEqual(after.status, 200, "import after the lock was released: \(after.text)" + context(service))
-        XCTAssertEqual((try? after.json())?["imported"] as? Int, 3, after.text)
+        XCTAssertEqual((try? after.json())?["imported"] as? Int, 3, after.text + context(service))
     }
 
     // MARK: 5. Clients that connect and say nothing hold no worker
@@ -284,7 +305,7 @@ final class FoundationTests: FoundationTestCase {
             concurrent.append(result)
         }
         let results = concurrent.all
-        XCTAssertEqual(results.count, 12)
+        XCTAssertEqual(results.count, 12, context(service))
         let bad = results.filter { $0.status != 200 || $0.duration >= 1.0 }
         XCTAssertEqual(bad.count, 0, "concurrent requests failed or took 1 s or more:\n" + describe(bad) + context(service))
 
@@ -294,7 +315,7 @@ final class FoundationTests: FoundationTestCase {
             let left = max(0.1, opened + 5 + 2 - monotonicSeconds())
             let (bytes, closed) = socket.readUntilClosed(timeout: left)
             XCTAssertTrue(closed, "connection \(index) (\(index < 8 ? "silent" : "one byte")) still open 7 s after it was opened" + context(service))
-            XCTAssertEqual(bytes, [], "connection \(index) got bytes")
+            XCTAssertEqual(bytes, [], "connection \(index) got bytes" + context(service))
         }
         XCTAssertEqual(service.logLines(message: "child exited unexpectedly").count, 0, context(service))
     }

@@ -1,3 +1,5 @@
+import Foundation
+import Platform
 import XCTest
 @testable import FastCGIServer
 
@@ -34,6 +36,22 @@ final class MessageTests: XCTestCase {
         XCTAssertEqual(fields.path, "/api/campaigns/\(id)%2F/leads/import-from-list")
         XCTAssertEqual(RequestParameters([("REQUEST_URI", "http://example.com/healthz?x")]).path, "/healthz")
         XCTAssertEqual(RequestParameters([("DOCUMENT_URI", "/only")]).path, "/only")
+    }
+
+    /// nginx's `$msec` moves the request's arrival back by its time in the backlog, but a stamp
+    /// from the future or long ago is ignored.
+    func testWebServerStartCountsTheBacklog() throws {
+        var wall = timespec()
+        clock_gettime(CLOCK_REALTIME, &wall)
+        let nowSeconds = Double(wall.tv_sec) + Double(wall.tv_nsec) / 1e9
+        func age(_ stamp: String) -> Double {
+            let request = RequestParameters([("REQUEST_START", stamp)]).request(body: [], bodyExceedsLimit: false)
+            return (MonotonicInstant.now() - request.received).secondsDouble
+        }
+        XCTAssertEqual(age(String(format: "%.3f", nowSeconds - 1.5)), 1.5, accuracy: 0.1)
+        XCTAssertLessThan(age(String(format: "%.3f", nowSeconds + 5)), 0.1)
+        XCTAssertLessThan(age(String(format: "%.3f", nowSeconds - 3600)), 0.1)
+        XCTAssertLessThan(age("garbage"), 0.1)
     }
 
     func testMissingOrOddParameters() {

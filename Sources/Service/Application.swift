@@ -78,11 +78,15 @@ public final class Application: Sendable {
 }
 
 /// What is left of the pool's wait limit for a request that arrived at `received`: the time it
-/// spent queued for a worker thread counts, so a request is answered within the limit whatever
-/// the queue in front of it.
+/// spent queued (in the socket's backlog, for a worker thread) counts, so a saturated service
+/// answers within the limit whatever the queue in front of it. A late request may still take a
+/// connection that is free or can be opened (a process just started has none yet): a quarter of
+/// the limit for that; with every connection busy it is answered at once.
 func remainingWait(since received: MonotonicInstant, pool: ConnectionPool) -> Duration {
-    let left = pool.configuration.waitLimit - (MonotonicInstant.now() - received)
-    return left > .zero ? left : .zero
+    let limit = pool.configuration.waitLimit
+    let left = limit - (MonotonicInstant.now() - received)
+    if left > .zero { return left }
+    return pool.stats.leased < pool.configuration.size ? limit / 4 : .zero
 }
 
 func format3(_ value: Double) -> String {

@@ -2,8 +2,8 @@
 /// producer that runs ahead waits, so memory stays bounded by the capacity, not by the input.
 public final class BoundedQueue<Element>: @unchecked Sendable {
     private let lock = ConditionLock()
+    // A handful of items at most: removing from the front costs nothing worth a ring buffer.
     private var items: [Element] = []
-    private var head = 0
     private var closed = false
     public let capacity: Int
 
@@ -16,7 +16,7 @@ public final class BoundedQueue<Element>: @unchecked Sendable {
     @discardableResult
     public func put(_ item: Element) -> Bool {
         lock.withLock {
-            while !closed && items.count - head >= capacity { lock.wait() }
+            while !closed && items.count >= capacity { lock.wait() }
             guard !closed else { return false }
             items.append(item)
             lock.broadcast()
@@ -27,11 +27,9 @@ public final class BoundedQueue<Element>: @unchecked Sendable {
     /// The next item, waiting for one; nil once the queue is closed and drained.
     public func take() -> Element? {
         lock.withLock {
-            while head == items.count && !closed { lock.wait() }
-            guard head < items.count else { return nil }
-            let item = items[head]
-            head += 1
-            if head == items.count { items.removeAll(keepingCapacity: true); head = 0 }
+            while items.isEmpty && !closed { lock.wait() }
+            guard !items.isEmpty else { return nil }
+            let item = items.removeFirst()
             lock.broadcast()
             return item
         }

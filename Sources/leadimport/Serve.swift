@@ -50,6 +50,15 @@ struct Serve: ParsableCommand {
         // The connection string reaches the children through their environment, never their
         // command line, where `ps` would show a password.
         setEnvironment("DATABASE_URL", url)
+        // glibc's malloc gives every thread that allocates its own arena (64 MiB of address
+        // space, pages kept after free) and raises its trim threshold as it sees large frees: an
+        // import's stage threads would leave each worker process holding megabytes it no longer
+        // uses. Two arenas and fixed thresholds keep the service's memory flat; an operator's
+        // own settings win.
+        for (name, value) in [("MALLOC_ARENA_MAX", "2"), ("MALLOC_TRIM_THRESHOLD_", "262144"), ("MALLOC_MMAP_THRESHOLD_", "262144")]
+        where environment(name) == nil {
+            setEnvironment(name, value)
+        }
         let arguments = ["leadimport", "serve-worker"] + worker.arguments
         let supervisor = Supervisor(listenFD: listenFD, configuration: SupervisorConfiguration(
             childArguments: arguments,

@@ -117,12 +117,18 @@ public struct LeadImporter: Sendable {
         case failed
     }
 
+    /// Batches in flight at once. Two writers keep both of the database's cores busy with
+    /// inserts while this process maps; batch n starts only once batch n-2 has committed, so
+    /// at most two neighbours overlap (see `BatchOrder`).
+    static let writers = 2
+
     private func runStages(first: ListPage, source: any ListSource, writer: CampaignWriter, started: MonotonicInstant,
                            progress: (@Sendable (ImportProgress) -> Void)?) -> ImportOutcome {
         let pages = BoundedQueue<PageOutcome>(capacity: 2)
-        let batches = BoundedQueue<ArraySlice<CandidateLead>>(capacity: 3)
+        let batches = BoundedQueue<(number: Int, leads: ArraySlice<CandidateLead>)>(capacity: 3)
+        let order = BatchOrder(overlap: Self.writers)
         let written = Locked(ImportCounts())
-        let stagesDone = CountdownLatch(count: 2)
+        let stagesDone = CountdownLatch(count: 1 + Self.writers)
         let list = writer.target.listID, pageSize = self.pageSize
 
         startThread(name: "import-reader") { [pool, stageWaitLimit] in
@@ -146,17 +152,23 @@ public struct LeadImporter: Sendable {
             }
             pages.close()
         }
-        startThread(name: "import-writer") {
-            defer { stagesDone.countDown() }
-            while let batch = batches.take() {
-                let counts = insert(batch, with: writer)
-                written.withLock { $0 += counts }
+        for _ in 0..<Self.writers {
+            startThread(name: "import-writer") {
+                defer { stagesDone.countDown() }
+                while let batch = batches.take() {
+                    order.waitForTurn(batch.number)
+                    let counts = insert(batch.leads, with: writer)
+                    written.withLock { $0 += counts }
+                    order.finished(batch.number)
+                }
             }
         }
 
-        var invalid = 0
+        var local = ImportCounts()
         var rowsRead = 0
         var pagesRead = 0
+        var batchNumber = 0
+        var previousBatch: Set<String> = []
         var end = ImportEnd.completed
         var next: PageOutcome? = .page(first)
         while let current = next {
@@ -167,26 +179,40 @@ public struct LeadImporter: Sendable {
             pagesRead += 1
             rowsRead += page.members.count
             let (leads, pageInvalid) = map(page.members, channel: writer.target.channel)
-            invalid += pageInvalid
+            local.invalid += pageInvalid
             var start = 0
             while start < leads.count {
-                batches.put(leads[start..<min(start + batchSize, leads.count)])
+                // A repeat of an identity in the batch before may race it to the database
+                // (both can be in flight): it is a repeat within the list, a duplicate, and is
+                // settled here so the first one in list order is the one inserted.
+                var batch: [CandidateLead] = []
+                batch.reserveCapacity(batchSize)
+                var identities = Set<String>(minimumCapacity: batchSize)
+                for lead in leads[start..<min(start + batchSize, leads.count)] {
+                    if previousBatch.contains(lead.identity) {
+                        local.duplicates += 1
+                    } else {
+                        identities.insert(lead.identity)
+                        batch.append(lead)
+                    }
+                }
+                previousBatch = identities
+                batches.put((batchNumber, batch[...]))
+                batchNumber += 1
                 start += batchSize
             }
             if let progress {
-                var counts = written.current
-                counts.invalid = invalid
+                let counts = written.current + local
                 progress(ImportProgress(rowsRead: rowsRead, counts: counts, elapsed: MonotonicInstant.now() - started))
             }
             next = pages.take()
         }
-        // A failed page ends the import: the reader is told to stop, the writer finishes
-        // what it was given, and the counts are what was committed.
+        // A failed page ends the import: the reader is told to stop, the writers finish what
+        // they were given, and the counts are what was committed.
         pages.close()
         batches.close()
         stagesDone.wait()
-        var counts = written.current
-        counts.invalid = invalid
+        let counts = written.current + local
         progress?(ImportProgress(rowsRead: rowsRead, counts: counts, elapsed: MonotonicInstant.now() - started))
         return ImportOutcome(counts: counts, end: end)
     }
@@ -217,4 +243,31 @@ func describe(_ error: any Error) -> String {
     if let error = error as? PostgresError { return error.description }
     if let error = error as? PoolError { return error.description }
     return String(describing: type(of: error))
+}
+
+/// Lets batch n start only once every batch up to n - overlap has finished, so that no more than
+/// `overlap` neighbouring batches are ever in flight together: a repeat can then only race the
+/// batch right before it, which the mapping stage settles.
+final class BatchOrder: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private let overlap: Int
+    /// Every batch below this has finished.
+    private var finishedBelow = 0
+    private var finishedAhead: Set<Int> = []
+
+    init(overlap: Int) { self.overlap = overlap }
+
+    func waitForTurn(_ number: Int) {
+        lock.withLock {
+            while number - overlap >= finishedBelow { lock.wait() }
+        }
+    }
+
+    func finished(_ number: Int) {
+        lock.withLock {
+            finishedAhead.insert(number)
+            while finishedAhead.remove(finishedBelow) != nil { finishedBelow += 1 }
+            lock.broadcast()
+        }
+    }
 }

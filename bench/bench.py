@@ -1,0 +1,1184 @@
+#!/usr/bin/env python3
+"""The benchmark driver of leadimport (python3, standard library only).
+
+Started by bench/run, which brings up PostgreSQL, the service, nginx and the C ceiling and hands
+their addresses over on the command line. This file generates the data, times the imports through
+nginx beside the database's own figures, samples the service's memory, runs wrk, prints the table
+and writes the JSON. See bench/README.md for what is measured and how.
+"""
+
+import argparse
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import platform
+import re
+import secrets
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+
+MiB = 1024 * 1024
+IMPORT_PATH = "/api/campaigns/{campaign}/leads/import-from-list"
+
+# Targets from the issue (printed beside each figure; none of them is a test that fails the run).
+TARGET_WRITE_RATIO = 1.25         # endpoint / (a) at >= TARGET_MIN_SIZE members
+TARGET_ONE_STATEMENT_RATIO = 1.0  # endpoint / (b) below this (faster than the one statement)
+TARGET_MIN_SIZE = 100_000
+TARGET_PEAK_MIB = 40.0
+TARGET_GROWTH_MIB = 4.0
+TARGET_CEILING_RATIO = 0.8
+TARGET_422_RPS = 3000.0
+TARGET_422_P99_MS = 20.0
+
+WS = r"E' \t\n\r\f\x0b'"  # what btrim() removes: the ASCII whitespace
+EMAIL_RE = r"'^[^@[:space:][:cntrl:]]+@[^@.[:space:][:cntrl:]]+(\.[^@.[:space:][:cntrl:]]+)+$'"
+
+
+def log(message):
+    stamp = datetime.datetime.now().strftime("%H:%M:%S")
+    print(f"[bench {stamp}] {message}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL through psql
+
+class Psql:
+    def __init__(self, url):
+        self.url = url
+
+    def run(self, sql, quiet=True, timeout=3600):
+        """Runs a script in one session; returns stdout. Raises on any SQL error."""
+        args = ["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.url]
+        if quiet:
+            args.insert(1, "-q")
+        proc = subprocess.run(args, input=sql, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise BenchError(f"psql failed ({proc.returncode}): {proc.stderr.strip()[:2000]}\n--- SQL ---\n{sql[:1500]}")
+        return proc.stdout
+
+    def value(self, sql):
+        out = self.run(sql).strip().splitlines()
+        return out[-1] if out else ""
+
+    def timed(self, setup, statement, after=""):
+        """Runs `setup`, then `statement` with \\timing (the figure is the server round trip of
+        that statement alone, as psql measures it), then `after`, in one session. Returns
+        (milliseconds, command tag of the statement, stdout of `after`)."""
+        script = (
+            setup.rstrip() + "\n"
+            + "\\echo @@timed-begin\n\\timing on\n" + statement.rstrip().rstrip(";") + ";\n\\timing off\n\\echo @@timed-end\n"
+            + after
+        )
+        out = self.run(script, quiet=False)
+        inside, tag, ms, rest = False, None, None, []
+        for line in out.splitlines():
+            if line == "@@timed-begin":
+                inside = True
+                continue
+            if line == "@@timed-end":
+                inside = False
+                continue
+            if inside:
+                m = re.match(r"^Time: ([0-9.]+) ms", line)
+                if m:
+                    ms = float(m.group(1))
+                elif re.match(r"^(INSERT|UPDATE|DELETE|SELECT) ", line):
+                    tag = line
+            elif ms is not None:
+                rest.append(line)
+        if ms is None or tag is None:
+            raise BenchError(f"could not read the timing of a statement from psql's output:\n{out[-2000:]}")
+        return ms, tag, "\n".join(rest)
+
+
+# --------------------------------------------------------------------------------------------
+# Data generation: set-based SQL, one list per (size, storage), usable by both channels.
+#
+# Member i (0-based) of a list of n:
+#   i % 10 in 0..7  valid: a plausible email and a real LinkedIn profile URL (several spellings)
+#   i % 10 == 8     invalid for both channels: "not-an-email"-like email, placeholder / company URL
+#   i % 10 == 9     a repeat of an earlier valid member k < i, both identities in variant spellings
+# so a list of n (a multiple of 10) has 0.8 n valid, 0.1 n invalid and 0.1 n repeats.
+
+FIRST = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "John", "Margaret", "Ken",
+         "Radia", "Tim", "Katherine", "Dennis", "Hedy", "Linus", "Sophie", "Guido", "Anita", "Niklaus"]
+LAST = ["Lovelace", "Turing", "Hopper", "Dijkstra", "Liskov", "Knuth", "Allen", "McCarthy", "Hamilton",
+        "Thompson", "Perlman", "Berners-Lee", "Johnson", "Ritchie", "Lamarr", "Torvalds", "Wilson",
+        "van Rossum", "Borg", "Wirth", "Kay", "Lamport", "Backus", "Hoare", "Milner", "Codd", "Stonebraker",
+        "Goldberg", "Cerf", "Kahn"]
+DOMAINS = ["example.com", "acme.io", "mail.example.org", "corp.co.uk", "startup.dev", "bigco.com", "lab.example.net"]
+COMPANIES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark Industries", "Wayne Enterprises",
+             "Cyberdyne", "Soylent", "Tyrell"]
+ROLES = ["Engineer", "Head of Sales", "CTO", "Product Manager", "Recruiter", "Designer", "Data Scientist", "Founder"]
+
+
+def sql_array(values):
+    return "ARRAY[" + ",".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
+
+
+def people_sql(n):
+    """One row per member with its raw fields, as both storages hold them."""
+    return f"""
+    g AS (
+        SELECT i,
+               CASE WHEN i % 10 = 8 THEN 'invalid' WHEN i % 10 = 9 THEN 'repeat' ELSE 'valid' END AS kind,
+               CASE WHEN i % 10 = 9 THEN 10 * ((i::bigint * 7919) % (i / 10 + 1))::int + (i / 10) % 8 ELSE i END AS k
+        FROM generate_series(0, {n} - 1) AS i
+    ), p AS (
+        SELECT g.*,
+               ({sql_array(FIRST)})[k % {len(FIRST)} + 1] AS first,
+               ({sql_array(LAST)})[(k / {len(FIRST)}) % {len(LAST)} + 1] AS last,
+               ({sql_array(DOMAINS)})[k % {len(DOMAINS)} + 1] AS domain,
+               ({sql_array(COMPANIES)})[k % {len(COMPANIES)} + 1] AS company,
+               ({sql_array(ROLES)})[k % {len(ROLES)} + 1] AS role,
+               (k % 50 = 7) AS pub
+        FROM g
+    ), q AS (
+        SELECT p.*,
+               replace(lower(first || '-' || last), ' ', '') || '-' || k AS slug,
+               replace(lower(first || '.' || last), ' ', '') || k || '@' || domain AS email_c,
+               'https://www.linkedin.com/pub/' || first || '-' || replace(last, ' ', '') || '/' || (k % 97) || '/' || k AS pub_url
+        FROM p
+    ), people AS (
+        SELECT i, kind, k, first, last, company, role,
+               role || ' at ' || company || CASE WHEN kind = 'repeat' THEN ' (updated)' ELSE '' END AS headline,
+               CASE kind
+                   WHEN 'valid' THEN email_c
+                   WHEN 'repeat' THEN '  ' || upper(email_c) || ' '
+                   ELSE (ARRAY['not-an-email', lower(first) || '@localhost', 'two@@' || domain, NULL])[(i / 10) % 4 + 1]
+               END AS email_raw,
+               CASE kind
+                   WHEN 'valid' THEN CASE WHEN pub THEN pub_url ELSE (ARRAY[
+                       'https://www.linkedin.com/in/' || slug,
+                       'https://linkedin.com/in/' || slug || '/',
+                       'www.linkedin.com/in/' || replace(first || '-' || last, ' ', '') || '-' || k,
+                       'https://www.linkedin.com/in/' || slug || '?trk=public_profile'])[k % 4 + 1] END
+                   WHEN 'repeat' THEN CASE WHEN pub THEN replace(pub_url, 'https://www.', 'http://uk.') || '/?trk=x' ELSE (ARRAY[
+                       'http://www.linkedin.com/in/' || slug || '/',
+                       'https://uk.linkedin.com/in/' || slug,
+                       'linkedin.com/in/' || upper(slug) || '/',
+                       'https://www.linkedin.com/in/' || slug || '?utm_source=share&trk=abc',
+                       ' HTTPS://WWW.LINKEDIN.COM/in/' || upper(slug) || '/#about '])[(i / 10) % 5 + 1] END
+                   ELSE (ARRAY['imported-' || i, 'https://www.linkedin.com/company/acme-' || i, NULL,
+                               'https://www.linkedin.com/in/imported-' || i])[(i / 10) % 4 + 1]
+               END AS linkedin_raw
+        FROM q
+    )"""
+
+
+def expected_counts(n):
+    full, rest = divmod(n, 10)
+    valid = 8 * full + min(rest, 8)
+    invalid = full + (1 if rest > 8 else 0)
+    repeats = n - valid - invalid
+    return {"imported": valid, "duplicates": repeats, "invalid": invalid, "errors": 0, "total": n}
+
+
+def generate_rows_list(db, user, list_id, n, t0):
+    sql = f"""
+    BEGIN;
+    INSERT INTO lists (id, user_id, name, storage) VALUES ('{list_id}', '{user}', 'bench rows {n}', 'rows');
+    WITH {people_sql(n)}
+    INSERT INTO list_rows (list_id, linkedin_url, profile_data, created_at)
+    SELECT '{list_id}', linkedin_raw,
+           jsonb_build_object(
+               'firstName', CASE WHEN k % 17 = 3 THEN '  ' WHEN k % 13 = 5 THEN ' ' || first || ' ' ELSE first END,
+               'lastName', last,
+               'currentCompany', company,
+               'currentRole', role,
+               'headline', headline,
+               'location', 'Berlin, Germany',
+               'connections', 500 + k % 300,
+               'skills', jsonb_build_array('SQL', 'Swift', 'Negotiation'),
+               'enrichment', jsonb_build_object('work_email', email_raw, 'provider', 'bench', 'confidence', 0.9)
+           ) || CASE WHEN k % 5 = 0 THEN jsonb_build_object('fullName', first || ' ' || last) ELSE '{{}}'::jsonb END,
+           '{t0}'::timestamptz + i * interval '1 microsecond'
+    FROM people;
+    COMMIT;
+    """
+    db.run(sql)
+    return {"list_rows": n}
+
+
+def generate_leads_list(db, user, list_id, n, t0):
+    """Five set-based statements (leads, socials, contacts, attributes, memberships); lead ids
+    are derived from the list id and the member's position, so no statement needs another's output."""
+    lead_id = f"md5('{list_id}:' || i)::uuid"
+    sql = f"""
+    BEGIN;
+    INSERT INTO lists (id, user_id, name, storage) VALUES ('{list_id}', '{user}', 'bench leads {n}', 'leads');
+    WITH {people_sql(n)}
+    INSERT INTO leads (id, user_id, first_name, last_name, full_name, company, title, headline, created_at, updated_at)
+    SELECT {lead_id}, '{user}',
+           CASE WHEN k % 10 = 1 THEN NULL WHEN k % 17 = 3 THEN ' ' WHEN k % 13 = 5 THEN ' ' || first || ' ' ELSE first END,
+           last,
+           CASE WHEN k % 5 = 0 THEN first || ' ' || last END,
+           CASE WHEN k % 10 = 2 THEN NULL ELSE company END,
+           CASE WHEN k % 10 = 3 THEN '' ELSE role END,
+           CASE WHEN k % 10 = 4 THEN NULL ELSE headline END,
+           '{t0}', '{t0}'
+    FROM people;
+    WITH {people_sql(n)}
+    INSERT INTO lead_socials (lead_id, network, url)
+    SELECT {lead_id}, 'linkedin', linkedin_raw FROM people WHERE linkedin_raw IS NOT NULL;
+    WITH {people_sql(n)}
+    INSERT INTO lead_contacts (lead_id, kind, value, created_at)
+    SELECT {lead_id}, 'work_email', 'n/a', '{t0}'::timestamptz
+    FROM people WHERE kind <> 'invalid' AND k % 5 = 1 AND k % 7 <> 3
+    UNION ALL
+    SELECT {lead_id}, 'work_email', email_raw, '{t0}'::timestamptz + interval '1 second'
+    FROM people WHERE email_raw IS NOT NULL AND NOT (kind <> 'invalid' AND k % 7 = 3);
+    WITH {people_sql(n)}
+    INSERT INTO lead_attributes (lead_id, key, value)
+    SELECT {lead_id}, a.key, a.value
+    FROM people
+    CROSS JOIN LATERAL (VALUES
+        ('source', to_jsonb(CASE WHEN kind = 'repeat' THEN 'import-2' ELSE 'crm' END)),
+        ('firstName', CASE WHEN k % 10 = 1 THEN to_jsonb(first) END),
+        ('currentCompany', CASE WHEN k % 10 = 2 THEN to_jsonb(company) END),
+        ('currentRole', CASE WHEN k % 10 = 3 THEN to_jsonb(role) END),
+        ('headline', CASE WHEN k % 10 = 4 THEN to_jsonb(headline) END),
+        ('email', CASE WHEN kind <> 'invalid' AND k % 7 = 3 THEN to_jsonb(email_raw) END),
+        ('score', CASE WHEN k % 9 = 0 THEN to_jsonb(k % 100) END)
+    ) AS a(key, value)
+    WHERE a.value IS NOT NULL;
+    WITH {people_sql(n)}
+    INSERT INTO list_memberships (list_id, lead_id, created_at)
+    SELECT '{list_id}', {lead_id}, '{t0}'::timestamptz + i * interval '1 microsecond' FROM people;
+    COMMIT;
+    SELECT (SELECT count(*) FROM lead_socials s JOIN list_memberships m ON m.lead_id = s.lead_id WHERE m.list_id = '{list_id}')
+        || ' ' || (SELECT count(*) FROM lead_contacts c JOIN list_memberships m ON m.lead_id = c.lead_id WHERE m.list_id = '{list_id}')
+        || ' ' || (SELECT count(*) FROM lead_attributes a JOIN list_memberships m ON m.lead_id = a.lead_id WHERE m.list_id = '{list_id}');
+    """
+    socials, contacts, attributes = (int(x) for x in db.run(sql).strip().split())
+    return {"leads": n, "lead_socials": socials, "lead_contacts": contacts, "lead_attributes": attributes,
+            "list_memberships": n}
+
+
+# --------------------------------------------------------------------------------------------
+# The mapping in SQL: the contract's rules, written independently of the service, for (a) and (b).
+
+def email_ok(expr):
+    return f"({expr} ~ {EMAIL_RE} AND octet_length({expr}) <= 254)"
+
+
+def present(expr):
+    return f"nullif(btrim({expr}, {WS}), '')"
+
+
+def mapping_sql(storage, channel, list_id):
+    """SELECT of the rows an import inserts (before dedup), in list order. Each level is fenced
+    with OFFSET 0 so that the planner does not inline a computed column into both the filter and
+    the output: every normalization runs once per member, as in a careful hand-written statement."""
+    identity = "v.email" if channel == "email" else "v.linkedin_url"
+    if storage == "rows":
+        return f"""
+        SELECT v.email, v.linkedin_url, v.first_name, v.last_name,
+               coalesce(v.full_name, nullif(concat_ws(' ', v.first_name, v.last_name), '')) AS name,
+               v.company, v.position, v.headline, NULL::jsonb AS custom_fields
+        FROM (
+            SELECT CASE WHEN {email_ok('x.e')} THEN x.e END AS email,
+                   leadimport_normalize_linkedin(x.linkedin_raw) AS linkedin_url,
+                   x.first_name, x.last_name, x.full_name, x.company, x.position, x.headline
+            FROM (
+                SELECT lower(btrim(r.profile_data->'enrichment'->>'work_email', {WS})) AS e,
+                       r.linkedin_url AS linkedin_raw,
+                       {present("r.profile_data->>'firstName'")} AS first_name,
+                       {present("r.profile_data->>'lastName'")} AS last_name,
+                       {present("r.profile_data->>'fullName'")} AS full_name,
+                       {present("r.profile_data->>'currentCompany'")} AS company,
+                       {present("r.profile_data->>'currentRole'")} AS position,
+                       {present("r.profile_data->>'headline'")} AS headline
+                FROM list_rows r
+                WHERE r.list_id = '{list_id}'
+                ORDER BY r.created_at, r.id
+                OFFSET 0
+            ) x
+            OFFSET 0
+        ) v
+        WHERE {identity} IS NOT NULL
+        """
+    return f"""
+    SELECT v.email, v.linkedin_url, v.first_name, v.last_name,
+           coalesce(v.full_name, nullif(concat_ws(' ', v.first_name, v.last_name), '')) AS name,
+           v.company, v.position, v.headline, v.custom_fields
+    FROM (
+        SELECT coalesce(x.work_email, CASE WHEN {email_ok('x.attribute_email')} THEN x.attribute_email END) AS email,
+               leadimport_normalize_linkedin(x.linkedin_raw) AS linkedin_url,
+               x.first_name, x.last_name, x.full_name, x.company, x.position, x.headline, x.custom_fields
+        FROM (
+            SELECT wc.e AS work_email,
+                   lower(btrim(a.attrs->>'email', {WS})) AS attribute_email,
+                   s.url AS linkedin_raw,
+                   coalesce({present('l.first_name')}, {present("a.attrs->>'firstName'")}) AS first_name,
+                   coalesce({present('l.last_name')}, {present("a.attrs->>'lastName'")}) AS last_name,
+                   coalesce({present('l.full_name')}, {present("a.attrs->>'fullName'")}) AS full_name,
+                   coalesce({present('l.company')}, {present("a.attrs->>'currentCompany'")}) AS company,
+                   coalesce({present('l.title')}, {present("a.attrs->>'currentRole'")}) AS position,
+                   coalesce({present('l.headline')}, {present("a.attrs->>'headline'")}) AS headline,
+                   coalesce(a.attrs, '{{}}'::jsonb) AS custom_fields
+            FROM list_memberships m
+            JOIN leads l ON l.id = m.lead_id
+            LEFT JOIN lead_socials s ON s.lead_id = m.lead_id AND s.network = 'linkedin'
+            LEFT JOIN LATERAL (
+                SELECT jsonb_object_agg(la.key, la.value) AS attrs FROM lead_attributes la WHERE la.lead_id = m.lead_id
+            ) a ON true
+            LEFT JOIN LATERAL (
+                SELECT c.e FROM (
+                    SELECT lower(btrim(c.value, {WS})) AS e, c.created_at, c.id
+                    FROM lead_contacts c WHERE c.lead_id = m.lead_id AND c.kind = 'work_email'
+                ) c
+                WHERE {email_ok('c.e')}
+                ORDER BY c.created_at, c.id LIMIT 1
+            ) wc ON true
+            WHERE m.list_id = '{list_id}'
+            ORDER BY m.created_at, m.lead_id
+            OFFSET 0
+        ) x
+        OFFSET 0
+    ) v
+    WHERE {identity} IS NOT NULL
+    """
+
+
+INSERT_COLUMNS = ("campaign_id, user_id, status, email, linkedin_url, first_name, last_name, name, "
+                  "company, position, headline, source, source_ref, custom_fields")
+
+
+def insert_sql(campaign, user, list_id, source):
+    return f"""
+    INSERT INTO campaign_leads ({INSERT_COLUMNS})
+    SELECT '{campaign}', '{user}', 'pending', q.email, q.linkedin_url, q.first_name, q.last_name, q.name,
+           q.company, q.position, q.headline, 'list', '{list_id}', q.custom_fields
+    FROM {source} q
+    ON CONFLICT (campaign_id, identity_key) DO NOTHING
+    """
+
+
+def fingerprint_sql(campaign):
+    """Order-independent digest of a campaign's leads (everything but ids and timestamps)."""
+    return f"""
+    SELECT count(*) || ' ' || coalesce(sum(hashtextextended(x, 7)::numeric), 0)
+    FROM (
+        SELECT (user_id, status, email, linkedin_url, first_name, last_name, name, company, position, headline,
+                source, source_ref, custom_fields, identity_key)::text AS x
+        FROM campaign_leads WHERE campaign_id = '{campaign}'
+    ) s;
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# The service's memory: PSS and RSS summed over the supervisor and all its descendants.
+
+def descendants(root):
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/children") as f:
+                        todo.extend(int(c) for c in f.read().split())
+                except OSError:
+                    pass
+        except OSError:
+            pass
+    return found
+
+
+def smaps_rollup(pid):
+    values = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 3 and parts[2] == "kB":
+                    values[parts[0].rstrip(":")] = int(parts[1]) * 1024
+    except OSError:
+        return None
+    return values
+
+
+def memory_now(root):
+    total = {"pss": 0, "rss": 0, "uss": 0, "processes": 0}
+    per = {}
+    for pid in descendants(root):
+        v = smaps_rollup(pid)
+        if not v:
+            continue
+        pss, rss = v.get("Pss", 0), v.get("Rss", 0)
+        uss = v.get("Private_Clean", 0) + v.get("Private_Dirty", 0)
+        total["pss"] += pss
+        total["rss"] += rss
+        total["uss"] += uss
+        total["processes"] += 1
+        per[pid] = {"pss": pss, "rss": rss}
+    total["per_process"] = per
+    return total
+
+
+class MemorySampler(threading.Thread):
+    def __init__(self, root, interval=0.02):
+        super().__init__(daemon=True)
+        self.root, self.interval = root, interval
+        self.stop_event = threading.Event()
+        self.samples = 0
+        self.peak_pss = None   # the sample with the highest summed PSS
+        self.peak_rss = 0      # the highest summed RSS seen (possibly another sample)
+        self.peak_uss = 0
+        self.max_processes = 0
+
+    def run(self):
+        next_at = time.monotonic()
+        while not self.stop_event.is_set():
+            m = memory_now(self.root)
+            self.samples += 1
+            if self.peak_pss is None or m["pss"] > self.peak_pss["pss"]:
+                self.peak_pss = m
+            self.peak_rss = max(self.peak_rss, m["rss"])
+            self.peak_uss = max(self.peak_uss, m["uss"])
+            self.max_processes = max(self.max_processes, m["processes"])
+            next_at += self.interval
+            delay = next_at - time.monotonic()
+            if delay < 0:
+                next_at = time.monotonic()
+                delay = 0
+            self.stop_event.wait(delay)
+
+    def finish(self):
+        self.stop_event.set()
+        self.join(5)
+        return {
+            "samples": self.samples,
+            "interval_ms": self.interval * 1000,
+            "peak_pss_bytes": self.peak_pss["pss"] if self.peak_pss else None,
+            "peak_rss_bytes": self.peak_rss,
+            "peak_uss_bytes": self.peak_uss,
+            "processes": self.max_processes,
+            "at_peak_pss_per_process": {str(k): v for k, v in (self.peak_pss or {}).get("per_process", {}).items()},
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP
+
+def http_post(base, path, body, token=None, timeout=1200):
+    u = urllib.parse.urlparse(base)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        conn.request("POST", path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------------------------
+# wrk
+
+def parse_duration_ms(text):
+    m = re.match(r"^([0-9.]+)(us|ms|s|m)$", text)
+    if not m:
+        raise BenchError(f"unreadable wrk latency: {text!r}")
+    value, unit = float(m.group(1)), m.group(2)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def parse_wrk(out):
+    result = {}
+    m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    if not m:
+        raise BenchError(f"wrk printed no Requests/sec:\n{out}")
+    result["requests_per_s"] = float(m.group(1))
+    m = re.search(r"(\d+) requests in ([0-9.]+)(us|ms|s|m)", out)
+    result["requests"] = int(m.group(1)) if m else None
+    result["seconds"] = parse_duration_ms(m.group(2) + m.group(3)) / 1000 if m else None
+    for pct in ("50", "75", "90", "99"):
+        m = re.search(rf"^\s+{pct}%\s+([0-9.]+(?:us|ms|s|m))\s*$", out, re.M)
+        result[f"p{pct}_ms"] = parse_duration_ms(m.group(1)) if m else None
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    result["non_2xx_3xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    result["socket_errors"] = ({"connect": int(m.group(1)), "read": int(m.group(2)), "write": int(m.group(3)),
+                                "timeout": int(m.group(4))} if m else {"connect": 0, "read": 0, "write": 0, "timeout": 0})
+    return result
+
+
+def status_histogram(access_log, offset):
+    """Statuses of the nginx access log lines written after `offset` (default combined format)."""
+    hist = {}
+    with open(access_log, "rb") as f:
+        f.seek(offset)
+        for line in f:
+            m = re.search(rb'" (\d{3}) ', line)
+            if m:
+                code = m.group(1).decode()
+                hist[code] = hist.get(code, 0) + 1
+    return hist
+
+
+def quiesce(access_log, quiet_for=0.5, limit=15.0):
+    """Waits until nginx's access log stops growing: requests still in flight when wrk stopped
+    are logged late (as 499 when nginx noticed the client had gone, else with their status)."""
+    deadline = time.monotonic() + limit
+    size = os.path.getsize(access_log)
+    still_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = os.path.getsize(access_log)
+        if now != size:
+            size, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since >= quiet_for:
+            break
+    return size
+
+
+def run_wrk(url, script, duration, connections, threads, access_log, label):
+    offset = quiesce(access_log)
+    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "--latency", "-s", script, url]
+    log(f"wrk {label}: {' '.join(args[:-1])} URL")
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=duration + 60)
+    if proc.returncode != 0:
+        raise BenchError(f"wrk failed: {proc.stderr}\n{proc.stdout}")
+    result = parse_wrk(proc.stdout)
+    quiesce(access_log)
+    # Every request of this run as nginx logged it, stragglers included.
+    result["statuses"] = status_histogram(access_log, offset)
+    result["raw"] = proc.stdout
+    return result
+
+
+def closed_loop(url, body, token, connections, duration):
+    """An uncorrected latency cross-check: `connections` threads, each on one kept-alive
+    connection, send the request again as soon as the answer is in, and every latency is recorded
+    as measured. wrk's percentiles include its coordinated-omission correction (for each latency
+    of at least twice the mean interval per connection it adds synthetic samples below it), so a
+    few stalls of seconds can move its p90 and p99 far above what any request saw; this shows what
+    requests saw. Its rate is limited by Python (it is not a rate figure)."""
+    u = urllib.parse.urlparse(url)
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    stop_at = time.monotonic() + duration
+    lock = threading.Lock()
+    latencies, statuses, errors = [], {}, [0]
+
+    def worker():
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        mine, codes = [], {}
+        while time.monotonic() < stop_at:
+            started = time.perf_counter()
+            try:
+                conn.request("POST", u.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                code = str(resp.status)
+                mine.append(time.perf_counter() - started)
+                codes[code] = codes.get(code, 0) + 1
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+                with lock:
+                    errors[0] += 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            for k, v in codes.items():
+                statuses[k] = statuses.get(k, 0) + v
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(connections)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(duration + 60)
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    n = len(latencies)
+    if not n:
+        raise BenchError("the closed-loop cross-check completed no request")
+
+    def pct(p):
+        return round(latencies[min(n - 1, int(n * p / 100))] * 1000, 3)
+
+    return {"connections": connections, "duration_s": duration, "requests": n, "requests_per_s": round(n / elapsed),
+            "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99), "p999_ms": pct(99.9),
+            "max_ms": round(latencies[-1] * 1000, 3), "mean_ms": round(sum(latencies) / n * 1000, 3),
+            "over_100ms": sum(1 for x in latencies if x > 0.1), "over_1s": sum(1 for x in latencies if x > 1.0),
+            "statuses": statuses, "errors": errors[0]}
+
+
+# --------------------------------------------------------------------------------------------
+
+def machine_facts(args, admin):
+    facts = {"nproc": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                facts["memory_total_mib"] = round(int(line.split()[1]) / 1024)
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                facts["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+    facts["postgresql"] = admin.value("SELECT version();")
+    facts["postgresql_settings"] = dict(
+        line.split("|", 1) for line in admin.run(
+            "SELECT name, setting FROM pg_settings WHERE name IN ('shared_buffers','fsync','synchronous_commit',"
+            "'full_page_writes','max_connections','work_mem','max_wal_size') ORDER BY name;").strip().splitlines())
+    ngx = subprocess.run(["nginx", "-v"], capture_output=True, text=True)
+    facts["nginx"] = (ngx.stderr or ngx.stdout).strip()
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+    facts["wrk"] = (wrk.stdout or wrk.stderr).strip().splitlines()[0] if (wrk.stdout or wrk.stderr) else None
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    git = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True)
+    facts["git_commit"] = git.stdout.strip()
+    dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--", "Sources", "Package.swift", "nginx"],
+                           capture_output=True, text=True)
+    facts["git_dirty_files"] = [l[3:] for l in dirty.stdout.splitlines()]
+    with open("/proc/loadavg") as f:
+        facts["loadavg_at_start"] = f.read().split()[:3]
+    facts["kernel"] = platform.release()
+    if args.binary and os.path.exists(args.binary):
+        h = hashlib.sha256()
+        with open(args.binary, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        facts["service_binary"] = {"path": args.binary_source or args.binary, "sha256": h.hexdigest(),
+                                   "built_at": datetime.datetime.fromtimestamp(os.path.getmtime(args.binary)).isoformat(timespec="seconds")}
+    return facts
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.admin = Psql(args.admin_url)
+        self.owner = Psql(args.owner_url)
+        self.problems = []
+        self.results = {"imports": [], "generation": [], "request_rate": {}, "memory": {}, "targets": []}
+
+    def problem(self, message):
+        log("PROBLEM: " + message)
+        self.problems.append(message)
+
+    # ---- setup
+
+    def create_user_and_token(self):
+        self.user = str(uuid.uuid4())
+        self.token = "bench_" + secrets.token_urlsafe(32)
+        self.admin.run(f"""
+            INSERT INTO users (id, email) VALUES ('{self.user}', 'bench-{self.user[:8]}@example.com');
+            INSERT INTO tokens (user_id, token_hash, name)
+            VALUES ('{self.user}', sha256(convert_to('{self.token}', 'UTF8')), 'bench');
+        """)
+
+    def new_campaign(self, channel, name):
+        return self.admin.value(
+            f"INSERT INTO campaigns (user_id, name, channel) VALUES ('{self.user}', '{name}', '{channel}') RETURNING id;")
+
+    def fresh_start(self):
+        """Every timed step starts from the same state: no campaign leads, nothing dirty."""
+        self.admin.run("TRUNCATE campaign_leads; CHECKPOINT;")
+
+    def check_401_parity(self):
+        path = IMPORT_PATH.format(campaign="00000000-0000-0000-0000-000000000000")
+        body = json.dumps({"listId": "00000000-0000-0000-0000-000000000000"})
+        s = http_post(self.args.base_url, path, body)
+        c = http_post(self.args.ceiling_url, path, body)
+        keys = ("content-type", "content-length", "www-authenticate")
+        parity = {
+            "service": {"status": s[0], **{k: s[1].get(k) for k in keys}, "body": s[2].decode()},
+            "ceiling": {"status": c[0], **{k: c[1].get(k) for k in keys}, "body": c[2].decode()},
+        }
+        self.results["response_401"] = parity
+        if s[0] != 401:
+            raise BenchError(f"the service answered {s[0]} to a request without a token: {s[2][:200]!r}")
+        if (s[0], [s[1].get(k) for k in keys], s[2]) != (c[0], [c[1].get(k) for k in keys], c[2]):
+            raise BenchError(f"the ceiling's 401 differs from the service's: {json.dumps(parity, indent=1)}")
+        log(f"401 parity: service and ceiling both answer 401, WWW-Authenticate: {s[1].get('www-authenticate')}")
+
+    # ---- imports
+
+    def generate(self, size):
+        lists = {}
+        for storage in ("rows", "leads"):
+            list_id = str(uuid.uuid4())
+            t0 = "2026-01-01 00:00:00+00"
+            started = time.perf_counter()
+            if storage == "rows":
+                rows = generate_rows_list(self.admin, self.user, list_id, size, t0)
+            else:
+                rows = generate_leads_list(self.admin, self.user, list_id, size, t0)
+            seconds = time.perf_counter() - started
+            total_rows = sum(rows.values())
+            log(f"generated {storage} list of {size:,} members: {total_rows:,} rows in {seconds:.1f} s")
+            self.results["generation"].append({"size": size, "storage": storage, "list_id": list_id,
+                                               "seconds": round(seconds, 3), "rows": rows, "total_rows": total_rows})
+            lists[storage] = list_id
+        started = time.perf_counter()
+        self.admin.run("VACUUM (ANALYZE) list_rows, leads, lead_socials, lead_contacts, lead_attributes, "
+                       "list_memberships, lists, campaigns, tokens, users;")
+        log(f"VACUUM ANALYZE after generation: {time.perf_counter() - started:.1f} s")
+        return lists
+
+    def endpoint_import(self, campaign, list_id):
+        path = IMPORT_PATH.format(campaign=campaign)
+        body = json.dumps({"listId": list_id})
+        idle = memory_now(self.args.service_pid)
+        sampler = MemorySampler(self.args.service_pid, interval=0.02)
+        sampler.start()
+        started = time.perf_counter()
+        try:
+            status, headers, data = http_post(self.args.base_url, path, body, token=self.token)
+        finally:
+            seconds = time.perf_counter() - started
+            mem = sampler.finish()
+        mem["idle_before_pss_bytes"] = idle["pss"]
+        mem["idle_before_rss_bytes"] = idle["rss"]
+        try:
+            counts = json.loads(data)
+        except ValueError:
+            counts = {"unparsable_body": data[:300].decode(errors="replace")}
+        return status, counts, seconds, mem
+
+    def measure(self, size, storage, channel, list_id):
+        label = f"{size:,} {storage}/{channel}"
+        expected = expected_counts(size)
+        entry = {"size": size, "storage": storage, "channel": channel, "list_id": list_id, "expected": expected}
+        fingerprints = {}
+
+        # The endpoint, through nginx.
+        self.fresh_start()
+        campaign = self.new_campaign(channel, f"bench {label} endpoint")
+        status, counts, seconds, mem = self.endpoint_import(campaign, list_id)
+        entry["endpoint"] = {"status": status, "counts": counts, "seconds": round(seconds, 4),
+                             "rows_per_s": round(size / seconds), "memory": mem}
+        log(f"{label}: endpoint {status} in {seconds:.2f} s ({size / seconds:,.0f} rows/s) {counts}; "
+            f"peak PSS {mem['peak_pss_bytes'] / MiB:.1f} MiB, RSS {mem['peak_rss_bytes'] / MiB:.1f} MiB "
+            f"({mem['samples']} samples)")
+        if status != 200:
+            self.problem(f"{label}: the endpoint answered {status}, not 200: {counts}")
+        keys = ("imported", "duplicates", "invalid", "errors", "total")
+        if all(isinstance(counts.get(k), int) for k in keys):
+            if sum(counts[k] for k in keys[:4]) != counts["total"]:
+                self.problem(f"{label}: the endpoint's counts do not add up (I+D+V+E != T): {counts}")
+            if {k: counts[k] for k in keys} != expected:
+                self.problem(f"{label}: the endpoint's counts {counts} differ from the generator's {expected}")
+        else:
+            self.problem(f"{label}: the endpoint's body carries no counts: {counts}")
+        in_db = self.admin.value(f"SELECT count(*) || ' ' || (SELECT stats::text FROM campaigns WHERE id = '{campaign}') "
+                                 f"FROM campaign_leads WHERE campaign_id = '{campaign}';")
+        n_db, stats = in_db.split(" ", 1)
+        entry["endpoint"]["rows_in_campaign"] = int(n_db)
+        entry["endpoint"]["campaign_stats"] = json.loads(stats)
+        if int(n_db) != counts.get("imported"):
+            self.problem(f"{label}: the campaign holds {n_db} leads, the endpoint reported {counts.get('imported')} imported")
+        if json.loads(stats).get("total") != int(n_db):
+            self.problem(f"{label}: the campaign's stats {stats} do not match its {n_db} leads")
+        fingerprints["endpoint"] = self.admin.value(fingerprint_sql(campaign))
+
+        # (a) The write cost: the same rows, already mapped, from a temporary table, one statement.
+        self.fresh_start()
+        campaign_a = self.new_campaign(channel, f"bench {label} write cost")
+        setup = f"""
+            SET temp_buffers = '2GB';
+            SET work_mem = '256MB';
+            CREATE TEMP TABLE a_rows AS {mapping_sql(storage, channel, list_id)};
+            ANALYZE a_rows;
+            SELECT count(*) FROM a_rows;
+        """
+        ms, tag, _ = self.owner.timed(setup, insert_sql(campaign_a, self.user, list_id, "a_rows"))
+        inserted_a = int(tag.split()[-1])
+        entry["write_cost_a"] = {"seconds": round(ms / 1000, 4), "rows_per_s": round(size / (ms / 1000)),
+                                 "inserted": inserted_a}
+        fingerprints["write_cost_a"] = self.admin.value(fingerprint_sql(campaign_a))
+
+        # (b) One statement that maps and inserts, from the list's own tables.
+        self.fresh_start()
+        campaign_b = self.new_campaign(channel, f"bench {label} one statement")
+        ms_b, tag_b, _ = self.owner.timed("SET work_mem = '256MB';",
+                                          insert_sql(campaign_b, self.user, list_id, f"({mapping_sql(storage, channel, list_id)})"))
+        inserted_b = int(tag_b.split()[-1])
+        entry["one_statement_b"] = {"seconds": round(ms_b / 1000, 4), "rows_per_s": round(size / (ms_b / 1000)),
+                                    "inserted": inserted_b}
+        fingerprints["one_statement_b"] = self.admin.value(fingerprint_sql(campaign_b))
+
+        entry["ratio_endpoint_to_a"] = round(seconds / (ms / 1000), 3)
+        entry["ratio_endpoint_to_b"] = round(seconds / (ms_b / 1000), 3)
+        entry["fingerprints"] = fingerprints
+        entry["same_rows"] = len(set(fingerprints.values())) == 1
+        imported = counts.get("imported")
+        if inserted_a != imported or inserted_b != imported:
+            self.problem(f"{label}: inserted counts differ: endpoint {imported}, (a) {inserted_a}, (b) {inserted_b}")
+        if not entry["same_rows"]:
+            self.problem(f"{label}: the endpoint's leads differ in content from the SQL mapping's "
+                         f"(count + digest: {fingerprints})")
+        log(f"{label}: (a) write cost {ms / 1000:.2f} s ({size / (ms / 1000):,.0f} rows/s), "
+            f"(b) one statement {ms_b / 1000:.2f} s ({size / (ms_b / 1000):,.0f} rows/s); "
+            f"endpoint/(a) {entry['ratio_endpoint_to_a']:.2f}, endpoint/(b) {entry['ratio_endpoint_to_b']:.2f}; "
+            f"same rows: {entry['same_rows']}")
+        self.admin.run("TRUNCATE campaign_leads;")
+        return entry
+
+    # ---- request rate
+
+    def request_rate(self):
+        a = self.args
+        # A 10-member list (leads storage), imported once, so that every later import is a 422.
+        list_id = str(uuid.uuid4())
+        generate_leads_list(self.admin, self.user, list_id, 10, "2026-01-01 00:00:00+00")
+        self.admin.run("VACUUM (ANALYZE) leads, lead_socials, lead_contacts, lead_attributes, list_memberships;")
+        campaign = self.new_campaign("email", "bench 422")
+        path = IMPORT_PATH.format(campaign=campaign)
+        body = json.dumps({"listId": list_id})
+        status, _, data = http_post(a.base_url, path, body, token=self.token)
+        if status != 200:
+            raise BenchError(f"the first import of the 10-member list answered {status}: {data[:300]!r}")
+        status, _, data = http_post(a.base_url, path, body, token=self.token)
+        if status != 422:
+            raise BenchError(f"the second import of the 10-member list answered {status}, not 422: {data[:300]!r}")
+        log(f"10-member list already imported: 422 {data.decode().strip()}")
+
+        scripts = os.path.join(a.scratch, "wrk")
+        os.makedirs(scripts, exist_ok=True)
+        s401 = os.path.join(scripts, "post-401.lua")
+        s422 = os.path.join(scripts, "post-422.lua")
+        lua_body = json.dumps({"listId": list_id})
+        with open(s401, "w") as f:
+            f.write(f'wrk.method = "POST"\nwrk.body = \'{lua_body}\'\nwrk.headers["Content-Type"] = "application/json"\n')
+        with open(s422, "w") as f:
+            f.write(f'wrk.method = "POST"\nwrk.body = \'{lua_body}\'\nwrk.headers["Content-Type"] = "application/json"\n'
+                    f'wrk.headers["Authorization"] = "Bearer {self.token}"\n')
+        os.chmod(s422, 0o600)
+
+        service_url = a.base_url + path
+        ceiling_url = a.ceiling_url + path
+        conns, threads, duration = 32, 2, a.wrk_duration
+
+        # A short warm-up of each target (kept connections opened, caches warm), not recorded.
+        for url, script, log_path in ((service_url, s401, a.access_log), (ceiling_url, s401, a.ceiling_access_log),
+                                      (service_url, s422, a.access_log)):
+            subprocess.run(["wrk", "-t2", "-c32", "-d2s", "-s", script, url], capture_output=True, timeout=60)
+            quiesce(log_path)
+
+        rounds = {"service_401": [], "ceiling_401": [], "service_422": []}
+        for r in range(a.wrk_rounds):
+            rounds["service_401"].append(run_wrk(service_url, s401, duration, conns, threads, a.access_log, f"401 service (round {r + 1})"))
+            rounds["ceiling_401"].append(run_wrk(ceiling_url, s401, duration, conns, threads, a.ceiling_access_log, f"401 ceiling (round {r + 1})"))
+            rounds["service_422"].append(run_wrk(service_url, s422, duration, conns, threads, a.access_log, f"422 service (round {r + 1})"))
+
+        out = {"connections": conns, "threads": threads, "duration_s": duration, "rounds": a.wrk_rounds,
+               "method": "best round by requests/s (outside load only ever lowers a figure)"}
+        for name, runs in rounds.items():
+            expected = "401" if name.endswith("401") else "422"
+            for run in runs:
+                log(f"  {name}: {run['requests_per_s']:,.0f} req/s, p50 {run['p50_ms']:.2f} ms, p99 {run['p99_ms']:.2f} ms, "
+                    f"non-2xx {run['non_2xx_3xx']}/{run['requests']}, socket errors {run['socket_errors']}, "
+                    f"statuses {run['statuses']}")
+                if run["non_2xx_3xx"] != run["requests"]:
+                    self.problem(f"wrk {name}: {run['requests'] - run['non_2xx_3xx']} of {run['requests']} responses were 2xx/3xx")
+                # wrk stops with up to one request in flight per connection: those show up in nginx's
+                # log as 499 (client gone), expected; anything else is not.
+                cut = run["statuses"].get("499", 0)
+                run["cut_at_end_499"] = cut
+                if cut > conns:
+                    self.problem(f"wrk {name}: {cut} requests logged 499 by nginx, more than the {conns} that can be in flight at the end")
+                other = {k: v for k, v in run["statuses"].items() if k not in (expected, "499")}
+                if other:
+                    self.problem(f"wrk {name}: statuses other than {expected} in nginx's log: {other}")
+                if any(run["socket_errors"].values()):
+                    self.problem(f"wrk {name}: socket errors {run['socket_errors']}")
+            best = max(runs, key=lambda r: r["requests_per_s"])
+            out[name] = {k: v for k, v in best.items() if k != "raw"}
+            out[name]["all_rounds_rps"] = [r["requests_per_s"] for r in runs]
+            out[name]["raw"] = best["raw"]
+        out["ratio_service_to_ceiling_401"] = round(out["service_401"]["requests_per_s"] / out["ceiling_401"]["requests_per_s"], 3)
+
+        log(f"closed-loop cross-check of the 422 latencies ({conns} connections, {duration} s, uncorrected)")
+        quiesce(a.access_log)
+        check = closed_loop(service_url, lua_body, self.token, conns, duration)
+        log(f"  uncorrected 422: {check['requests_per_s']:,} req/s (client-limited), p50 {check['p50_ms']:.2f} ms, "
+            f"p99 {check['p99_ms']:.2f} ms, max {check['max_ms']:.0f} ms, {check['over_100ms']} over 100 ms, statuses {check['statuses']}")
+        other = {k: v for k, v in check["statuses"].items() if k != "422"}
+        if other or check["errors"]:
+            self.problem(f"closed-loop 422 check: statuses other than 422: {other}, connection errors: {check['errors']}")
+        out["service_422_uncorrected"] = check
+        self.results["request_rate"] = out
+
+    # ---- the whole run
+
+    def run(self):
+        a = self.args
+        self.results["started_at"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        self.results["mode"] = a.mode
+        self.results["sizes"] = a.sizes
+        self.results["machine"] = machine_facts(a, self.admin)
+        self.results["service"] = {"command": "leadimport serve --listen unix:SOCKET (default options)",
+                                   "supervisor_pid": a.service_pid}
+        if float(self.results["machine"]["loadavg_at_start"][0]) > 1.0:
+            log(f"note: load average {' '.join(self.results['machine']['loadavg_at_start'])} at start: other work is running on this machine")
+        self.results["memory"]["service_idle_at_start"] = {k: v for k, v in memory_now(a.service_pid).items() if k != "per_process"}
+        self.check_401_parity()
+        self.create_user_and_token()
+
+        for size in a.sizes:
+            lists = self.generate(size)
+            for storage in ("rows", "leads"):
+                for channel in ("email", "linkedin"):
+                    entry = self.measure(size, storage, channel, lists[storage])
+                    entry["loadavg_after"] = loadavg()
+                    self.results["imports"].append(entry)
+                    self.save(partial=True)
+
+        self.request_rate()
+        self.results["memory"]["service_idle_at_end"] = {k: v for k, v in memory_now(a.service_pid).items() if k != "per_process"}
+        self.results["machine"]["loadavg_at_end"] = loadavg()
+        self.results["service_log"] = self.service_log_summary()
+        self.results["finished_at"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        self.evaluate()
+        self.results["problems"] = self.problems
+        path = self.save(partial=False)
+        self.print_table()
+        print(f"\nJSON: {path}\n      {os.path.join(a.out_dir, 'latest.json')}")
+        if self.problems:
+            print("\nPROBLEMS:")
+            for p in self.problems:
+                print("  - " + p)
+            return 1
+        return 0
+
+    def service_log_summary(self):
+        levels, messages = {}, {}
+        try:
+            with open(self.args.service_log, errors="replace") as f:
+                for line in f:
+                    m = re.match(r"level=(\w+) msg=(\"[^\"]*\"|\S+)", line)
+                    if m:
+                        levels[m.group(1)] = levels.get(m.group(1), 0) + 1
+                        if m.group(1) != "info":
+                            key = f"{m.group(1)} {m.group(2)}"
+                            messages[key] = messages.get(key, 0) + 1
+        except OSError:
+            pass
+        # A response the service could not deliver because nginx had dropped the connection (its
+        # client, wrk, had gone: a 499 in nginx's log) is expected, as many as there were 499s.
+        total_499 = 0
+        for path in (self.args.access_log,):
+            with open(path, "rb") as f:
+                total_499 += sum(1 for line in f if b'" 499 ' in line)
+        undelivered = sum(v for k, v in messages.items() if "response not delivered" in k)
+        unexpected = {k: v for k, v in messages.items() if "response not delivered" not in k}
+        if unexpected:
+            self.problem(f"the service logged warnings or errors: {unexpected}")
+        if undelivered > total_499:
+            self.problem(f"the service failed to deliver {undelivered} responses, nginx logged only {total_499} client aborts (499)")
+        return {"lines_by_level": levels, "non_info_messages": messages,
+                "undelivered_responses": undelivered, "nginx_499_total": total_499}
+
+    def save(self, partial):
+        os.makedirs(self.args.out_dir, exist_ok=True)
+        self.results["partial"] = partial
+        self.results["problems"] = self.problems
+        stamp = self.args.stamp
+        path = os.path.join(self.args.out_dir, f"results-{stamp}.json")
+        with open(path, "w") as f:
+            json.dump(self.results, f, indent=2)
+        if not partial:
+            with open(os.path.join(self.args.out_dir, "latest.json"), "w") as f:
+                json.dump(self.results, f, indent=2)
+        return path
+
+    # ---- targets and the table
+
+    def evaluate(self):
+        targets = []
+
+        def add(name, figure, target, ok, unit=""):
+            targets.append({"name": name, "figure": figure, "target": target, "unit": unit,
+                            "verdict": None if ok is None else ("PASS" if ok else "MISS")})
+            return targets[-1]
+
+        for e in self.results["imports"]:
+            big = e["size"] >= TARGET_MIN_SIZE
+            label = f"{e['size']:,} {e['storage']}/{e['channel']}"
+            e["verdict_a"] = ("PASS" if e["ratio_endpoint_to_a"] <= TARGET_WRITE_RATIO else "MISS") if big else "info"
+            e["verdict_b"] = ("PASS" if e["ratio_endpoint_to_b"] < TARGET_ONE_STATEMENT_RATIO else "MISS") if big else "info"
+            if big:
+                add(f"import {label}: endpoint / write cost (a)", e["ratio_endpoint_to_a"], f"<= {TARGET_WRITE_RATIO}",
+                    e["ratio_endpoint_to_a"] <= TARGET_WRITE_RATIO, "x")
+                add(f"import {label}: endpoint / one statement (b)", e["ratio_endpoint_to_b"], f"< {TARGET_ONE_STATEMENT_RATIO}",
+                    e["ratio_endpoint_to_b"] < TARGET_ONE_STATEMENT_RATIO, "x")
+
+        imports = self.results["imports"]
+        if imports:
+            peak = max(imports, key=lambda e: e["endpoint"]["memory"]["peak_pss_bytes"] or 0)
+            peak_mib = peak["endpoint"]["memory"]["peak_pss_bytes"] / MiB
+            peak_rss = max(e["endpoint"]["memory"]["peak_rss_bytes"] for e in imports) / MiB
+            self.results["memory"]["peak_pss_mib"] = round(peak_mib, 2)
+            self.results["memory"]["peak_rss_mib"] = round(peak_rss, 2)
+            self.results["memory"]["peak_at"] = f"{peak['size']:,} {peak['storage']}/{peak['channel']}"
+            add("memory: peak PSS of the whole service during the imports", round(peak_mib, 2), f"< {TARGET_PEAK_MIB}",
+                peak_mib < TARGET_PEAK_MIB, "MiB")
+            smallest, largest = min(self.args.sizes), max(self.args.sizes)
+            growth = {}
+            if largest > smallest:
+                for storage in ("rows", "leads"):
+                    for channel in ("email", "linkedin"):
+                        lo = next(e for e in imports if e["size"] == smallest and e["storage"] == storage and e["channel"] == channel)
+                        hi = next(e for e in imports if e["size"] == largest and e["storage"] == storage and e["channel"] == channel)
+                        g = (hi["endpoint"]["memory"]["peak_pss_bytes"] - lo["endpoint"]["memory"]["peak_pss_bytes"]) / MiB
+                        growth[f"{storage}/{channel}"] = round(g, 2)
+                overall_lo = max(e["endpoint"]["memory"]["peak_pss_bytes"] for e in imports if e["size"] == smallest) / MiB
+                overall_hi = max(e["endpoint"]["memory"]["peak_pss_bytes"] for e in imports if e["size"] == largest) / MiB
+                growth["overall (max peak)"] = round(overall_hi - overall_lo, 2)
+                self.results["memory"]["growth_mib"] = growth
+                self.results["memory"]["growth_from_to"] = [smallest, largest]
+                worst = max(growth.values())
+                add(f"memory: peak PSS growth {smallest:,} -> {largest:,} members (worst of storage/channel)",
+                    worst, f"< {TARGET_GROWTH_MIB}", worst < TARGET_GROWTH_MIB if largest >= 1_000_000 else None, "MiB")
+
+        rr = self.results["request_rate"]
+        if rr:
+            add("401 without a token: service / C ceiling req/s", rr["ratio_service_to_ceiling_401"], f">= {TARGET_CEILING_RATIO}",
+                rr["ratio_service_to_ceiling_401"] >= TARGET_CEILING_RATIO, "x")
+            add("422 import of a 10-member list: req/s", round(rr["service_422"]["requests_per_s"]), f">= {TARGET_422_RPS:.0f}",
+                rr["service_422"]["requests_per_s"] >= TARGET_422_RPS, "req/s")
+            add("422 import of a 10-member list: p99", rr["service_422"]["p99_ms"], f"< {TARGET_422_P99_MS:.0f}",
+                rr["service_422"]["p99_ms"] < TARGET_422_P99_MS, "ms")
+        self.results["targets"] = targets
+
+    def print_table(self):
+        r = self.results
+        m = r["machine"]
+        print()
+        print(f"leadimport bench ({r['mode']}), {r['started_at']} .. {r['finished_at']}")
+        print(f"  {m.get('cpu_model')}, {m['nproc']} cores, {m.get('memory_total_mib')} MiB; {m['postgresql'].split(' on ')[0]}; "
+              f"{m['nginx']}; commit {m['git_commit'][:12]}"
+              + (f" + uncommitted changes in {len(m['git_dirty_files'])} files" if m['git_dirty_files'] else ""))
+        print(f"  load average at start {' '.join(m['loadavg_at_start'])}, at end {' '.join(f'{x:.2f}' for x in m['loadavg_at_end'])}")
+
+        print("\n1. Large imports through nginx, beside the database alone (each into a fresh campaign; rows/s = members / s)")
+        print(f"   (a) = the same mapped rows from a temp table, one INSERT ... SELECT ... ON CONFLICT DO NOTHING;"
+              f" (b) = one statement mapping + inserting from the list's tables")
+        print(f"   targets at >= {TARGET_MIN_SIZE:,} members: endpoint/(a) <= {TARGET_WRITE_RATIO}, endpoint/(b) < {TARGET_ONE_STATEMENT_RATIO}")
+        head = (f"   {'members':>9} {'storage':7} {'channel':8} | {'endpoint s':>10} {'rows/s':>9} | {'(a) s':>7} {'rows/s':>9} |"
+                f" {'(b) s':>7} {'rows/s':>9} | {'end/(a)':>7} {'':4} | {'end/(b)':>7} {'':4} | {'imported/dup/invalid/err':>26} | same rows")
+        print(head)
+        print("   " + "-" * (len(head) - 3))
+        for e in r["imports"]:
+            c = e["endpoint"]["counts"]
+            counts = "/".join(str(c.get(k, "?")) for k in ("imported", "duplicates", "invalid", "errors"))
+            print(f"   {e['size']:>9,} {e['storage']:7} {e['channel']:8} | {e['endpoint']['seconds']:>10.2f} {e['endpoint']['rows_per_s']:>9,} |"
+                  f" {e['write_cost_a']['seconds']:>7.2f} {e['write_cost_a']['rows_per_s']:>9,} |"
+                  f" {e['one_statement_b']['seconds']:>7.2f} {e['one_statement_b']['rows_per_s']:>9,} |"
+                  f" {e['ratio_endpoint_to_a']:>7.2f} {e['verdict_a']:4} | {e['ratio_endpoint_to_b']:>7.2f} {e['verdict_b']:4} |"
+                  f" {counts:>26} | {'yes' if e['same_rows'] else 'NO'}")
+
+        print("\n2. The service's memory during each import (all its processes: supervisor + workers; sampled every 20 ms)")
+        print("   PSS = proportional set size (shared pages divided among the processes sharing them): the figure judged;")
+        print("   RSS = resident set size summed per process (counts shared libraries once per process): for reference")
+        print("   idle = just before the import; peak - idle = what the import itself added")
+        print(f"   {'members':>9} {'storage':7} {'channel':8} | {'idle PSS':>8} {'peak PSS':>8} {'peak-idle':>9} {'peak RSS':>8} {'peak USS':>8} MiB | samples")
+        for e in r["imports"]:
+            mm = e["endpoint"]["memory"]
+            print(f"   {e['size']:>9,} {e['storage']:7} {e['channel']:8} | {mm['idle_before_pss_bytes'] / MiB:>8.1f}"
+                  f" {mm['peak_pss_bytes'] / MiB:>8.1f} {(mm['peak_pss_bytes'] - mm['idle_before_pss_bytes']) / MiB:>+9.1f}"
+                  f" {mm['peak_rss_bytes'] / MiB:>8.1f} {mm['peak_uss_bytes'] / MiB:>8.1f}     | {mm['samples']}")
+        mem = r["memory"]
+        if "peak_pss_mib" in mem:
+            print(f"   peak PSS {mem['peak_pss_mib']:.1f} MiB (at {mem['peak_at']}), target < {TARGET_PEAK_MIB:.0f} MiB: "
+                  f"{'PASS' if mem['peak_pss_mib'] < TARGET_PEAK_MIB else 'MISS'}   (peak summed RSS {mem['peak_rss_mib']:.1f} MiB)")
+        if "service_idle_at_start" in mem and "service_idle_at_end" in mem:
+            a, b = mem["service_idle_at_start"], mem["service_idle_at_end"]
+            print(f"   service idle: PSS {a['pss'] / MiB:.1f} MiB at start, {b['pss'] / MiB:.1f} MiB at the end of the run"
+                  f" (RSS {a['rss'] / MiB:.1f} -> {b['rss'] / MiB:.1f} MiB, {b['processes']} processes)")
+        if "growth_mib" in mem:
+            lo, hi = mem["growth_from_to"]
+            verdict_applies = hi >= 1_000_000
+            for k, v in mem["growth_mib"].items():
+                verdict = ("PASS" if v < TARGET_GROWTH_MIB else "MISS") if verdict_applies else "info (target is for 1,000,000)"
+                print(f"   growth of peak PSS {lo:,} -> {hi:,} members, {k}: {v:+.2f} MiB, target < {TARGET_GROWTH_MIB:.0f} MiB: {verdict}")
+
+        rr = r["request_rate"]
+        if rr:
+            print(f"\n3. Request rate through nginx: wrk -t{rr['threads']} -c{rr['connections']} -d{rr['duration_s']}s --latency "
+                  f"(best of {rr['rounds']} round{'s' if rr['rounds'] > 1 else ''})")
+            print(f"   {'scenario':44} | {'req/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} | {'non-2xx/total':>17} | socket errors | 499 at end")
+            rows = (("401 no token, service", rr["service_401"]), ("401 no token, C libfcgi ceiling", rr["ceiling_401"]),
+                    ("422 10-member list already imported, service", rr["service_422"]))
+            for name, x in rows:
+                errs = sum(x["socket_errors"].values())
+                print(f"   {name:44} | {x['requests_per_s']:>9,.0f} | {x['p50_ms']:>7.2f} | {x['p99_ms']:>7.2f} |"
+                      f" {x['non_2xx_3xx']:>8}/{x['requests']:<8} | {errs:>13} | {x.get('cut_at_end_499', 0):>10}"
+                      + (f"  (rounds: {', '.join(f'{v:,.0f}' for v in x['all_rounds_rps'])})" if len(x['all_rounds_rps']) > 1 else ""))
+            u = rr.get("service_422_uncorrected")
+            if u:
+                print(f"   {'422, uncorrected closed-loop cross-check':44} | {u['requests_per_s']:>9,} | {u['p50_ms']:>7.2f} | {u['p99_ms']:>7.2f} |"
+                      f" max {u['max_ms']:,.0f} ms, {u['over_100ms']} of {u['requests']} over 100 ms, statuses {u['statuses']}")
+                print("   (wrk's p50/p99 include its coordinated-omission correction: each latency >= 2x the mean interval per")
+                print("    connection adds synthetic samples below it. The cross-check records what each request saw; its rate")
+                print("    is limited by the Python client. The targets are judged on wrk's figures.)")
+            ratio = rr["ratio_service_to_ceiling_401"]
+            print(f"   401: service / ceiling = {ratio:.2f}, target >= {TARGET_CEILING_RATIO}: {'PASS' if ratio >= TARGET_CEILING_RATIO else 'MISS'}")
+            x = rr["service_422"]
+            print(f"   422: {x['requests_per_s']:,.0f} req/s, target >= {TARGET_422_RPS:,.0f}: {'PASS' if x['requests_per_s'] >= TARGET_422_RPS else 'MISS'};"
+                  f" p99 {x['p99_ms']:.2f} ms, target < {TARGET_422_P99_MS:.0f} ms: {'PASS' if x['p99_ms'] < TARGET_422_P99_MS else 'MISS'}")
+
+        print("\nTargets")
+        for t in r["targets"]:
+            verdict = t["verdict"] or "info"
+            print(f"   {verdict:5} {t['name']}: {t['figure']} {t['unit']} (target {t['target']} {t['unit']})")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--base-url", required=True, help="nginx in front of the service")
+    p.add_argument("--ceiling-url", required=True, help="nginx in front of the C ceiling")
+    p.add_argument("--service-pid", type=int, required=True, help="the supervisor's pid")
+    p.add_argument("--admin-url", required=True)
+    p.add_argument("--owner-url", required=True)
+    p.add_argument("--scratch", required=True)
+    p.add_argument("--access-log", required=True)
+    p.add_argument("--ceiling-access-log", required=True)
+    p.add_argument("--service-log", required=True)
+    p.add_argument("--binary", help="the service binary measured (for its digest)")
+    p.add_argument("--binary-source", help="where the measured binary was copied from")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--sizes", default="10000,100000,1000000")
+    p.add_argument("--wrk-duration", type=int, default=10)
+    p.add_argument("--wrk-rounds", type=int, default=2)
+    p.add_argument("--mode", default="full")
+    args = p.parse_args()
+    args.sizes = sorted(int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip())
+    if not args.sizes or any(s < 10 for s in args.sizes):
+        p.error("--sizes: a comma-separated list of sizes of at least 10")
+    args.stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        return Bench(args).run()
+    except BenchError as error:
+        log(f"FAILED: {error}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -33,6 +33,9 @@ public final class Application: Sendable {
             "path": request.path,
             "status": String(response.status),
             "ms": String(format3(elapsed.secondsDouble * 1000)),
+            // Before the handler: in the socket's backlog (when nginx stamps REQUEST_START) and
+            // in the worker queue.
+            "queued_ms": String(format3((started - request.received).secondsDouble * 1000)),
             "request_id": request.requestID ?? "-",
             "outcome": summary.isEmpty ? "-" : summary,
         ])

@@ -98,13 +98,13 @@ final class ConnectionDispatcher {
             var descriptors = [pollfd(fd: coordination.wake.readFD, events: Int16(POLLIN), revents: 0)]
             let acceptedWithoutHead = waiting.values.reduce(0) { $0 + ($1.origin == .accepted ? 1 : 0) }
             let pausedUntil = acceptPausedUntil.flatMap { now < $0 ? $0 : nil }
-            // New connections are taken while fewer than `workers` requests queue beyond the
-            // free workers. Waiting for a free worker instead starved them: under steady load
-            // nginx's kept connections refill the queue as fast as workers empty it, and a new
-            // connection sat in the backlog for seconds. The bound still leaves most of a burst
-            // to a sibling process with idle workers.
-            let acceptable = freeWorkers + configuration.workers
-            let listening = !stopping && acceptable > 0 && pausedUntil == nil
+            // New connections are always taken, one a round at least: waiting for a free worker
+            // starved them, since under steady load nginx's kept connections refill the queue as
+            // fast as workers empty it and a new connection sat in the backlog for seconds. A
+            // process takes a burst only while fewer than `workers` requests queue beyond its free
+            // workers, which leaves most of one to a sibling process with idle workers.
+            let acceptable = max(freeWorkers + configuration.workers, 1)
+            let listening = !stopping && pausedUntil == nil
                 && acceptedWithoutHead < Self.maximumAcceptedWithoutHead
             if listening {
                 descriptors.append(pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0))
@@ -114,7 +114,7 @@ final class ConnectionDispatcher {
                 guard let instant else { return }
                 if wakeAt == nil || instant < wakeAt! { wakeAt = instant }
             }
-            if !stopping && acceptable > 0 { earliest(pausedUntil) }
+            if !stopping { earliest(pausedUntil) }
             for (fd, connection) in waiting {
                 earliest(connection.deadline)
                 if let look = connection.nextLook {
@@ -139,7 +139,7 @@ final class ConnectionDispatcher {
             if descriptors[index].revents != 0 { coordination.wake.drain() }
             index += 1
             if listening {
-                if descriptors[index].revents != 0 { acceptConnections(upTo: max(acceptable, 1), now: now) }
+                if descriptors[index].revents != 0 { acceptConnections(upTo: acceptable, now: now) }
                 index += 1
             }
             while index < descriptors.count {

@@ -216,12 +216,7 @@ class ContractErrorCase: XCTestCase {
     }
 }
 
-struct ContractErrorRawReply {
-    let status: Int
-    let headers: [String: String]
-    let body: Data
-    var text: String { String(decoding: body, as: UTF8.self) }
-}
+typealias ContractErrorRawReply = HTTPReply
 
 /// Raw HTTP over TCP for what HTTPClient cannot send: a request whose client stops writing
 /// (half-close) before its declared body is complete. Returns nil when nginx closes without a reply.
@@ -266,28 +261,7 @@ func contractErrorRawExchange(host: String, port: UInt16, _ raw: Data, halfClose
     while skipInterim, received.starts(with: Data("HTTP/1.1 1".utf8)), let end = received.range(of: Data("\r\n\r\n".utf8)) {
         received = Data(received[end.upperBound...])
     }
-    return try contractErrorParse(received)
-}
-
-/// The status, headers and body of a reply (Content-Length bodies only; enough for nginx's own).
-func contractErrorParse(_ data: Data) throws -> ContractErrorRawReply {
-    guard let split = data.range(of: Data("\r\n\r\n".utf8)) else {
-        throw TestEnvironmentError(message: "no HTTP header in reply (\(data.count) bytes)")
-    }
-    let head = String(decoding: data[data.startIndex..<split.lowerBound], as: UTF8.self)
-    var lines = head.components(separatedBy: "\r\n")
-    let statusLine = lines.removeFirst().split(separator: " ")
-    guard statusLine.count >= 2, let status = Int(statusLine[1]) else {
-        throw TestEnvironmentError(message: "bad status line: \(head)")
-    }
-    var headers: [String: String] = [:]
-    for line in lines {
-        guard let colon = line.firstIndex(of: ":") else { continue }
-        let name = line[..<colon].lowercased()
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        headers[name] = headers[name].map { $0 + ", " + value } ?? value
-    }
-    return ContractErrorRawReply(status: status, headers: headers, body: Data(data[split.upperBound...]))
+    return try HTTPClient.parse(received)
 }
 
 /// Problems found on several threads at once, reported after they join.

@@ -89,7 +89,8 @@ public struct HTTPClient: Sendable {
         return try Self.parse(received)
     }
 
-    static func parse(_ data: Data) throws -> HTTPReply {
+    /// The status, headers and body of a whole reply (chunked bodies are joined).
+    public static func parse(_ data: Data) throws -> HTTPReply {
         guard let split = data.range(of: Data("\r\n\r\n".utf8)) else {
             throw TestEnvironmentError(message: "no HTTP header in reply (\(data.count) bytes)")
         }

@@ -388,17 +388,8 @@ struct SupervisorState: Sendable {
 
     /// SIGTERM, with SIGKILL after `stopTimeout`; its exit is expected.
     private mutating func retire(_ pid: Int32, now: MonotonicInstant) -> [SupervisorAction] {
-        guard var child = children[pid] else { return [] }
-        child.role = .retiring
-        child.readyDeadline = nil
-        var actions: [SupervisorAction] = []
-        if !child.terminateSent && !child.killSent {
-            child.terminateSent = true
-            child.killDeadline = now + stopTimeout
-            actions.append(.terminate(pid: pid))
-        }
-        children[pid] = child
-        return actions
+        children[pid]?.role = .retiring
+        return stopChild(pid, now: now)
     }
 
     private mutating func stopChild(_ pid: Int32, now: MonotonicInstant) -> [SupervisorAction] {

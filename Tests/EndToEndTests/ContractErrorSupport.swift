@@ -222,19 +222,8 @@ typealias ContractErrorRawReply = HTTPReply
 /// (half-close) before its declared body is complete. Returns nil when nginx closes without a reply.
 func contractErrorRawExchange(host: String, port: UInt16, _ raw: Data, halfClose: Bool, timeout: Int = 10,
                               skipInterim: Bool = false) throws -> ContractErrorRawReply? {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw TestEnvironmentError(message: "socket: \(errno)") }
+    let fd = try HTTPClient.connect(host: host, port: port, timeout: timeout)
     defer { close(fd) }
-    var tv = timeval(tv_sec: timeout, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &address.sin_addr)
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw TestEnvironmentError(message: "connect failed: errno \(errno)") }
     raw.withUnsafeBytes { buffer in
         var offset = 0
         while offset < buffer.count {

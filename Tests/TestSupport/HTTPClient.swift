@@ -54,19 +54,8 @@ public struct HTTPClient: Sendable {
 
     /// Sends raw bytes and reads the whole reply.
     public func send(_ raw: Data) throws -> HTTPReply {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestEnvironmentError(message: "socket: \(errno)") }
+        let fd = try Self.connect(host: host, port: port, timeout: Int(timeout))
         defer { close(fd) }
-        var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &address.sin_addr)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw TestEnvironmentError(message: "connect to \(host):\(port) failed: errno \(errno)") }
         try raw.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {
@@ -75,18 +64,42 @@ public struct HTTPClient: Sendable {
                 offset += n
             }
         }
+        return try Self.parse(Self.readAll(fd, timeout: timeout))
+    }
+
+    /// A TCP connection with a receive timeout; the caller closes it.
+    public static func connect(host: String, port: UInt16, timeout: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestEnvironmentError(message: "socket: \(errno)") }
+        var tv = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &address.sin_addr)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(fd)
+            throw TestEnvironmentError(message: "connect to \(host):\(port) failed: errno \(errno)")
+        }
+        return fd
+    }
+
+    /// Everything the peer sends until it closes (or the receive timeout passes: an error).
+    static func readAll(_ fd: Int32, timeout: TimeInterval) throws -> Data {
         var received = Data()
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = recv(fd, &chunk, chunk.count, 0)
-            if n == 0 { break }
+            if n == 0 { return received }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw TestEnvironmentError(message: "no complete reply within \(timeout) s (errno \(errno)); got \(received.count) bytes")
             }
             received.append(contentsOf: chunk[0..<n])
         }
-        return try Self.parse(received)
     }
 
     /// The status, headers and body of a whole reply (chunked bodies are joined).

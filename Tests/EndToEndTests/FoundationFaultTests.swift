@@ -154,7 +154,11 @@ final class FoundationFaultTests: FoundationTestCase {
         // one request in flight at a time.)
         let notInFlight = failed.filter { !($0.started <= diedBy && $0.finished >= killedAt) }
         XCTAssertEqual(notInFlight.count, 0, "requests sent after the process was gone failed\n" + account + context(service))
-        XCTAssertLessThanOrEqual(failed.count, threads, account + context(service))
+        // A thread whose request died with the process may send its next one before nginx has
+        // read the EOF on another kept connection of that process, and lose it too (nginx never
+        // retries): that one was also sent to the dead process, inside the death window above.
+        // Nothing beyond two a thread, and none after the window.
+        XCTAssertLessThanOrEqual(failed.count, 2 * threads, account + context(service))
         XCTAssertEqual(service.workerPIDs().count, processes, context(service))
         XCTAssertFalse(service.workerPIDs().contains(victim), context(service))
         XCTAssertEqual(try client().request("GET", "/healthz").status, 200, context(service))

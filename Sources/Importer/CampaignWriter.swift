@@ -22,7 +22,6 @@ public struct CampaignWriter: Sendable {
         FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
              AS t(email, linkedin_url, first_name, last_name, name, company, position, headline, custom_fields)
         ON CONFLICT (campaign_id, identity_key) DO NOTHING
-        RETURNING 1
         """
 
     /// Counts for `leads`: imported, duplicates and errors add up to `leads.count`. Throws only
@@ -32,6 +31,7 @@ public struct CampaignWriter: Sendable {
         var attempts = 0
         while true {
             do {
+                // The command tag counts only the rows inserted; a conflict inserts nothing.
                 let inserted = try connection.query(Self.insertSQL, values: parameters(leads)).affectedRows
                 return ImportCounts(imported: inserted, duplicates: leads.count - inserted)
             } catch let error as PostgresError {

@@ -248,6 +248,12 @@ public struct JSONObjectWriter: Sendable {
 
     public static func appendQuoted(_ value: String, to out: inout String) {
         out += "\""
+        // Most values need no escaping at all (0xE2 leads U+2028/U+2029): copy them whole.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0xE2 }) {
+            out += value
+            out += "\""
+            return
+        }
         for scalar in value.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""

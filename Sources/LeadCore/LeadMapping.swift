@@ -171,6 +171,43 @@ public struct CanonicalLead: Sendable, Equatable {
         self.attributesJSON = attributesJSON
     }
 
+    /// Takes one of the Lead's attributes as the database holds it: its key, and its value as JSON
+    /// text (`value::text`). It joins `attributesJSON`; the contract's fallback attributes are read
+    /// as `->>` reads them: a string's text, JSON null as absent, any other value as its JSON.
+    public mutating func addAttribute(key: String, json: String) {
+        var pair = ""
+        JSONObjectWriter.appendQuoted(key, to: &pair)
+        pair += ":"
+        pair += json
+        if attributesJSON == "{}" {
+            attributesJSON = "{" + pair + "}"
+        } else {
+            attributesJSON.removeLast()
+            attributesJSON += ","
+            attributesJSON += pair
+            attributesJSON += "}"
+        }
+        switch key {
+        case "firstName": attributeFirstName = Self.text(ofJSON: json)
+        case "lastName": attributeLastName = Self.text(ofJSON: json)
+        case "fullName": attributeFullName = Self.text(ofJSON: json)
+        case "currentCompany": attributeCurrentCompany = Self.text(ofJSON: json)
+        case "currentRole": attributeCurrentRole = Self.text(ofJSON: json)
+        case "headline": attributeHeadline = Self.text(ofJSON: json)
+        case "email": attributeEmail = Self.text(ofJSON: json)
+        default: break
+        }
+    }
+
+    static func text(ofJSON json: String) -> String? {
+        guard let first = json.utf8.first else { return nil }
+        if first == UInt8(ascii: "\"") {
+            guard case .string(let text)? = try? JSONReader.parse(json) else { return nil }
+            return text
+        }
+        return json == "null" ? nil : json
+    }
+
     /// The Lead's own columns first, the attributes where a column is blank; every usable
     /// work_email before the `email` attribute.
     public var member: ListMember {

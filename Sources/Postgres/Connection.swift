@@ -35,13 +35,15 @@ public struct ConnectionSettings: Sendable, Equatable {
 }
 
 /// A query parameter. Text goes in PostgreSQL's text format (the server casts it to the column's
-/// type: uuid, int, jsonb, timestamptz...); bytea goes in binary format, byte for byte.
+/// type: uuid, int, jsonb, timestamptz...); bytea goes in binary format, byte for byte; `binary`
+/// is any other type already in PostgreSQL's binary send format (see `textArray`).
 public enum PostgresValue: Sendable, Hashable, ExpressibleByStringLiteral, ExpressibleByNilLiteral,
     ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral
 {
     case null
     case text(String)
     case bytea([UInt8])
+    case binary(type: UInt32, [UInt8])
 
     public init(_ value: String?) { self = value.map { .text($0) } ?? .null }
     public init(stringLiteral value: String) { self = .text(value) }
@@ -51,6 +53,15 @@ public enum PostgresValue: Sendable, Hashable, ExpressibleByStringLiteral, Expre
 
     public static func int(_ value: Int?) -> PostgresValue { value.map { .text(String($0)) } ?? .null }
     public static func bool(_ value: Bool?) -> PostgresValue { value.map { .text($0 ? "true" : "false") } ?? .null }
+
+    /// The type OID and bytes of a parameter sent in binary format; nil for text and NULL.
+    var binaryForm: (type: UInt32, bytes: [UInt8])? {
+        switch self {
+        case .bytea(let bytes): return (17, bytes)
+        case .binary(let type, let bytes): return (type, bytes)
+        case .null, .text: return nil
+        }
+    }
 }
 
 /// An error from the database or from reading its answer.
@@ -521,12 +532,10 @@ public final class Connection: @unchecked Sendable {
     }
 
     private func cacheKey(_ sql: String, _ values: [PostgresValue]) -> String {
-        guard values.contains(where: { if case .bytea = $0 { return true } else { return false } }) else { return sql }
-        // The bytea parameters are declared as bytea when prepared, so they are part of the key.
-        let signature = values.map { value -> Character in
-            if case .bytea = value { return "b" } else { return "t" }
-        }
-        return sql + "\u{0}" + String(signature)
+        guard values.contains(where: { $0.binaryForm != nil }) else { return sql }
+        // Binary parameters are declared with their type when prepared, so the types are part of the key.
+        let signature = values.map { value in value.binaryForm.map { String($0.type) } ?? "t" }
+        return sql + "\u{0}" + signature.joined(separator: ",")
     }
 
     private func runPrepared(_ sql: String, _ values: [PostgresValue]) throws -> QueryResult {
@@ -541,7 +550,7 @@ public final class Connection: @unchecked Sendable {
             if prepared.count >= Self.preparedStatementLimit { evictLeastRecentlyUsed() }
             statementCounter += 1
             name = "leadimport_\(statementCounter)"
-            let types: [Oid] = values.map { if case .bytea = $0 { return 17 } else { return 0 } }
+            let types: [Oid] = values.map { $0.binaryForm?.type ?? 0 }
             _ = try consume(PQprepare(handle, name, sql, Int32(types.count), types))
             prepared[key] = Prepared(name: name, lastUse: useClock)
         }
@@ -608,13 +617,14 @@ public final class Connection: @unchecked Sendable {
                 types.append(0)
                 lengths.append(0)
                 formats.append(0)
-            case .bytea(let bytes):
+            case .bytea, .binary:
+                let (type, bytes) = value.binaryForm!
                 let buffer = malloc(max(1, bytes.count))!.assumingMemoryBound(to: CChar.self)
                 bytes.withUnsafeBytes { raw in
                     if let base = raw.baseAddress { memcpy(buffer, base, raw.count) }
                 }
                 buffers.append(buffer)
-                types.append(17)
+                types.append(type)
                 lengths.append(Int32(bytes.count))
                 formats.append(1)
             }

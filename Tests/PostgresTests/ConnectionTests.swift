@@ -94,6 +94,29 @@ final class ConnectionTests: XCTestCase {
         XCTAssertEqual(try escaped.first?.bytes("b"), every)
     }
 
+    func testTextArrayRoundTripsEveryElementExactly() throws {
+        let tricky: [String?] = [
+            "plain", "", nil, "NULL", "with \"quotes\"", "back\\slash", "comma,brace{}", " padded ", "Zoë 🚀",
+            "multi\nline\ttab", String(repeating: "x", count: 70_000),
+        ]
+        for values in [tricky, [], [nil], ["only"], Array(repeating: "same", count: 500)] {
+            let result = try connection.query(
+                "SELECT t.v, t.v IS NULL AS missing FROM unnest($1::text[]) WITH ORDINALITY AS t(v, n) ORDER BY t.n",
+                values: [.textArray(values)])
+            XCTAssertEqual(result.rowCount, values.count)
+            XCTAssertEqual(try result.rows.map { try $0.string(0) }, values)
+            let dimensions = try connection.query("SELECT cardinality($1::text[]) AS n, array_ndims($1::text[]) AS d",
+                                                  values: [.textArray(values)])
+            XCTAssertEqual(try dimensions.first?.int("n"), values.count)
+            XCTAssertEqual(try dimensions.first?.int("d"), values.isEmpty ? nil : 1)
+        }
+        // Text cannot hold NUL: the server refuses the element, and says which encoding rule it broke.
+        XCTAssertThrowsError(try connection.query("SELECT $1::text[]", values: [.textArray(["a\u{0}b"])])) { error in
+            XCTAssertEqual((error as? PostgresError)?.sqlState, "22021")
+        }
+        XCTAssertEqual(connection.transactionState, .idle)
+    }
+
     func testByteaInATable() throws {
         try connection.queryUnprepared("CREATE TEMP TABLE hashes (h bytea UNIQUE NOT NULL)")
         let hash: [UInt8] = (0..<32).map { UInt8($0 * 7 % 256) }

@@ -3,7 +3,8 @@ import PackageDescription
 
 // Layout, from the pure centre outwards:
 //   LeadCore       decides: UUID pattern, identities, row -> lead mapping, request parsing, counts -> status
-//   Platform       threads, locks, the monotonic clock, the log line (no C library beyond libc)
+//   Platform       threads, locks, the monotonic clock, the log line (no C library beyond libc;
+//                  CMalloc is glibc's <malloc.h>)
 //   Postgres       libpq: connection, typed rows, the pool, migrations
 //   FastCGIServer  libfcgi: accept loop, request, response, the supervisor of child processes
 //   Importer       list sources, the campaign writer, the import loop, tokens
@@ -28,8 +29,9 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        .systemLibrary(name: "CMalloc"),
         .target(name: "LeadCore"),
-        .target(name: "Platform"),
+        .target(name: "Platform", dependencies: [.target(name: "CMalloc", condition: .when(platforms: [.linux]))]),
         .target(name: "Postgres", dependencies: ["CLibPQ", "Platform"]),
         .target(name: "FastCGIServer", dependencies: ["CFastCGI", "Platform"]),
         .target(name: "Importer", dependencies: ["LeadCore", "Postgres", "Platform"]),

@@ -100,6 +100,7 @@ public struct LeadImporter: Sendable {
         if outcome.counts.imported > 0 {
             recomputeStats(writer) { try pool.withConnection(waitLimit: stageWaitLimit) { try writer.recomputeStats(on: $0) } }
         }
+        Memory.returnFreePages()
         return outcome
     }
 

@@ -49,4 +49,28 @@ final class LeadMappingTests: XCTestCase {
         XCTAssertEqual(lead?.headline, "First")
         XCTAssertEqual(lead?.customFields, #"{"k":1}"#)
     }
+
+    func testAttributesBecomeCustomFieldsAndFallbacksReadLikeTheArrowOperator() throws {
+        var lead = CanonicalLead(firstName: " ", title: "CTO")
+        XCTAssertEqual(lead.attributesJSON, "{}")
+        lead.addAttribute(key: "firstName", json: #""Ad\u0061 \"Countess\"""#)
+        lead.addAttribute(key: "currentRole", json: #""Analyst""#)
+        lead.addAttribute(key: "score", json: "42")
+        lead.addAttribute(key: "headline", json: "null")
+        lead.addAttribute(key: "currentCompany", json: #"{"name": "Engines"}"#)
+        lead.addAttribute(key: "say \"hi\"", json: "true")
+        XCTAssertEqual(lead.attributeFirstName, #"Ada "Countess""#)
+        XCTAssertNil(lead.attributeHeadline, "JSON null is no value")
+        XCTAssertEqual(lead.attributeCurrentCompany, #"{"name": "Engines"}"#, "a non-string value reads as its JSON")
+        let custom = try JSONReader.parse(lead.attributesJSON)
+        XCTAssertEqual(custom, try JSONReader.parse(#"""
+            {"firstName": "Ada \"Countess\"", "currentRole": "Analyst", "score": 42, "headline": null,
+             "currentCompany": {"name": "Engines"}, "say \"hi\"": true}
+            """#))
+        let member = lead.member
+        XCTAssertEqual(member.firstName, #"Ada "Countess""#, "a blank column falls back to the attribute")
+        XCTAssertEqual(member.position, "CTO", "the column wins over the attribute")
+        XCTAssertEqual(member.company, #"{"name": "Engines"}"#)
+        XCTAssertEqual(member.customFields, lead.attributesJSON)
+    }
 }

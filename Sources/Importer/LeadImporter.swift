@@ -123,6 +123,8 @@ public struct LeadImporter: Sendable {
     /// at most two neighbours overlap (see `BatchOrder`).
     static let writers = 2
 
+    static let pagesBetweenTrims = 32
+
     private func runStages(first: ListPage, source: any ListSource, writer: CampaignWriter, started: MonotonicInstant,
                            progress: (@Sendable (ImportProgress) -> Void)?) -> ImportOutcome {
         let pages = BoundedQueue<PageOutcome>(capacity: 2)
@@ -179,6 +181,10 @@ public struct LeadImporter: Sendable {
             }
             pagesRead += 1
             rowsRead += page.members.count
+            // Every stage allocates and frees on its own thread; over hundreds of pages the
+            // arenas fragment and keep pages no one uses. Handing them back now and then keeps a
+            // million-member import as small as a ten-thousand-member one.
+            if pagesRead % Self.pagesBetweenTrims == 0 { Memory.returnFreePages() }
             let (leads, pageInvalid) = map(page.members, channel: writer.target.channel)
             local.invalid += pageInvalid
             var start = 0

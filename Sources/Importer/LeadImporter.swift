@@ -113,51 +113,28 @@ public struct LeadImporter: Sendable {
         }
     }
 
-    private enum PageOutcome {
-        case page(ListPage)
-        case failed
-    }
-
     /// Batches in flight at once. Two writers keep both of the database's cores busy with
     /// inserts while this process maps; batch n starts only once batch n-2 has committed, so
     /// at most two neighbours overlap (see `BatchOrder`).
     static let writers = 2
 
+    /// Pages filled in at once, for sources that read keys apart (see `HydratedListSource`):
+    /// filling in a `leads` page costs the database about what inserting it does.
+    static let hydrators = 2
+
     static let pagesBetweenTrims = 32
 
     private func runStages(first: ListPage, source: any ListSource, writer: CampaignWriter, started: MonotonicInstant,
                            progress: (@Sendable (ImportProgress) -> Void)?) -> ImportOutcome {
-        let pages = BoundedQueue<PageOutcome>(capacity: 2)
         let batches = BoundedQueue<(number: Int, leads: ArraySlice<CandidateLead>)>(capacity: 3)
         let order = BatchOrder(overlap: Self.writers)
         let written = Locked(ImportCounts())
-        let stagesDone = CountdownLatch(count: 1 + Self.writers)
-        let list = writer.target.listID, pageSize = self.pageSize
-
-        startThread(name: "import-reader") { [pool, stageWaitLimit] in
-            defer { stagesDone.countDown() }
-            var cursor = first.last
-            var number = 1
-            while let after = cursor {
-                number += 1
-                do {
-                    let page = try pool.withConnection(waitLimit: stageWaitLimit) { connection in
-                        try source.page(list: list, after: after, limit: pageSize, on: connection)
-                    }
-                    guard pages.put(.page(page)) else { return }
-                    if page.members.count < pageSize { break }
-                    cursor = page.last
-                } catch {
-                    Log.warning("page fetch failed", ["list": list, "page": String(number), "error": describe(error)])
-                    pages.put(.failed)
-                    break
-                }
-            }
-            pages.close()
-        }
+        let writersDone = CountdownLatch(count: Self.writers)
+        let feed = makePageFeed(source: source, after: first, list: writer.target.listID, pageSize: pageSize, pool: pool,
+                                waitLimit: stageWaitLimit, hydrators: Self.hydrators)
         for _ in 0..<Self.writers {
             startThread(name: "import-writer") {
-                defer { stagesDone.countDown() }
+                defer { writersDone.countDown() }
                 while let batch = batches.take() {
                     order.waitForTurn(batch.number)
                     let counts = insert(batch.leads, with: writer)
@@ -173,7 +150,7 @@ public struct LeadImporter: Sendable {
         var batchNumber = 0
         var previousBatch: Set<String> = []
         var end = ImportEnd.completed
-        var next: PageOutcome? = .page(first)
+        var next: PageFeedItem? = .page(first)
         while let current = next {
             guard case .page(let page) = current else {
                 end = .pageFetchFailed(pagesRead: pagesRead)
@@ -212,13 +189,14 @@ public struct LeadImporter: Sendable {
                 let counts = written.current + local
                 progress(ImportProgress(rowsRead: rowsRead, counts: counts, elapsed: MonotonicInstant.now() - started))
             }
-            next = pages.take()
+            next = feed.next()
         }
-        // A failed page ends the import: the reader is told to stop, the writers finish what
+        // A failed page ends the import: the readers are told to stop, the writers finish what
         // they were given, and the counts are what was committed.
-        pages.close()
+        feed.stop()
         batches.close()
-        stagesDone.wait()
+        feed.wait()
+        _ = writersDone.wait()
         let counts = written.current + local
         progress?(ImportProgress(rowsRead: rowsRead, counts: counts, elapsed: MonotonicInstant.now() - started))
         return ImportOutcome(counts: counts, end: end)

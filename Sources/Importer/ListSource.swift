@@ -33,6 +33,22 @@ func readPage(first: String, next: String, list: String, after cursor: ListCurso
     return ListPage(members: members, last: last)
 }
 
+/// A source whose members are cheap to find and dear to fill in: their keys come in keyset pages
+/// of their own, and filling in a page of keys is a separate statement, which can run on another
+/// connection while the next page is filled in.
+public protocol HydratedListSource: ListSource {
+    /// Up to `limit` member keys after `cursor` (nil: from the start), in list order.
+    func keys(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListKeys
+    /// The members those keys name, in the keys' order.
+    func members(of keys: ListKeys, on connection: Connection) throws -> [ListMember]
+}
+
+public struct ListKeys: Sendable {
+    public var ids: [String]
+    /// The position of the last key; nil when there are none.
+    public var last: ListCursor?
+}
+
 public enum ListSources {
     public static func source(for storage: ImportTarget.Storage) -> any ListSource {
         switch storage {
@@ -79,8 +95,33 @@ public struct LeadGenRows: ListSource {
 /// the database about two thirds of what a lateral aggregate per member did, and nothing is
 /// built as JSON on the server only to be taken apart again here. The parts and their rows may
 /// arrive in any order: position and rank say where each belongs.
-public struct CanonicalLeads: ListSource {
+///
+/// The first page is read with its keys in one statement (one round trip for a short list);
+/// after it, keys are read alone (half a millisecond a page) and pages are filled in from them
+/// on several connections at once, since filling in is what costs.
+public struct CanonicalLeads: HydratedListSource {
     public init() {}
+
+    /// The Lead's columns and social for the `l` part; contacts and attributes for the page's
+    /// lead ids, whichever way the page is given (`page_ids`, a CTE with `lead_id`, `position`).
+    static func hydration(cursorColumn: String) -> String {
+        """
+        SELECT 'l' AS part, p.lead_id, p.position, \(cursorColumn),
+               l.first_name, l.last_name, l.full_name, l.company, l.title, l.headline, s.url
+        FROM page p
+        JOIN leads l ON l.id = p.lead_id
+        LEFT JOIN lead_socials s ON s.lead_id = p.lead_id AND s.network = 'linkedin'
+        UNION ALL
+        SELECT 'c', c.lead_id, row_number() OVER (PARTITION BY c.lead_id ORDER BY c.created_at, c.id), c.value,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL
+        FROM lead_contacts c
+        WHERE c.lead_id = ANY((SELECT all_ids FROM page_ids)::uuid[]) AND c.kind = 'work_email'
+        UNION ALL
+        SELECT 'a', a.lead_id, NULL, a.key, a.value::text, NULL, NULL, NULL, NULL, NULL, NULL
+        FROM lead_attributes a
+        WHERE a.lead_id = ANY((SELECT all_ids FROM page_ids)::uuid[])
+        """
+    }
 
     static func statement(after cursor: Bool) -> String {
         let keyset = cursor ? " AND (created_at, lead_id) > ($3::timestamptz, $4::uuid)" : ""
@@ -89,45 +130,73 @@ public struct CanonicalLeads: ListSource {
                 SELECT m.created_at, m.lead_id, row_number() OVER (ORDER BY m.created_at, m.lead_id) AS position
                 FROM (SELECT created_at, lead_id FROM list_memberships WHERE list_id = $1\(keyset)
                       ORDER BY created_at, lead_id LIMIT $2) AS m
-            ), ids AS (SELECT array_agg(lead_id) AS all_ids FROM page)
-            SELECT 'l' AS part, p.lead_id, p.position, p.created_at::text,
-                   l.first_name, l.last_name, l.full_name, l.company, l.title, l.headline, s.url
-            FROM page p
-            JOIN leads l ON l.id = p.lead_id
-            LEFT JOIN lead_socials s ON s.lead_id = p.lead_id AND s.network = 'linkedin'
-            UNION ALL
-            SELECT 'c', c.lead_id, row_number() OVER (PARTITION BY c.lead_id ORDER BY c.created_at, c.id), c.value,
-                   NULL, NULL, NULL, NULL, NULL, NULL, NULL
-            FROM lead_contacts c
-            WHERE c.lead_id = ANY((SELECT all_ids FROM ids)::uuid[]) AND c.kind = 'work_email'
-            UNION ALL
-            SELECT 'a', a.lead_id, NULL, a.key, a.value::text, NULL, NULL, NULL, NULL, NULL, NULL
-            FROM lead_attributes a
-            WHERE a.lead_id = ANY((SELECT all_ids FROM ids)::uuid[])
-            """
+            ), page_ids AS (SELECT array_agg(lead_id) AS all_ids FROM page)
+            """ + hydration(cursorColumn: "p.created_at::text")
     }
     static let firstPage = statement(after: false)
     static let nextPage = statement(after: true)
 
+    // The cursor column needs a name of its own: as `created_at` it would shadow the column in
+    // ORDER BY, and the page would be sorted by the text (a scan and sort of the whole list).
+    static let firstKeys = """
+        SELECT m.created_at::text AS cursor_created_at, m.lead_id FROM list_memberships m
+        WHERE m.list_id = $1 ORDER BY m.created_at, m.lead_id LIMIT $2
+        """
+    static let nextKeys = """
+        SELECT m.created_at::text AS cursor_created_at, m.lead_id FROM list_memberships m
+        WHERE m.list_id = $1 AND (m.created_at, m.lead_id) > ($3::timestamptz, $4::uuid) ORDER BY m.created_at, m.lead_id LIMIT $2
+        """
+    static let membersOfKeys = """
+        WITH page AS MATERIALIZED (
+            SELECT k.lead_id, k.position FROM unnest($1::uuid[]) WITH ORDINALITY AS k(lead_id, position)
+        ), page_ids AS (SELECT $1::uuid[] AS all_ids)
+        """ + hydration(cursorColumn: "NULL")
+
+    /// Keys and members in one statement: the first page, and a list that fits in one.
     public func page(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListPage {
         let result = try cursor.map { try connection.query(Self.nextPage, [list, String(limit), $0.createdAt, $0.id]) }
             ?? connection.query(Self.firstPage, [list, String(limit)])
-        var members = 0
-        for row in result.rows where try row.requiredString(0) == "l" { members += 1 }
-        var leads = Array(repeating: CanonicalLead(), count: members)
-        var ids = Array(repeating: "", count: members)
-        var cursors = Array(repeating: "", count: members)
+        let (members, last) = try Self.decode(result, slots: nil)
+        return ListPage(members: members, last: last)
+    }
+
+    public func keys(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListKeys {
+        let result = try cursor.map { try connection.query(Self.nextKeys, [list, String(limit), $0.createdAt, $0.id]) }
+            ?? connection.query(Self.firstKeys, [list, String(limit)])
+        var ids: [String] = []
+        ids.reserveCapacity(result.rowCount)
+        for row in result.rows { ids.append(try row.requiredString(1)) }
+        let last = try result.rows.last.map { ListCursor(createdAt: try $0.requiredString(0), id: try $0.requiredString(1)) }
+        return ListKeys(ids: ids, last: last)
+    }
+
+    public func members(of keys: ListKeys, on connection: Connection) throws -> [ListMember] {
+        guard !keys.ids.isEmpty else { return [] }
+        let result = try connection.query(Self.membersOfKeys, values: [.textArray(keys.ids)])
+        return try Self.decode(result, slots: keys.ids.count).members
+    }
+
+    /// The three parts back into members, in page order. `slots`: how many keys were asked for
+    /// (nil: as many as there are member rows). A member whose Lead has gone since its key was
+    /// read leaves an empty slot, dropped here: it is no longer in the list.
+    static func decode(_ result: QueryResult, slots: Int?) throws -> (members: [ListMember], last: ListCursor?) {
+        var count = slots ?? 0
+        if slots == nil { for row in result.rows where try row.requiredString(0) == "l" { count += 1 } }
+        // Filled in place (an optional element would be copied out and back for every change).
+        var leads = [CanonicalLead](repeating: CanonicalLead(), count: count)
+        var found = [Bool](repeating: false, count: count)
+        var cursors = [ListCursor?](repeating: nil, count: count)
         var slot: [String: Int] = [:]
-        slot.reserveCapacity(members)
+        slot.reserveCapacity(count)
         for row in result.rows where try row.requiredString(0) == "l" {
             let id = try row.requiredString(1)
             let position = try row.requiredInt(2) - 1
-            guard position >= 0, position < members, ids[position].isEmpty else {
-                throw PostgresError(kind: .decoding, message: "list page: member position \(position + 1) out of order")
+            guard position >= 0, position < count, !found[position] else {
+                throw PostgresError(kind: .decoding, message: "list page: member position \(position + 1) out of range")
             }
-            ids[position] = id
-            cursors[position] = try row.requiredString(3)
             slot[id] = position
+            found[position] = true
+            if let createdAt = try row.string(3) { cursors[position] = ListCursor(createdAt: createdAt, id: id) }
             leads[position] = CanonicalLead(
                 firstName: try row.string(4), lastName: try row.string(5), fullName: try row.string(6),
                 company: try row.string(7), title: try row.string(8), headline: try row.string(9),
@@ -148,10 +217,12 @@ public struct CanonicalLeads: ListSource {
                 throw PostgresError(kind: .decoding, message: "list page: unknown part \(part)")
             }
         }
-        for (position, found) in contacts {
-            leads[position].workEmails = found.count == 1 ? [found[0].value] : found.sorted { $0.rank < $1.rank }.map(\.value)
+        for (position, ranked) in contacts {
+            leads[position].workEmails = ranked.count == 1 ? [ranked[0].value] : ranked.sorted { $0.rank < $1.rank }.map(\.value)
         }
-        let last = members == 0 ? nil : ListCursor(createdAt: cursors[members - 1], id: ids[members - 1])
-        return ListPage(members: leads.map(\.member), last: last)
+        var members: [ListMember] = []
+        members.reserveCapacity(count)
+        for position in 0..<count where found[position] { members.append(leads[position].member) }
+        return (members, cursors.last ?? nil)
     }
 }

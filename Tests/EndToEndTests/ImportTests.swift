@@ -221,6 +221,118 @@ final class ImportTests: XCTestCase {
         XCTAssertEqual(counts(body), [1_001, 0, 0, 0, 1_001])
     }
 
+    /// A leads list of several pages, each member with contacts and attributes of its own shape:
+    /// pages are filled in on several connections at once, and every member must still come out
+    /// as its own Lead, in list order (the first of two repeats, pages apart, is the one kept).
+    func testMultiPageLeadsListHydratesEveryMemberExactly() throws {
+        let owner = try owner()
+        let campaign = try seed.campaign(user: owner.user, channel: "email")
+        let list = try seed.list(user: owner.user, storage: "leads")
+        let size = 2_600
+        // Member i: i % 3 == 0 has an older unusable work_email first; i % 3 == 1 a newer second
+        // one; i % 3 == 2 no contact, an email attribute instead. Every 100th (i % 100 == 99)
+        // repeats member i - 99's email in capitals. first_name is blank for i % 4 == 0 and
+        // comes from the attribute. Every member has a score attribute: i.
+        try seed.sql("""
+            WITH people AS (
+                SELECT i, md5($2 || i)::uuid AS id,
+                       CASE WHEN i % 100 = 99 THEN 'W' || (i - 99) || '@EXAMPLE.COM' ELSE 'w' || i || '@example.com' END AS email
+                FROM generate_series(0, \(size - 1)) AS i
+            ), made AS (
+                INSERT INTO leads (id, user_id, first_name, last_name)
+                SELECT id, $1, CASE WHEN i % 4 = 0 THEN ' ' ELSE 'F' || i END, 'L' || i FROM people RETURNING id
+            ), contacts AS (
+                INSERT INTO lead_contacts (lead_id, kind, value, created_at)
+                SELECT id, 'work_email', 'broken-' || i, now() - interval '1 hour' FROM people WHERE i % 3 = 0
+                UNION ALL
+                SELECT id, 'work_email', email, now() - interval '30 minutes' FROM people WHERE i % 3 <> 2
+                UNION ALL
+                SELECT id, 'work_email', 'later' || i || '@example.com', now() FROM people WHERE i % 3 = 1
+            ), attributes AS (
+                INSERT INTO lead_attributes (lead_id, key, value)
+                SELECT id, 'score', to_jsonb(i) FROM people
+                UNION ALL
+                SELECT id, 'email', to_jsonb(email) FROM people WHERE i % 3 = 2
+                UNION ALL
+                SELECT id, 'firstName', to_jsonb('A' || i) FROM people WHERE i % 4 = 0
+            )
+            INSERT INTO list_memberships (list_id, lead_id, created_at)
+            SELECT $2::uuid, id, now() + i * interval '1 millisecond' FROM people
+            """, [owner.user, list])
+        let (status, body) = try importList(list, into: campaign, as: owner)
+        XCTAssertEqual(status, 200, "\(body)")
+        let repeats = size / 100
+        XCTAssertEqual(counts(body), [size - repeats, repeats, 0, 0, size])
+
+        let leads = try seed.campaignLeads(campaign)
+        XCTAssertEqual(leads.count, size - repeats)
+        var seen = Set<Int>()
+        for lead in leads {
+            let custom = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(XCTUnwrap(lead["custom_fields"] ?? nil).utf8)) as? [String: Any])
+            let i = try XCTUnwrap(custom["score"] as? Int)
+            XCTAssertNotEqual(i % 100, 99, "a repeat was inserted instead of the member before it")
+            seen.insert(i)
+            XCTAssertEqual(lead["email"], "w\(i)@example.com", "member \(i)")
+            XCTAssertEqual(lead["first_name"], i % 4 == 0 ? "A\(i)" : "F\(i)", "member \(i)")
+            XCTAssertEqual(lead["last_name"], "L\(i)", "member \(i)")
+            XCTAssertEqual(custom.count, 1 + (i % 3 == 2 ? 1 : 0) + (i % 4 == 0 ? 1 : 0), "member \(i): \(custom)")
+        }
+        XCTAssertEqual(seen.count, size - repeats, "every member is its own lead")
+    }
+
+    /// A 206 from a leads list: the pages after the first cannot be filled in (SELECT on
+    /// lead_attributes is revoked mid-import); what was committed is what the counts say.
+    func testLeadsHydrationFailureMidImportIs206AndARetryFinishes() throws {
+        let owner = try owner()
+        let campaign = try seed.campaign(user: owner.user, channel: "linkedin")
+        let list = try seed.list(user: owner.user, storage: "leads")
+        let size = 40_000
+        try seed.sql("""
+            WITH made AS (
+                INSERT INTO leads (user_id, first_name) SELECT $1, 'P' || i FROM generate_series(1, \(size)) AS i RETURNING id, first_name
+            ), social AS (
+                INSERT INTO lead_socials (lead_id, network, url) SELECT id, 'linkedin', 'https://www.linkedin.com/in/' || first_name FROM made
+            ), attributes AS (
+                INSERT INTO lead_attributes (lead_id, key, value) SELECT id, 'source', '"crm"' FROM made
+            )
+            INSERT INTO list_memberships (list_id, lead_id, created_at)
+            SELECT $2, id, now() + substr(first_name, 2)::int * interval '1 microsecond' FROM made
+            """, [owner.user, list])
+        let admin = try AdminSQL(env)
+        let role = env.serviceRole
+        defer { try? admin.run("GRANT SELECT ON lead_attributes TO \(role)") }
+
+        let reply = Locked206()
+        let http = self.http!, token = owner.token
+        let importer = Thread { reply.set(Result { try Self.importList(http: http, list, into: campaign, token: token) }) }
+        importer.start()
+        let deadline = Date().addingTimeInterval(60)
+        while try seed.count(campaign) == 0 && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
+        try admin.run("REVOKE SELECT ON lead_attributes FROM \(role)")
+        let result = try XCTUnwrap(reply.wait(timeout: 120)).get()
+        XCTAssertEqual(result.status, 206, "\(result.body)")
+        let partial = counts(result.body)
+        XCTAssertGreaterThan(partial[0], 0)
+        XCTAssertLessThan(partial[4], size)
+        XCTAssertEqual(partial[4] % 1_000, 0, "only whole pages, in list order, were read")
+        XCTAssertEqual(partial[0] + partial[1] + partial[2] + partial[3], partial[4])
+        XCTAssertEqual(try seed.count(campaign), partial[0], "the counts equal what is in the table")
+        // What is in is a prefix of the list: every member up to the last one read, none after.
+        XCTAssertEqual(try seed.value("""
+            SELECT count(*) FROM (
+                SELECT m.lead_id FROM list_memberships m WHERE m.list_id = $1 ORDER BY m.created_at, m.lead_id LIMIT $2
+            ) AS prefix
+            JOIN lead_socials s ON s.lead_id = prefix.lead_id
+            JOIN campaign_leads c ON c.campaign_id = $3 AND c.linkedin_url = lower(s.url)
+            """, [list, String(partial[4]), campaign]), String(partial[0]))
+
+        try admin.run("GRANT SELECT ON lead_attributes TO \(role)")
+        let retry = try importList(list, into: campaign, as: owner)
+        XCTAssertEqual(retry.status, 200)
+        XCTAssertEqual(counts(retry.body), [size - partial[0], partial[0], 0, 0, size])
+        XCTAssertEqual(try seed.count(campaign), size)
+    }
+
     func testEmptyListIs422WithZeroCounts() throws {
         let owner = try owner()
         let campaign = try seed.campaign(user: owner.user, channel: "email")

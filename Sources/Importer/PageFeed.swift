@@ -1,0 +1,134 @@
+import LeadCore
+import Platform
+import Postgres
+
+/// The pages of a list after the first, in list order, read ahead on threads of their own while
+/// the importer maps the page before. Reading stops at the list's end, at the first page that
+/// cannot be read (`.failed`, then nothing), or when the importer calls `stop`.
+protocol PageFeed: Sendable {
+    /// The next page, waiting for it; nil after the last (or after a failure was handed out).
+    func next() -> PageFeedItem?
+    /// The importer wants no more pages: readers finish what they are doing and end.
+    func stop()
+    /// Waits until every reading thread has ended.
+    func wait()
+}
+
+enum PageFeedItem: Sendable {
+    case page(ListPage)
+    case failed
+}
+
+/// How the feed reads: one statement per page on one thread, or, for a source whose pages are
+/// dear to fill in, keys on one thread and the filling in on `hydrators` threads at once.
+func makePageFeed(source: any ListSource, after first: ListPage, list: String, pageSize: Int, pool: ConnectionPool,
+                  waitLimit: Duration, hydrators: Int) -> any PageFeed {
+    if let hydrated = source as? any HydratedListSource {
+        return HydratedPageFeed(source: hydrated, after: first.last, list: list, pageSize: pageSize, pool: pool,
+                                waitLimit: waitLimit, hydrators: hydrators)
+    }
+    return SequentialPageFeed(source: source, after: first.last, list: list, pageSize: pageSize, pool: pool, waitLimit: waitLimit)
+}
+
+/// One reader thread, one statement per page, two pages ahead at most.
+final class SequentialPageFeed: PageFeed, @unchecked Sendable {
+    private let pages = BoundedQueue<PageFeedItem>(capacity: 2)
+    private let done = CountdownLatch(count: 1)
+
+    init(source: any ListSource, after cursor: ListCursor?, list: String, pageSize: Int, pool: ConnectionPool, waitLimit: Duration) {
+        startThread(name: "import-reader") { [pages, done] in
+            defer { done.countDown() }
+            var cursor = cursor
+            var number = 1
+            while let after = cursor {
+                number += 1
+                do {
+                    let page = try pool.withConnection(waitLimit: waitLimit) { connection in
+                        try source.page(list: list, after: after, limit: pageSize, on: connection)
+                    }
+                    guard pages.put(.page(page)) else { return }
+                    if page.members.count < pageSize { break }
+                    cursor = page.last
+                } catch {
+                    Log.warning("page fetch failed", ["list": list, "page": String(number), "error": describe(error)])
+                    pages.put(.failed)
+                    break
+                }
+            }
+            pages.close()
+        }
+    }
+
+    func next() -> PageFeedItem? { pages.take() }
+    func stop() { pages.close() }
+    func wait() { _ = done.wait() }
+}
+
+/// A key reader runs ahead through the list's keys; `hydrators` threads each take the next page
+/// of keys and fill it in on a connection of their own; the importer takes the filled pages in
+/// list order. A page that cannot be read (keys or members) ends the feed there: the pages before
+/// it are still handed out, none after it.
+final class HydratedPageFeed: PageFeed, @unchecked Sendable {
+    private let keyPages: BoundedQueue<(number: Int, keys: ListKeys)>
+    private let pages: InOrderQueue<PageFeedItem>
+    private let done: CountdownLatch
+
+    init(source: any HydratedListSource, after cursor: ListCursor?, list: String, pageSize: Int, pool: ConnectionPool,
+         waitLimit: Duration, hydrators: Int) {
+        let keyPages = BoundedQueue<(number: Int, keys: ListKeys)>(capacity: hydrators)
+        let pages = InOrderQueue<PageFeedItem>(window: hydrators + 1)
+        let done = CountdownLatch(count: 1 + hydrators)
+        (self.keyPages, self.pages, self.done) = (keyPages, pages, done)
+
+        startThread(name: "import-keys") {
+            defer { done.countDown() }
+            var cursor = cursor
+            var number = 0
+            while let after = cursor {
+                do {
+                    let keys = try pool.withConnection(waitLimit: waitLimit) { connection in
+                        try source.keys(list: list, after: after, limit: pageSize, on: connection)
+                    }
+                    if keys.ids.isEmpty { break }
+                    guard keyPages.put((number, keys)) else { break }
+                    number += 1
+                    if keys.ids.count < pageSize { break }
+                    cursor = keys.last
+                } catch {
+                    Log.warning("page fetch failed", ["list": list, "page": String(number + 2), "error": describe(error)])
+                    pages.put(number, .failed)
+                    number += 1
+                    break
+                }
+            }
+            // Pages numbered from here on will never come; the hydrators drain what was queued.
+            pages.end(at: number)
+            keyPages.close()
+        }
+        for _ in 0..<hydrators {
+            startThread(name: "import-hydrator") {
+                defer { done.countDown() }
+                while let (number, keys) = keyPages.take() {
+                    do {
+                        let members = try pool.withConnection(waitLimit: waitLimit) { connection in
+                            try source.members(of: keys, on: connection)
+                        }
+                        guard pages.put(number, .page(ListPage(members: members, last: keys.last))) else { return }
+                    } catch {
+                        Log.warning("page fetch failed", ["list": list, "page": String(number + 2), "error": describe(error)])
+                        pages.put(number, .failed)
+                    }
+                }
+            }
+        }
+    }
+
+    func next() -> PageFeedItem? { pages.take() }
+
+    func stop() {
+        pages.close()
+        keyPages.close()
+    }
+
+    func wait() { _ = done.wait() }
+}

@@ -54,7 +54,7 @@ final class RequestWorker: @unchecked Sendable {
     /// carry another request: the web server asked to keep it, and it is in a clean state.
     private func serve(_ fd: Int32, readySince: MonotonicInstant, with exchange: FastCGIExchange) -> Bool {
         // SO_RCVTIMEO and SO_SNDTIMEO were set when the connection was accepted.
-        let parameters: [(name: String, value: String)]
+        let fields: RequestParameters
         let keepConnection: Bool
         switch exchange.begin(connection: fd) {
         case .refused:
@@ -63,10 +63,9 @@ final class RequestWorker: @unchecked Sendable {
             Log.warning("FastCGI connection closed: libfcgi refused the request")
             return false
         case .began(let began, let keep):
-            parameters = began
+            fields = began
             keepConnection = keep
         }
-        let fields = RequestParameters(parameters)
         let requestID = fields.requestID ?? "-"
 
         let limit = configuration.bodyLimit

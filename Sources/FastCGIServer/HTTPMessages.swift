@@ -257,12 +257,19 @@ extension HTTPResponse {
     func fastCGIStdout() -> (bytes: [UInt8], dropped: [String]) {
         var dropped: [String] = []
         let status = (100...599).contains(self.status) ? self.status : 500
-        var head = "Status: \(status)"
-        if let reason = Self.reasonPhrase(status) { head += " \(reason)" }
-        head += "\r\n"
+        // Built as bytes in one buffer: this runs once per request.
+        var head: [UInt8] = []
+        head.reserveCapacity(160 + body.count)
+        head.append(contentsOf: "Status: ".utf8)
+        head.append(contentsOf: String(status).utf8)
+        if let reason = Self.reasonPhrase(status) {
+            head.append(UInt8(ascii: " "))
+            head.append(contentsOf: reason.utf8)
+        }
+        head.append(contentsOf: "\r\n".utf8)
 
         var contentType: String?
-        var others = ""
+        var others: [(name: String, value: String)] = []
         for (name, value) in headers {
             guard Self.isToken(name) else {
                 dropped.append(Self.isPrintable(name) ? name : "(invalid name)")
@@ -272,20 +279,40 @@ extension HTTPResponse {
                 dropped.append(name)
                 continue
             }
-            switch name.lowercased() {
-            case "status", "content-length":
+            if Self.equalsIgnoringASCIICase(name, "status") || Self.equalsIgnoringASCIICase(name, "content-length") {
                 continue
-            case "content-type":
+            } else if Self.equalsIgnoringASCIICase(name, "content-type") {
                 if contentType == nil { contentType = value }
-            default:
-                others += "\(name): \(value)\r\n"
+            } else {
+                others.append((name, value))
             }
         }
-        head += "Content-Type: \(contentType ?? "application/octet-stream")\r\n"
-        head += "Content-Length: \(body.count)\r\n"
-        head += others
-        head += "\r\n"
-        return (Array(head.utf8) + body, dropped)
+        head.append(contentsOf: "Content-Type: ".utf8)
+        head.append(contentsOf: (contentType ?? "application/octet-stream").utf8)
+        head.append(contentsOf: "\r\nContent-Length: ".utf8)
+        head.append(contentsOf: String(body.count).utf8)
+        head.append(contentsOf: "\r\n".utf8)
+        for (name, value) in others {
+            head.append(contentsOf: name.utf8)
+            head.append(contentsOf: ": ".utf8)
+            head.append(contentsOf: value.utf8)
+            head.append(contentsOf: "\r\n".utf8)
+        }
+        head.append(contentsOf: "\r\n".utf8)
+        head.append(contentsOf: body)
+        return (head, dropped)
+    }
+
+    /// `name` (an HTTP token: ASCII) against a lowercase ASCII literal.
+    static func equalsIgnoringASCIICase(_ name: String, _ lowercase: StaticString) -> Bool {
+        guard name.utf8.count == lowercase.utf8CodeUnitCount else { return false }
+        var index = 0
+        for byte in name.utf8 {
+            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
+            if folded != lowercase.utf8Start[index] { return false }
+            index += 1
+        }
+        return true
     }
 
     static func isToken(_ name: String) -> Bool {

@@ -212,14 +212,20 @@ struct RequestParameters: Equatable {
     }
 
     /// `/a/b?q` → `/a/b`; the absolute form `http://host/a/b?q` → `/a/b`.
+    /// Byte-wise: `/`, `:`, `?` and `#` are ASCII, so a cut there never splits a character.
     static func path(ofRequestTarget target: String) -> String {
-        var rest = Substring(target)
-        if !rest.hasPrefix("/"), let scheme = rest.firstIndex(of: ":"), rest[scheme...].hasPrefix("://") {
-            rest = rest[rest.index(scheme, offsetBy: 3)...]
-            rest = rest[(rest.firstIndex(of: "/") ?? rest.endIndex)...]
+        var target = target
+        return target.withUTF8 { bytes -> String in
+            var start = 0
+            if bytes.first != UInt8(ascii: "/"), let colon = bytes.firstIndex(of: UInt8(ascii: ":")),
+               colon + 2 < bytes.count, bytes[colon + 1] == UInt8(ascii: "/"), bytes[colon + 2] == UInt8(ascii: "/") {
+                let authority = colon + 3
+                start = bytes[authority...].firstIndex(of: UInt8(ascii: "/")) ?? bytes.count
+            }
+            var end = start
+            while end < bytes.count && bytes[end] != UInt8(ascii: "?") && bytes[end] != UInt8(ascii: "#") { end += 1 }
+            return end == start ? "/" : String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
         }
-        let path = rest.prefix(while: { $0 != "?" && $0 != "#" })
-        return path.isEmpty ? "/" : String(path)
     }
 
     /// `HTTP_X_REQUEST_ID` → `x-request-id`.

@@ -58,7 +58,7 @@ final class FastCGIExchange {
     }
 
     enum Beginning {
-        case began(parameters: [(name: String, value: String)], keepConnection: Bool)
+        case began(parameters: RequestParameters, keepConnection: Bool)
         /// libfcgi refused the request (for instance an unknown role) and closed its copy of the
         /// descriptor; the connection is unusable.
         case refused(code: Int32)
@@ -97,16 +97,22 @@ final class FastCGIExchange {
         }
         isOpen = true
 
-        var parameters: [(name: String, value: String)] = []
+        var builder = RequestParameters.Builder()
         if var entry = request.pointee.envp {
             while let pair = entry.pointee {
-                let text = String(cString: pair)
-                if let equals = text.firstIndex(of: "=") {
-                    parameters.append((String(text[..<equals]), String(text[text.index(after: equals)...])))
+                // libfcgi keeps each pair as one "NAME=value" C string.
+                let length = strlen(pair)
+                pair.withMemoryRebound(to: UInt8.self, capacity: length) { bytes in
+                    if let equals = memchr(bytes, Int32(UInt8(ascii: "=")), length) {
+                        let nameLength = bytes.distance(to: equals.assumingMemoryBound(to: UInt8.self))
+                        builder.add(name: UnsafeBufferPointer(start: bytes, count: nameLength),
+                                    value: UnsafeBufferPointer(start: bytes + nameLength + 1, count: length - nameLength - 1))
+                    }
                 }
                 entry += 1
             }
         }
+        let parameters = builder.finish()
         return .began(parameters: parameters, keepConnection: request.pointee.keepConnection != 0)
     }
 

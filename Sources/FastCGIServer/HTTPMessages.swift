@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Platform
 
 /// An HTTP request as nginx hands it over in FastCGI parameters. Built without a socket in tests.
@@ -84,20 +89,71 @@ struct RequestParameters: Equatable {
     var webServerStart: Double?
 
     init(_ parameters: [(name: String, value: String)]) {
-        var method = ""
-        var documentURI: String?
-        var requestURI: String?
-        var query = ""
-        var headers: [String: String] = [:]
-        var requestID: String?
+        var builder = Builder()
+        for (name, value) in parameters {
+            var name = name, value = value
+            name.withUTF8 { name in value.withUTF8 { value in builder.add(name: name, value: value) } }
+        }
+        self = builder.finish()
+    }
+
+    init(method: String, path: String, query: String, headers: [String: String], requestID: String?,
+         contentLength: Int?, webServerStart: Double?) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.requestID = requestID
+        self.contentLength = contentLength
+        self.webServerStart = webServerStart
+    }
+
+    /// Takes the parameters one name-value pair at a time, as bytes (straight from libfcgi's
+    /// buffers), and makes strings only of those it keeps: nginx passes some thirty parameters, and
+    /// most of them (DOCUMENT_ROOT, SERVER_SOFTWARE, REMOTE_PORT...) are never looked at.
+    struct Builder {
+        private var method = ""
+        private var documentURI: String?
+        private var requestURI: String?
+        private var query = ""
+        private var headers: [String: String] = [:]
+        private var requestID: String?
+        private var webServerStart: Double?
         // The CGI variables, and the HTTP_ copies nginx also passes (it forwards every request
         // header, Content-Type and Content-Length included): one of each, never both joined.
-        var contentType: String?
-        var contentLength: String?
-        var headerContentType: String?
-        var headerContentLength: String?
+        private var contentType: String?
+        private var contentLength: String?
+        private var headerContentType: String?
+        private var headerContentLength: String?
 
-        func addHeader(_ name: String, _ value: String) {
+        init() {}
+
+        mutating func add(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
+            func text() -> String { String(decoding: value, as: UTF8.self) }
+            if Self.hasHTTPPrefix(name) {
+                if name.count == 17 && Self.equals(name, "HTTP_CONTENT_TYPE") {
+                    headerContentType = text()
+                } else if name.count == 19 && Self.equals(name, "HTTP_CONTENT_LENGTH") {
+                    headerContentLength = text()
+                } else if name.count > 5 {
+                    addHeader(Self.headerName(fromParameter: name), text())
+                }
+                return
+            }
+            switch name.count {
+            case 11 where Self.equals(name, "REQUEST_URI"): requestURI = text()
+            case 12 where Self.equals(name, "DOCUMENT_URI"): documentURI = text()
+            case 12 where Self.equals(name, "QUERY_STRING"): query = text()
+            case 12 where Self.equals(name, "CONTENT_TYPE"): contentType = text()
+            case 10 where Self.equals(name, "REQUEST_ID"): requestID = value.isEmpty ? nil : text()
+            case 13 where Self.equals(name, "REQUEST_START"): webServerStart = Double(text())
+            case 14 where Self.equals(name, "REQUEST_METHOD"): method = text()
+            case 14 where Self.equals(name, "CONTENT_LENGTH"): contentLength = text()
+            default: break
+            }
+        }
+
+        private mutating func addHeader(_ name: String, _ value: String) {
             // nginx before 1.23 passes a repeated header as repeated parameters.
             if let earlier = headers[name] {
                 headers[name] = earlier + (name == "cookie" ? "; " : ", ") + value
@@ -106,52 +162,70 @@ struct RequestParameters: Equatable {
             }
         }
 
-        for (name, value) in parameters {
-            switch name {
-            case "REQUEST_METHOD": method = value
-            case "DOCUMENT_URI": documentURI = value
-            case "REQUEST_URI": requestURI = value
-            case "QUERY_STRING": query = value
-            case "REQUEST_ID": requestID = value.isEmpty ? nil : value
-            case "REQUEST_START": webServerStart = Double(value)
-            case "CONTENT_TYPE": contentType = value
-            case "CONTENT_LENGTH": contentLength = value
-            case "HTTP_CONTENT_TYPE": headerContentType = value
-            case "HTTP_CONTENT_LENGTH": headerContentLength = value
-            default:
-                if name.hasPrefix("HTTP_") && name.count > 5 {
-                    addHeader(Self.headerName(fromParameter: name), value)
+        private static func hasHTTPPrefix(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+            name.count >= 5 && name[0] == UInt8(ascii: "H") && name[1] == UInt8(ascii: "T")
+                && name[2] == UInt8(ascii: "T") && name[3] == UInt8(ascii: "P") && name[4] == UInt8(ascii: "_")
+        }
+
+        private static func equals(_ bytes: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool {
+            literal.utf8CodeUnitCount == bytes.count
+                && memcmp(bytes.baseAddress!, literal.utf8Start, bytes.count) == 0
+        }
+
+        /// `HTTP_X_REQUEST_ID` → `x-request-id`.
+        static func headerName(fromParameter name: UnsafeBufferPointer<UInt8>) -> String {
+            let rest = UnsafeBufferPointer(rebasing: name[5...])
+            guard rest.allSatisfy({ $0 < 0x80 }) else {
+                return RequestParameters.headerName(fromParameter: String(decoding: name, as: UTF8.self))
+            }
+            return String(unsafeUninitializedCapacity: rest.count) { out in
+                for (index, byte) in rest.enumerated() {
+                    switch byte {
+                    case UInt8(ascii: "A")...UInt8(ascii: "Z"): out[index] = byte + 32
+                    case UInt8(ascii: "_"): out[index] = UInt8(ascii: "-")
+                    default: out[index] = byte
+                    }
                 }
+                return rest.count
             }
         }
-        // nginx passes CONTENT_TYPE and CONTENT_LENGTH empty when the request has none.
-        if let type = contentType ?? headerContentType, !type.isEmpty { headers["content-type"] = type }
-        let length = contentLength ?? headerContentLength
-        if let length, !length.isEmpty { headers["content-length"] = length }
 
-        self.method = method
-        if let requestURI, !requestURI.isEmpty {
-            self.path = Self.path(ofRequestTarget: requestURI)
-        } else if let documentURI {
-            self.path = documentURI
-        } else {
-            self.path = ""
+        func finish() -> RequestParameters {
+            var headers = headers
+            // nginx passes CONTENT_TYPE and CONTENT_LENGTH empty when the request has none.
+            if let type = contentType ?? headerContentType, !type.isEmpty { headers["content-type"] = type }
+            let length = contentLength ?? headerContentLength
+            if let length, !length.isEmpty { headers["content-length"] = length }
+            let path: String
+            if let requestURI, !requestURI.isEmpty {
+                path = RequestParameters.path(ofRequestTarget: requestURI)
+            } else if let documentURI {
+                path = documentURI
+            } else {
+                path = ""
+            }
+            return RequestParameters(
+                method: method, path: path, query: query, headers: headers, requestID: requestID,
+                contentLength: length.flatMap(RequestParameters.decimal), webServerStart: webServerStart
+            )
         }
-        self.query = query
-        self.headers = headers
-        self.requestID = requestID
-        self.contentLength = length.flatMap(Self.decimal)
     }
 
     /// `/a/b?q` → `/a/b`; the absolute form `http://host/a/b?q` → `/a/b`.
+    /// Byte-wise: `/`, `:`, `?` and `#` are ASCII, so a cut there never splits a character.
     static func path(ofRequestTarget target: String) -> String {
-        var rest = Substring(target)
-        if !rest.hasPrefix("/"), let scheme = rest.firstIndex(of: ":"), rest[scheme...].hasPrefix("://") {
-            rest = rest[rest.index(scheme, offsetBy: 3)...]
-            rest = rest[(rest.firstIndex(of: "/") ?? rest.endIndex)...]
+        var target = target
+        return target.withUTF8 { bytes -> String in
+            var start = 0
+            if bytes.first != UInt8(ascii: "/"), let colon = bytes.firstIndex(of: UInt8(ascii: ":")),
+               colon + 2 < bytes.count, bytes[colon + 1] == UInt8(ascii: "/"), bytes[colon + 2] == UInt8(ascii: "/") {
+                let authority = colon + 3
+                start = bytes[authority...].firstIndex(of: UInt8(ascii: "/")) ?? bytes.count
+            }
+            var end = start
+            while end < bytes.count && bytes[end] != UInt8(ascii: "?") && bytes[end] != UInt8(ascii: "#") { end += 1 }
+            return end == start ? "/" : String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
         }
-        let path = rest.prefix(while: { $0 != "?" && $0 != "#" })
-        return path.isEmpty ? "/" : String(path)
     }
 
     /// `HTTP_X_REQUEST_ID` → `x-request-id`.
@@ -189,12 +263,19 @@ extension HTTPResponse {
     func fastCGIStdout() -> (bytes: [UInt8], dropped: [String]) {
         var dropped: [String] = []
         let status = (100...599).contains(self.status) ? self.status : 500
-        var head = "Status: \(status)"
-        if let reason = Self.reasonPhrase(status) { head += " \(reason)" }
-        head += "\r\n"
+        // Built as bytes in one buffer: this runs once per request.
+        var head: [UInt8] = []
+        head.reserveCapacity(160 + body.count)
+        head.append(contentsOf: "Status: ".utf8)
+        head.append(contentsOf: String(status).utf8)
+        if let reason = Self.reasonPhrase(status) {
+            head.append(UInt8(ascii: " "))
+            head.append(contentsOf: reason.utf8)
+        }
+        head.append(contentsOf: "\r\n".utf8)
 
         var contentType: String?
-        var others = ""
+        var others: [(name: String, value: String)] = []
         for (name, value) in headers {
             guard Self.isToken(name) else {
                 dropped.append(Self.isPrintable(name) ? name : "(invalid name)")
@@ -204,20 +285,40 @@ extension HTTPResponse {
                 dropped.append(name)
                 continue
             }
-            switch name.lowercased() {
-            case "status", "content-length":
+            if Self.equalsIgnoringASCIICase(name, "status") || Self.equalsIgnoringASCIICase(name, "content-length") {
                 continue
-            case "content-type":
+            } else if Self.equalsIgnoringASCIICase(name, "content-type") {
                 if contentType == nil { contentType = value }
-            default:
-                others += "\(name): \(value)\r\n"
+            } else {
+                others.append((name, value))
             }
         }
-        head += "Content-Type: \(contentType ?? "application/octet-stream")\r\n"
-        head += "Content-Length: \(body.count)\r\n"
-        head += others
-        head += "\r\n"
-        return (Array(head.utf8) + body, dropped)
+        head.append(contentsOf: "Content-Type: ".utf8)
+        head.append(contentsOf: (contentType ?? "application/octet-stream").utf8)
+        head.append(contentsOf: "\r\nContent-Length: ".utf8)
+        head.append(contentsOf: String(body.count).utf8)
+        head.append(contentsOf: "\r\n".utf8)
+        for (name, value) in others {
+            head.append(contentsOf: name.utf8)
+            head.append(contentsOf: ": ".utf8)
+            head.append(contentsOf: value.utf8)
+            head.append(contentsOf: "\r\n".utf8)
+        }
+        head.append(contentsOf: "\r\n".utf8)
+        head.append(contentsOf: body)
+        return (head, dropped)
+    }
+
+    /// `name` (an HTTP token: ASCII) against a lowercase ASCII literal.
+    static func equalsIgnoringASCIICase(_ name: String, _ lowercase: StaticString) -> Bool {
+        guard name.utf8.count == lowercase.utf8CodeUnitCount else { return false }
+        var index = 0
+        for byte in name.utf8 {
+            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte
+            if folded != lowercase.utf8Start[index] { return false }
+            index += 1
+        }
+        return true
     }
 
     static func isToken(_ name: String) -> Bool {

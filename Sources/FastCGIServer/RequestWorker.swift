@@ -6,21 +6,22 @@ import Darwin
 import CFastCGI
 import Platform
 
-/// One worker thread: takes a connection whose request head has arrived, serves that one request,
-/// and gives the connection back to the dispatcher if nginx keeps it, or closes it.
+/// One worker thread: waits (in the dispatcher's epoll set) until it holds a connection whose
+/// request head has arrived, serves that one request, and puts the connection back if nginx keeps
+/// it, or closes it.
 final class RequestWorker: @unchecked Sendable {
     /// Most of a body beyond the limit that is read and dropped so that the connection can be kept
     /// (or closed without resetting it); a longer rest means closing instead.
     static let discardLimitBytes = 1 << 20
 
     private let index: Int
-    private let coordination: WorkerCoordination
+    private let dispatcher: ConnectionDispatcher
     private let configuration: WorkerProcessConfiguration
     private let handler: RequestHandler
 
-    init(index: Int, coordination: WorkerCoordination, configuration: WorkerProcessConfiguration, handler: @escaping RequestHandler) {
+    init(index: Int, dispatcher: ConnectionDispatcher, configuration: WorkerProcessConfiguration, handler: @escaping RequestHandler) {
         self.index = index
-        self.coordination = coordination
+        self.dispatcher = dispatcher
         self.configuration = configuration
         self.handler = handler
     }
@@ -29,12 +30,12 @@ final class RequestWorker: @unchecked Sendable {
         Self.blockAsynchronousSignals()
         // Created on this thread, used only here.
         let exchange = FastCGIExchange()
-        coordination.lock.withLock { coordination.availableWorkers += 1 }
+        var peekBuffer = [UInt8](repeating: 0, count: ConnectionDispatcher.firstPeekBytes)
         started.countDown()
 
-        while let (fd, since) = nextConnection() {
+        while let (fd, since) = dispatcher.nextRequest(worker: index, peekBuffer: &peekBuffer) {
             let reusable = serve(fd, readySince: since, with: exchange)
-            release(fd, reusable: reusable)
+            dispatcher.release(fd, worker: index, reusable: reusable)
         }
     }
 
@@ -49,42 +50,11 @@ final class RequestWorker: @unchecked Sendable {
         pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
-    private func nextConnection() -> (fd: Int32, since: MonotonicInstant)? {
-        coordination.lock.withLock {
-            while coordination.ready.isEmpty && !coordination.finished {
-                coordination.lock.wait()
-            }
-            guard !coordination.ready.isEmpty else { return nil }
-            let next = coordination.ready.removeFirst()
-            coordination.availableWorkers -= 1
-            coordination.busy[index] = next.fd
-            return next
-        }
-    }
-
-    /// Back to the dispatcher, or closed. Becoming available and handing back happen in one step
-    /// under the lock, so the dispatcher can never see this worker as busy after it woke up.
-    private func release(_ fd: Int32, reusable: Bool) {
-        let (handedBack, wakeDispatcher) = coordination.lock.withLock {
-            coordination.busy[index] = nil
-            let wasFull = coordination.freeWorkers <= 0
-            coordination.availableWorkers += 1
-            let handBack = reusable && !coordination.finished
-            if handBack { coordination.returning.append(fd) }
-            // The dispatcher stops polling the listening socket while no worker is free, and
-            // checks for the end of a drain only when woken.
-            return (handBack, handBack || wasFull || coordination.stopping)
-        }
-        if !handedBack { SocketIO.close(fd) }
-        if wakeDispatcher { coordination.wake.wake() }
-    }
-
     /// Serves the one request whose head is waiting on `fd`. Returns whether the connection can
     /// carry another request: the web server asked to keep it, and it is in a clean state.
     private func serve(_ fd: Int32, readySince: MonotonicInstant, with exchange: FastCGIExchange) -> Bool {
-        SocketIO.setTimeouts(fd, receive: configuration.receiveTimeout, send: configuration.receiveTimeout)
-
-        let parameters: [(name: String, value: String)]
+        // SO_RCVTIMEO and SO_SNDTIMEO were set when the connection was accepted.
+        let fields: RequestParameters
         let keepConnection: Bool
         switch exchange.begin(connection: fd) {
         case .refused:
@@ -93,10 +63,9 @@ final class RequestWorker: @unchecked Sendable {
             Log.warning("FastCGI connection closed: libfcgi refused the request")
             return false
         case .began(let began, let keep):
-            parameters = began
+            fields = began
             keepConnection = keep
         }
-        let fields = RequestParameters(parameters)
         let requestID = fields.requestID ?? "-"
 
         let limit = configuration.bodyLimit

@@ -44,16 +44,16 @@ public struct WorkerProcessConfiguration: Sendable {
 /// worker threads, serving connections accepted from a listening socket that sibling processes
 /// may share.
 ///
-/// libfcgi never accepts and never waits for a request here. The dispatcher polls the listening
-/// socket, owns every connection that is between requests (new ones, and nginx's kept ones), and
-/// hands a connection to a worker only once a whole request head has arrived. A worker serves one
-/// request, then gives a kept connection back. So a silent or slow client, or any number of idle
-/// kept connections, holds no worker (fastcgi-pitfalls.md, 2 to 4).
+/// libfcgi never accepts and never waits for a request here. Every connection between requests
+/// (new ones, and nginx's kept ones) sits in the dispatcher's epoll set; the worker threads wait
+/// there, and a worker keeps a connection only once its whole request head has arrived. It serves
+/// that one request and puts a kept connection back. So a silent or slow client, or any number of
+/// idle kept connections, holds no worker (fastcgi-pitfalls.md, 2 to 4).
 public final class WorkerProcess: @unchecked Sendable {
     private let listenFD: Int32
     private let configuration: WorkerProcessConfiguration
     private let handler: RequestHandler
-    private let coordination = WorkerCoordination()
+    private let dispatcher: ConnectionDispatcher
     private let hasRun = Locked(false)
 
     public init(listenFD: Int32, configuration: WorkerProcessConfiguration, handler: @escaping RequestHandler) {
@@ -62,6 +62,7 @@ public final class WorkerProcess: @unchecked Sendable {
         self.listenFD = listenFD
         self.configuration = configuration
         self.handler = handler
+        self.dispatcher = ConnectionDispatcher(listenFD: listenFD, configuration: configuration)
     }
 
     /// Serves until `stop()` is called (from another thread, e.g. a signal-waiting thread), then
@@ -84,7 +85,7 @@ public final class WorkerProcess: @unchecked Sendable {
         let ended = CountdownLatch(count: workerCount)
         for index in 0..<workerCount {
             let worker = RequestWorker(
-                index: index, coordination: coordination, configuration: configuration, handler: handler
+                index: index, dispatcher: dispatcher, configuration: configuration, handler: handler
             )
             startThread(name: "fcgi-worker-\(index)") {
                 worker.run(started: started)
@@ -93,14 +94,13 @@ public final class WorkerProcess: @unchecked Sendable {
         }
         started.wait()
 
-        let dispatcher = ConnectionDispatcher(listenFD: listenFD, coordination: coordination, configuration: configuration)
         let exit = dispatcher.run(onReady: onReady)
 
         // Idle workers leave at once; after a forced stop, busy ones get until their connection's
         // next read or write fails, plus a margin, and then are left behind (the process exits).
         let grace: Duration = exit == .drained ? .seconds(5) : configuration.receiveTimeout + .seconds(2)
         if !ended.wait(until: .now() + grace) {
-            let busy = coordination.lock.withLock { coordination.busy.count }
+            let busy = dispatcher.busyCount
             Log.error("worker threads still busy after the stop; returning without them", ["busy": "\(busy)"])
         }
         Log.info("FastCGI worker process stopped", ["drained": exit == .drained ? "true" : "false"])
@@ -110,31 +110,6 @@ public final class WorkerProcess: @unchecked Sendable {
     /// siblings), lets requests in flight finish, keeps serving kept connections until nginx closes
     /// them, and makes `run` return. Thread-safe, idempotent; not async-signal-safe.
     public func stop() {
-        coordination.lock.withLock { coordination.stopping = true }
-        coordination.wake.wake()
+        dispatcher.stop()
     }
-}
-
-/// What the dispatcher and the workers share; every field but `wake` is guarded by `lock`.
-final class WorkerCoordination: @unchecked Sendable {
-    let lock = ConditionLock()
-    let wake = WakePipe()
-
-    /// Connections whose request head has arrived, waiting for a worker, oldest first.
-    /// Connections whose request head is complete, oldest first, with when it became complete:
-    /// a request's time waiting here counts against its wait limit.
-    var ready: [(fd: Int32, since: MonotonicInstant)] = []
-    /// Kept connections that workers have finished with, for the dispatcher to watch again.
-    var returning: [Int32] = []
-    /// Workers not serving a connection.
-    var availableWorkers = 0
-    /// Worker index → the connection it serves. A worker removes its entry before it closes the
-    /// descriptor, so whoever reads it under the lock holds a descriptor that is still open.
-    var busy: [Int: Int32] = [:]
-    var stopping = false
-    /// Workers leave once `ready` is empty.
-    var finished = false
-
-    /// Workers available for a connection that would be ready now; caller holds the lock.
-    var freeWorkers: Int { availableWorkers - ready.count }
 }

@@ -105,9 +105,14 @@ public struct ImportEndpoint: Sendable {
     /// `invalid_token`.
     func answer(_ error: RequestError, hadToken: Bool) -> HTTPResponse {
         guard error.status == 401 else { return Application.answer(error) }
-        let challenge = hadToken
-            ? #"Bearer realm="leadimport", error="invalid_token", error_description="the token is unknown, revoked or expired""#
-            : #"Bearer realm="leadimport""#
-        return .json(401, error.body, headers: [("WWW-Authenticate", challenge)])
+        return hadToken ? Self.invalidToken : Self.noToken
     }
+
+    /// Made once: the 401 is the answer most often given, to anyone.
+    static let noToken = HTTPResponse.json(401, RequestError.unauthorized.body,
+                                           headers: [("WWW-Authenticate", #"Bearer realm="leadimport""#)])
+    static let invalidToken = HTTPResponse.json(401, RequestError.unauthorized.body, headers: [(
+        "WWW-Authenticate",
+        #"Bearer realm="leadimport", error="invalid_token", error_description="the token is unknown, revoked or expired""#
+    )])
 }

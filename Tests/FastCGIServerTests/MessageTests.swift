@@ -36,6 +36,23 @@ final class MessageTests: XCTestCase {
         XCTAssertEqual(fields.path, "/api/campaigns/\(id)%2F/leads/import-from-list")
         XCTAssertEqual(RequestParameters([("REQUEST_URI", "http://example.com/healthz?x")]).path, "/healthz")
         XCTAssertEqual(RequestParameters([("DOCUMENT_URI", "/only")]).path, "/only")
+        XCTAssertEqual(RequestParameters.path(ofRequestTarget: "http://example.com"), "/")
+        XCTAssertEqual(RequestParameters.path(ofRequestTarget: "https://example.com/a#b?c"), "/a")
+        XCTAssertEqual(RequestParameters.path(ofRequestTarget: "/a:b//c?d"), "/a:b//c")
+        XCTAssertEqual(RequestParameters.path(ofRequestTarget: "?q"), "/")
+        XCTAssertEqual(RequestParameters.path(ofRequestTarget: "/caf\u{E9}/x?y"), "/caf\u{E9}/x")
+    }
+
+    /// Parameters as libfcgi hands them over, byte buffers, and as strings give the same fields.
+    func testHeaderNamesAndRepeatedHeaders() {
+        let fields = RequestParameters([
+            ("HTTP_X_REQUEST_ID", "a"), ("HTTP_COOKIE", "x=1"), ("HTTP_COOKIE", "y=2"),
+            ("HTTP_ACCEPT", "a/b"), ("HTTP_ACCEPT", "c/d"), ("HTTP_", "ignored"), ("SERVER_SOFTWARE", "nginx"),
+            ("CONTENT_TYPE", "application/json"), ("HTTP_CONTENT_TYPE", "text/plain"),
+        ])
+        XCTAssertEqual(fields.headers, [
+            "x-request-id": "a", "cookie": "x=1; y=2", "accept": "a/b, c/d", "content-type": "application/json",
+        ])
     }
 
     /// nginx's `$msec` moves the request's arrival back by its time in the backlog, but a stamp

@@ -88,13 +88,13 @@ public struct LeadGenRows: ListSource {
 /// `leads` lists: `list_memberships`, each hydrated from its Lead: its columns and linkedin
 /// social, its work_email contacts (oldest first) and its attributes.
 ///
-/// One statement per page, in three parts told apart by the first column: `l`, one row per
-/// member (the Lead's columns, its position in the page and its cursor); `c`, one per work_email
-/// contact with its rank among the Lead's contacts; `a`, one per attribute (key, value as JSON).
-/// Contacts and attributes are fetched for the page's lead ids at once (`= ANY`), which costs
-/// the database about two thirds of what a lateral aggregate per member did, and nothing is
-/// built as JSON on the server only to be taken apart again here. The parts and their rows may
-/// arrive in any order: position and rank say where each belongs.
+/// One statement per page, in three parts told apart by the first column, each row carrying the
+/// member's position in the page: `l`, one row per member (the Lead's columns, and on a page
+/// read with its keys the cursor); `c`, one per work_email contact with its rank among the
+/// Lead's contacts; `a`, one per attribute (key, value as JSON). The parts and their rows may
+/// arrive in any order: position and rank say where each belongs. This costs the database about
+/// two thirds of what a lateral aggregate per member did, and nothing is built as JSON on the
+/// server only to be taken apart again here.
 ///
 /// The first page is read with its keys in one statement (one round trip for a short list);
 /// after it, keys are read alone (half a millisecond a page) and pages are filled in from them
@@ -102,24 +102,24 @@ public struct LeadGenRows: ListSource {
 public struct CanonicalLeads: HydratedListSource {
     public init() {}
 
-    /// The Lead's columns and social for the `l` part; contacts and attributes for the page's
-    /// lead ids, whichever way the page is given (`page_ids`, a CTE with `lead_id`, `position`).
-    static func hydration(cursorColumn: String) -> String {
+    /// The three parts for the members of `page` (a CTE of `lead_id`, `position`, and the
+    /// cursor columns given).
+    static func hydration(cursor: String, id: String) -> String {
         """
-        SELECT 'l' AS part, p.lead_id, p.position, \(cursorColumn),
+        SELECT 'l' AS part, p.position, NULL::bigint AS rank, \(cursor), \(id),
                l.first_name, l.last_name, l.full_name, l.company, l.title, l.headline, s.url
         FROM page p
         JOIN leads l ON l.id = p.lead_id
         LEFT JOIN lead_socials s ON s.lead_id = p.lead_id AND s.network = 'linkedin'
         UNION ALL
-        SELECT 'c', c.lead_id, row_number() OVER (PARTITION BY c.lead_id ORDER BY c.created_at, c.id), c.value,
+        SELECT 'c', p.position, row_number() OVER (PARTITION BY p.position ORDER BY c.created_at, c.id), c.value, NULL,
                NULL, NULL, NULL, NULL, NULL, NULL, NULL
-        FROM lead_contacts c
-        WHERE c.lead_id = ANY((SELECT all_ids FROM page_ids)::uuid[]) AND c.kind = 'work_email'
+        FROM page p
+        JOIN lead_contacts c ON c.lead_id = p.lead_id AND c.kind = 'work_email'
         UNION ALL
-        SELECT 'a', a.lead_id, NULL, a.key, a.value::text, NULL, NULL, NULL, NULL, NULL, NULL
-        FROM lead_attributes a
-        WHERE a.lead_id = ANY((SELECT all_ids FROM page_ids)::uuid[])
+        SELECT 'a', p.position, NULL, a.key, a.value::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+        FROM page p
+        JOIN lead_attributes a ON a.lead_id = p.lead_id
         """
     }
 
@@ -130,8 +130,8 @@ public struct CanonicalLeads: HydratedListSource {
                 SELECT m.created_at, m.lead_id, row_number() OVER (ORDER BY m.created_at, m.lead_id) AS position
                 FROM (SELECT created_at, lead_id FROM list_memberships WHERE list_id = $1\(keyset)
                       ORDER BY created_at, lead_id LIMIT $2) AS m
-            ), page_ids AS (SELECT array_agg(lead_id) AS all_ids FROM page)
-            """ + hydration(cursorColumn: "p.created_at::text")
+            )
+            """ + hydration(cursor: "p.created_at::text", id: "p.lead_id::text")
     }
     static let firstPage = statement(after: false)
     static let nextPage = statement(after: true)
@@ -149,8 +149,8 @@ public struct CanonicalLeads: HydratedListSource {
     static let membersOfKeys = """
         WITH page AS MATERIALIZED (
             SELECT k.lead_id, k.position FROM unnest($1::uuid[]) WITH ORDINALITY AS k(lead_id, position)
-        ), page_ids AS (SELECT $1::uuid[] AS all_ids)
-        """ + hydration(cursorColumn: "NULL")
+        )
+        """ + hydration(cursor: "NULL", id: "NULL")
 
     /// Keys and members in one statement: the first page, and a list that fits in one.
     public func page(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListPage {
@@ -172,7 +172,9 @@ public struct CanonicalLeads: HydratedListSource {
 
     public func members(of keys: ListKeys, on connection: Connection) throws -> [ListMember] {
         guard !keys.ids.isEmpty else { return [] }
-        let result = try connection.query(Self.membersOfKeys, values: [.textArray(keys.ids)])
+        // Binary uuid[]: the server neither parses 1000 UUIDs nor casts a text array per use.
+        let ids = PostgresValue.uuidArray(keys.ids) ?? .textArray(keys.ids)
+        let result = try connection.query(Self.membersOfKeys, values: [ids])
         return try Self.decode(result, slots: keys.ids.count).members
     }
 
@@ -185,35 +187,32 @@ public struct CanonicalLeads: HydratedListSource {
         // Filled in place (an optional element would be copied out and back for every change).
         var leads = [CanonicalLead](repeating: CanonicalLead(), count: count)
         var found = [Bool](repeating: false, count: count)
-        var cursors = [ListCursor?](repeating: nil, count: count)
-        var slot: [String: Int] = [:]
-        slot.reserveCapacity(count)
-        for row in result.rows where try row.requiredString(0) == "l" {
-            let id = try row.requiredString(1)
-            let position = try row.requiredInt(2) - 1
-            guard position >= 0, position < count, !found[position] else {
-                throw PostgresError(kind: .decoding, message: "list page: member position \(position + 1) out of range")
-            }
-            slot[id] = position
-            found[position] = true
-            if let createdAt = try row.string(3) { cursors[position] = ListCursor(createdAt: createdAt, id: id) }
-            leads[position] = CanonicalLead(
-                firstName: try row.string(4), lastName: try row.string(5), fullName: try row.string(6),
-                company: try row.string(7), title: try row.string(8), headline: try row.string(9),
-                linkedinSocial: try row.string(10))
-        }
+        var last: ListCursor?
         var contacts: [Int: [(rank: Int, value: String)]] = [:]
         for row in result.rows {
-            switch try row.requiredString(0) {
+            let part = try row.requiredString(0)
+            let position = try row.requiredInt(1) - 1
+            guard position >= 0, position < count else {
+                throw PostgresError(kind: .decoding, message: "list page: member position \(position + 1) out of range")
+            }
+            switch part {
             case "l":
-                continue
+                found[position] = true
+                leads[position].firstName = try row.string(5)
+                leads[position].lastName = try row.string(6)
+                leads[position].fullName = try row.string(7)
+                leads[position].company = try row.string(8)
+                leads[position].title = try row.string(9)
+                leads[position].headline = try row.string(10)
+                leads[position].linkedinSocial = try row.string(11)
+                if position == count - 1, let createdAt = try row.string(3) {
+                    last = ListCursor(createdAt: createdAt, id: try row.requiredString(4))
+                }
             case "c":
-                guard let position = slot[try row.requiredString(1)] else { continue }
                 contacts[position, default: []].append((try row.requiredInt(2), try row.requiredString(3)))
             case "a":
-                guard let position = slot[try row.requiredString(1)] else { continue }
                 leads[position].addAttribute(key: try row.requiredString(3), json: try row.requiredString(4))
-            case let part:
+            default:
                 throw PostgresError(kind: .decoding, message: "list page: unknown part \(part)")
             }
         }
@@ -223,6 +222,6 @@ public struct CanonicalLeads: HydratedListSource {
         var members: [ListMember] = []
         members.reserveCapacity(count)
         for position in 0..<count where found[position] { members.append(leads[position].member) }
-        return (members, cursors.last ?? nil)
+        return (members, last)
     }
 }

@@ -117,6 +117,21 @@ final class ConnectionTests: XCTestCase {
         XCTAssertEqual(connection.transactionState, .idle)
     }
 
+    func testUUIDArrayRoundTripsInOrder() throws {
+        let ids = ["00000000-0000-0000-0000-000000000000", "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF",
+                   "0b1c2d3e-4f50-4a6b-8c7d-9e0fa1b2c3d4", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"]
+        let value = try XCTUnwrap(PostgresValue.uuidArray(ids))
+        let result = try connection.query(
+            "SELECT u::text FROM unnest($1::uuid[]) WITH ORDINALITY AS t(u, n) ORDER BY n", values: [value])
+        XCTAssertEqual(try result.rows.map { try $0.requiredString(0) }, ids.map { $0.lowercased() })
+        let empty = try connection.query("SELECT cardinality($1::uuid[]) AS n", values: [XCTUnwrap(PostgresValue.uuidArray([]))])
+        XCTAssertEqual(try empty.first?.int("n"), 0)
+        for bad in ["", "0b1c2d3e4f504a6b8c7d9e0fa1b2c3d4", "0b1c2d3e-4f50-4a6b-8c7d-9e0fa1b2c3d", "0b1c2d3e-4f50-4a6b-8c7d-9e0fa1b2c3d44",
+                    "0b1c2d3e-4f50-4a6b-8c7d_9e0fa1b2c3d4", "gb1c2d3e-4f50-4a6b-8c7d-9e0fa1b2c3d4"] {
+            XCTAssertNil(PostgresValue.uuidArray([bad]), bad)
+        }
+    }
+
     func testByteaInATable() throws {
         try connection.queryUnprepared("CREATE TEMP TABLE hashes (h bytea UNIQUE NOT NULL)")
         let hash: [UInt8] = (0..<32).map { UInt8($0 * 7 % 256) }

@@ -1,0 +1,95 @@
+extension PostgresValue {
+    /// A `text[]` parameter. One array per column lets a single statement carry a whole batch of
+    /// rows (`unnest($1::text[], ...)`) with a fixed parameter count.
+    ///
+    /// It goes in PostgreSQL's binary array format (`array_recv`): each element is its length and
+    /// its bytes, so neither side scans for quotes and backslashes. The text literal this replaced
+    /// cost a quarter of an import's CPU in the service to write, and the server's `array_in`
+    /// parses it character by character.
+    public static func textArray(_ values: [String?]) -> PostgresValue {
+        var array = BinaryArray(elementType: BinaryArray.text, count: values.count, hasNull: values.contains(nil),
+                                payload: values.reduce(0) { $0 + ($1?.utf8.count ?? 0) })
+        for value in values {
+            guard let value else { array.appendNull(); continue }
+            let utf8 = value.utf8
+            if utf8.withContiguousStorageIfAvailable({ array.append($0) }) == nil { array.append(Array(utf8)[...]) }
+        }
+        return .binary(type: BinaryArray.textArray, array.bytes)
+    }
+
+    /// A `uuid[]` parameter, 16 bytes an element; nil when a value is not a UUID's text form.
+    public static func uuidArray(_ values: [String]) -> PostgresValue? {
+        var array = BinaryArray(elementType: BinaryArray.uuid, count: values.count, hasNull: false, payload: 16 * values.count)
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for value in values {
+            guard BinaryArray.parseUUID(value, into: &bytes) else { return nil }
+            array.append(bytes[...])
+        }
+        return .binary(type: BinaryArray.uuidArray, array.bytes)
+    }
+}
+
+/// PostgreSQL's binary array format (`array_recv`): ndim, has-nulls flag, element type, then
+/// per dimension its size and lower bound (1); then each element: its length (-1 for NULL) and
+/// bytes. Every integer is big-endian. An empty array has no dimensions.
+struct BinaryArray {
+    // Type OIDs, fixed in PostgreSQL's catalog (pg_type.dat).
+    static let text: UInt32 = 25, textArray: UInt32 = 1009
+    static let uuid: UInt32 = 2950, uuidArray: UInt32 = 2951
+
+    private(set) var bytes: [UInt8] = []
+
+    init(elementType: UInt32, count: Int, hasNull: Bool, payload: Int) {
+        bytes.reserveCapacity(20 + 4 * count + payload)
+        append(Int32(count == 0 ? 0 : 1))
+        append(Int32(hasNull ? 1 : 0))
+        append(Int32(bitPattern: elementType))
+        if count > 0 {
+            append(Int32(count))
+            append(Int32(1))
+        }
+    }
+
+    mutating func appendNull() { append(Int32(-1)) }
+
+    mutating func append<C: Collection<UInt8>>(_ element: C) {
+        append(Int32(element.count))
+        bytes.append(contentsOf: element)
+    }
+
+    private mutating func append(_ value: Int32) {
+        let big = UInt32(bitPattern: value)
+        bytes.append(UInt8(truncatingIfNeeded: big >> 24))
+        bytes.append(UInt8(truncatingIfNeeded: big >> 16))
+        bytes.append(UInt8(truncatingIfNeeded: big >> 8))
+        bytes.append(UInt8(truncatingIfNeeded: big))
+    }
+
+    /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (either case) into 16 bytes.
+    static func parseUUID(_ text: String, into bytes: inout [UInt8]) -> Bool {
+        var utf8 = text.utf8.makeIterator()
+        var index = 0, position = 0
+        while index < 16 {
+            guard let high = utf8.next() else { return false }
+            position += 1
+            if position == 9 || position == 14 || position == 19 || position == 24 {
+                guard high == UInt8(ascii: "-") else { return false }
+                continue
+            }
+            guard let low = utf8.next(), let h = hexValue(high), let l = hexValue(low) else { return false }
+            position += 1
+            bytes[index] = h << 4 | l
+            index += 1
+        }
+        return utf8.next() == nil
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}

@@ -202,6 +202,12 @@ public struct CanonicalLead: Sendable, Equatable {
     static func text(ofJSON json: String) -> String? {
         guard let first = json.utf8.first else { return nil }
         if first == UInt8(ascii: "\"") {
+            // A string with no escapes is what lies between its quotes.
+            let utf8 = json.utf8
+            if utf8.count >= 2, utf8.last == UInt8(ascii: "\""),
+               !utf8.dropFirst().dropLast().contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") || $0 < 0x20 }) {
+                return String(json.dropFirst().dropLast())
+            }
             guard case .string(let text)? = try? JSONReader.parse(json) else { return nil }
             return text
         }

@@ -88,53 +88,21 @@ public struct LeadGenRows: ListSource {
 /// `leads` lists: `list_memberships`, each hydrated from its Lead: its columns and linkedin
 /// social, its work_email contacts (oldest first) and its attributes.
 ///
-/// One statement per page, in three parts told apart by the first column, each row carrying the
-/// member's position in the page: `l`, one row per member (the Lead's columns, and on a page
-/// read with its keys the cursor); `c`, one per work_email contact with its rank among the
-/// Lead's contacts; `a`, one per attribute (key, value as JSON). The parts and their rows may
-/// arrive in any order: position and rank say where each belongs. This costs the database about
-/// two thirds of what a lateral aggregate per member did, and nothing is built as JSON on the
-/// server only to be taken apart again here.
+/// A page is two statements: its keys (a keyset range of the membership index, half a
+/// millisecond), then its members filled in for those keys. The second is one statement in
+/// three parts told apart by the first column, each row carrying the member's position in the
+/// page: `l`, one row per member (the Lead's columns); `c`, one per work_email contact with its
+/// rank among the Lead's contacts; `a`, one per attribute (key, value as JSON). The parts and
+/// their rows may arrive in any order: position and rank say where each belongs. This costs the
+/// database about two thirds of what a lateral aggregate per member did, nothing is built as
+/// JSON on the server only to be taken apart again here, and neither statement depends on the
+/// list, so both keep one plan per connection instead of being planned again at every execution
+/// (which was a third of a short list's import).
 ///
-/// The first page is read with its keys in one statement (one round trip for a short list);
-/// after it, keys are read alone (half a millisecond a page) and pages are filled in from them
-/// on several connections at once, since filling in is what costs.
+/// Filling in is what costs; after the first page, keys run ahead and pages are filled in on
+/// several connections at once (`HydratedPageFeed`).
 public struct CanonicalLeads: HydratedListSource {
     public init() {}
-
-    /// The three parts for the members of `page` (a CTE of `lead_id`, `position`, and the
-    /// cursor columns given).
-    static func hydration(cursor: String, id: String) -> String {
-        """
-        SELECT 'l' AS part, p.position, NULL::bigint AS rank, \(cursor), \(id),
-               l.first_name, l.last_name, l.full_name, l.company, l.title, l.headline, s.url
-        FROM page p
-        JOIN leads l ON l.id = p.lead_id
-        LEFT JOIN lead_socials s ON s.lead_id = p.lead_id AND s.network = 'linkedin'
-        UNION ALL
-        SELECT 'c', p.position, row_number() OVER (PARTITION BY p.position ORDER BY c.created_at, c.id), c.value, NULL,
-               NULL, NULL, NULL, NULL, NULL, NULL, NULL
-        FROM page p
-        JOIN lead_contacts c ON c.lead_id = p.lead_id AND c.kind = 'work_email'
-        UNION ALL
-        SELECT 'a', p.position, NULL, a.key, a.value::text, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-        FROM page p
-        JOIN lead_attributes a ON a.lead_id = p.lead_id
-        """
-    }
-
-    static func statement(after cursor: Bool) -> String {
-        let keyset = cursor ? " AND (created_at, lead_id) > ($3::timestamptz, $4::uuid)" : ""
-        return """
-            WITH page AS MATERIALIZED (
-                SELECT m.created_at, m.lead_id, row_number() OVER (ORDER BY m.created_at, m.lead_id) AS position
-                FROM (SELECT created_at, lead_id FROM list_memberships WHERE list_id = $1\(keyset)
-                      ORDER BY created_at, lead_id LIMIT $2) AS m
-            )
-            """ + hydration(cursor: "p.created_at::text", id: "p.lead_id::text")
-    }
-    static let firstPage = statement(after: false)
-    static let nextPage = statement(after: true)
 
     // The cursor column needs a name of its own: as `created_at` it would shadow the column in
     // ORDER BY, and the page would be sorted by the text (a scan and sort of the whole list).
@@ -150,14 +118,25 @@ public struct CanonicalLeads: HydratedListSource {
         WITH page AS MATERIALIZED (
             SELECT k.lead_id, k.position FROM unnest($1::uuid[]) WITH ORDINALITY AS k(lead_id, position)
         )
-        """ + hydration(cursor: "NULL", id: "NULL")
+        SELECT 'l' AS part, p.position, NULL::bigint AS rank,
+               l.first_name, l.last_name, l.full_name, l.company, l.title, l.headline, s.url
+        FROM page p
+        JOIN leads l ON l.id = p.lead_id
+        LEFT JOIN lead_socials s ON s.lead_id = p.lead_id AND s.network = 'linkedin'
+        UNION ALL
+        SELECT 'c', p.position, row_number() OVER (PARTITION BY p.position ORDER BY c.created_at, c.id), c.value,
+               NULL, NULL, NULL, NULL, NULL, NULL
+        FROM page p
+        JOIN lead_contacts c ON c.lead_id = p.lead_id AND c.kind = 'work_email'
+        UNION ALL
+        SELECT 'a', p.position, NULL, a.key, a.value::text, NULL, NULL, NULL, NULL, NULL
+        FROM page p
+        JOIN lead_attributes a ON a.lead_id = p.lead_id
+        """
 
-    /// Keys and members in one statement: the first page, and a list that fits in one.
     public func page(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListPage {
-        let result = try cursor.map { try connection.query(Self.nextPage, [list, String(limit), $0.createdAt, $0.id]) }
-            ?? connection.query(Self.firstPage, [list, String(limit)])
-        let (members, last) = try Self.decode(result, slots: nil)
-        return ListPage(members: members, last: last)
+        let keys = try keys(list: list, after: cursor, limit: limit, on: connection)
+        return ListPage(members: try members(of: keys, on: connection), last: keys.last)
     }
 
     public func keys(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListKeys {
@@ -175,19 +154,15 @@ public struct CanonicalLeads: HydratedListSource {
         // Binary uuid[]: the server neither parses 1000 UUIDs nor casts a text array per use.
         let ids = PostgresValue.uuidArray(keys.ids) ?? .textArray(keys.ids)
         let result = try connection.query(Self.membersOfKeys, values: [ids])
-        return try Self.decode(result, slots: keys.ids.count).members
+        return try Self.decode(result, count: keys.ids.count)
     }
 
-    /// The three parts back into members, in page order. `slots`: how many keys were asked for
-    /// (nil: as many as there are member rows). A member whose Lead has gone since its key was
-    /// read leaves an empty slot, dropped here: it is no longer in the list.
-    static func decode(_ result: QueryResult, slots: Int?) throws -> (members: [ListMember], last: ListCursor?) {
-        var count = slots ?? 0
-        if slots == nil { for row in result.rows where try row.requiredString(0) == "l" { count += 1 } }
+    /// The three parts back into members, in page order. A member whose Lead has gone since its
+    /// key was read leaves an empty slot, dropped here: it is no longer in the list.
+    static func decode(_ result: QueryResult, count: Int) throws -> [ListMember] {
         // Filled in place (an optional element would be copied out and back for every change).
         var leads = [CanonicalLead](repeating: CanonicalLead(), count: count)
         var found = [Bool](repeating: false, count: count)
-        var last: ListCursor?
         var contacts: [Int: [(rank: Int, value: String)]] = [:]
         for row in result.rows {
             let part = try row.requiredString(0)
@@ -198,16 +173,13 @@ public struct CanonicalLeads: HydratedListSource {
             switch part {
             case "l":
                 found[position] = true
-                leads[position].firstName = try row.string(5)
-                leads[position].lastName = try row.string(6)
-                leads[position].fullName = try row.string(7)
-                leads[position].company = try row.string(8)
-                leads[position].title = try row.string(9)
-                leads[position].headline = try row.string(10)
-                leads[position].linkedinSocial = try row.string(11)
-                if position == count - 1, let createdAt = try row.string(3) {
-                    last = ListCursor(createdAt: createdAt, id: try row.requiredString(4))
-                }
+                leads[position].firstName = try row.string(3)
+                leads[position].lastName = try row.string(4)
+                leads[position].fullName = try row.string(5)
+                leads[position].company = try row.string(6)
+                leads[position].title = try row.string(7)
+                leads[position].headline = try row.string(8)
+                leads[position].linkedinSocial = try row.string(9)
             case "c":
                 contacts[position, default: []].append((try row.requiredInt(2), try row.requiredString(3)))
             case "a":
@@ -222,6 +194,6 @@ public struct CanonicalLeads: HydratedListSource {
         var members: [ListMember] = []
         members.reserveCapacity(count)
         for position in 0..<count where found[position] { members.append(leads[position].member) }
-        return (members, last)
+        return members
     }
 }

@@ -122,7 +122,7 @@ public struct LeadImporter: Sendable {
     /// filling in a `leads` page costs the database about what inserting it does.
     static let hydrators = 2
 
-    static let pagesBetweenTrims = 32
+    static let pagesBetweenTrims = 4
 
     private func runStages(first: ListPage, source: any ListSource, writer: CampaignWriter, started: MonotonicInstant,
                            progress: (@Sendable (ImportProgress) -> Void)?) -> ImportOutcome {

@@ -76,7 +76,9 @@ final class HydratedPageFeed: PageFeed, @unchecked Sendable {
     init(source: any HydratedListSource, after cursor: ListCursor?, list: String, pageSize: Int, pool: ConnectionPool,
          waitLimit: Duration, hydrators: Int) {
         let keyPages = BoundedQueue<(number: Int, keys: ListKeys)>(capacity: hydrators)
-        let pages = InOrderQueue<PageFeedItem>(window: hydrators + 1)
+        // As many filled pages as there are hydrators: the one the importer waits for is always
+        // being filled by a hydrator that is not waiting for room, so no more are needed.
+        let pages = InOrderQueue<PageFeedItem>(window: hydrators)
         let done = CountdownLatch(count: 1 + hydrators)
         (self.keyPages, self.pages, self.done) = (keyPages, pages, done)
 

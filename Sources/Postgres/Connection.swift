@@ -184,10 +184,10 @@ final class ResultStorage: Sendable {
     let columnCount: Int
     let isBytea: [Bool]
     let bytes: [UInt8]
-    let starts: [Int]
+    let starts: [Int32]
     let lengths: [Int32]
 
-    init(index: ColumnIndex, isBytea: [Bool], bytes: [UInt8], starts: [Int], lengths: [Int32]) {
+    init(index: ColumnIndex, isBytea: [Bool], bytes: [UInt8], starts: [Int32], lengths: [Int32]) {
         self.index = index
         self.columnCount = isBytea.count
         self.isBytea = isBytea
@@ -200,7 +200,7 @@ final class ResultStorage: Sendable {
         let at = row * columnCount + column
         let length = Int(lengths[at])
         guard length >= 0 else { return .null }
-        let start = starts[at]
+        let start = Int(starts[at])
         if isBytea[column] { return .bytes(Array(bytes[start..<start + length])) }
         return .text(bytes.withUnsafeBufferPointer { String(decoding: $0[start..<start + length], as: UTF8.self) })
     }
@@ -706,7 +706,7 @@ public final class Connection: @unchecked Sendable {
         let index = ColumnIndex(names)
         let cellCount = rowCount * columnCount
         var bytes: [UInt8] = []
-        var starts: [Int] = []
+        var starts: [Int32] = []
         var lengths: [Int32] = []
         starts.reserveCapacity(cellCount)
         lengths.reserveCapacity(cellCount)
@@ -720,14 +720,14 @@ public final class Connection: @unchecked Sendable {
         for row in 0..<Int32(rowCount) {
             for column in 0..<Int32(columnCount) {
                 if PQgetisnull(result, row, column) != 0 {
-                    starts.append(bytes.count)
+                    starts.append(Int32(bytes.count))
                     lengths.append(-1)
                     continue
                 }
                 let length = Int(PQgetlength(result, row, column))
                 let value = PQgetvalue(result, row, column)!
                 let raw = UnsafeRawBufferPointer(start: value, count: length)
-                starts.append(bytes.count)
+                starts.append(Int32(bytes.count))
                 if types[Int(column)] == 17 {
                     let decoded = Self.decodeBytea(raw, cString: value)
                     lengths.append(Int32(decoded.count))

@@ -55,7 +55,7 @@ struct Serve: ParsableCommand {
         // import's stage threads would leave each worker process holding megabytes it no longer
         // uses. Two arenas and fixed thresholds keep the service's memory flat; an operator's
         // own settings win.
-        for (name, value) in [("MALLOC_ARENA_MAX", "2"), ("MALLOC_TRIM_THRESHOLD_", "262144"), ("MALLOC_MMAP_THRESHOLD_", "262144")]
+        for (name, value) in [("MALLOC_ARENA_MAX", "2"), ("MALLOC_TRIM_THRESHOLD_", "131072"), ("MALLOC_MMAP_THRESHOLD_", "65536")]
         where environment(name) == nil {
             setEnvironment(name, value)
         }

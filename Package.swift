@@ -43,12 +43,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "LeadCoreTests", dependencies: ["LeadCore"]),
+        .target(name: "TestHelpers", path: "Tests/TestHelpers"),
+        .testTarget(name: "LeadCoreTests", dependencies: ["LeadCore", "TestHelpers"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
-        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "Platform", "TestSupport"]),
-        .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer", "Platform"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "Platform", "TestSupport", "TestHelpers"]),
+        .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer", "Platform", "TestHelpers"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "FastCGIServer", "LeadCore"]),
-        .target(name: "TestSupport", dependencies: ["Postgres", "Platform"], path: "Tests/TestSupport"),
-        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "Postgres", "LeadCore"]),
+        .target(name: "TestSupport", dependencies: ["Postgres", "Platform", "TestHelpers"], path: "Tests/TestSupport"),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "TestHelpers", "Postgres", "LeadCore"]),
     ]
 )

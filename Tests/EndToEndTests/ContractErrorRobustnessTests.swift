@@ -1,29 +1,20 @@
 import Foundation
 import TestSupport
+import TestHelpers
 import XCTest
 
 /// Garbage through the real nginx: random bodies, odd and oversized headers, broken framing.
 /// After each batch a valid import still gets exactly the right answer, /healthz is 200 and no
 /// worker process died; and no token ever reaches the service's log.
 final class ContractErrorRobustnessTests: ContractErrorCase {
-    /// SplitMix64: the same "random" bytes on every run, so a failure can be replayed.
-    struct Bytes: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func bytes(_ count: Int) -> Data { Data((0..<count).map { _ in UInt8.random(in: 0...255, using: &self) }) }
-    }
+    /// The same "random" bytes on every run, so a failure can be replayed.
+    typealias Bytes = SplitMix64
 
     // MARK: - Bodies
 
     func testRandomAndHostileBodies() throws {
         let target = try target()
-        var random = Bytes(state: 0x1EAD_1A50)
+        var random = Bytes(seed: 0x1EAD_1A50)
         for size in [0, 1, 2, 3, 5, 8, 13, 64, 255, 1000, 4096, 16_384, 65_535, 65_536] {
             let body = random.bytes(size)
             assertError(try post(target.campaign, bytes: body, token: target.owner.token), 400, "invalid_json", "\(size) random bytes")
@@ -82,7 +73,7 @@ final class ContractErrorRobustnessTests: ContractErrorCase {
             for (name, value) in headers where name.lowercased() == "authorization" { Self.tokensSent.insert(value) }
             return try http.request("POST", path(campaign ?? target.campaign), headers: headers, body: body)
         }
-        var random = Bytes(state: 42)
+        var random = Bytes(seed: 42)
         let printable = String((0..<6000).map { _ in Character(Unicode.Scalar(UInt8.random(in: 0x21...0x7E, using: &random))) })
         let tokenish = String((0..<6000).map { _ in Character(Unicode.Scalar(UInt8(ascii: "a") + UInt8.random(in: 0...25, using: &random))) })
 
@@ -261,7 +252,7 @@ final class ContractErrorRobustnessTests: ContractErrorCase {
         let lists = targets.map(\.list)
         let problems = ContractErrorProblems()
         DispatchQueue.concurrentPerform(iterations: 8) { client in
-            var random = Bytes(state: UInt64(client) &* 7919 &+ 1)
+            var random = Bytes(seed: UInt64(client) &* 7919 &+ 1)
             let auth = ("Authorization", "Bearer \(owner.token)")
             for round in 0..<12 {
                 let kind = (client + round) % 6
@@ -371,4 +362,8 @@ final class ContractErrorRobustnessTests: ContractErrorCase {
 /// Consecutive pieces of at most `length` bytes.
 private func pieces(_ bytes: [UInt8], _ length: Int) -> [[UInt8]] {
     stride(from: 0, to: bytes.count, by: length).map { Array(bytes[$0..<min($0 + length, bytes.count)]) }
+}
+
+extension SplitMix64 {
+    mutating func bytes(_ count: Int) -> Data { Data((0..<count).map { _ in UInt8.random(in: 0...255, using: &self) }) }
 }

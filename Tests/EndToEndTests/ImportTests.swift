@@ -207,15 +207,7 @@ final class ImportTests: XCTestCase {
     func testLeadsListsAroundThePageSize() throws {
         let owner = try owner()
         let campaign = try seed.campaign(user: owner.user, channel: "linkedin")
-        let list = try seed.list(user: owner.user, storage: "leads")
-        try seed.sql("""
-            WITH made AS (
-                INSERT INTO leads (user_id, first_name) SELECT $1, 'L' || i FROM generate_series(1, 1001) AS i RETURNING id, first_name
-            ), social AS (
-                INSERT INTO lead_socials (lead_id, network, url) SELECT id, 'linkedin', 'https://www.linkedin.com/in/' || first_name FROM made
-            )
-            INSERT INTO list_memberships (list_id, lead_id) SELECT $2, id FROM made
-            """, [owner.user, list])
+        let list = try seed.bulkLeadsList(user: owner.user, count: 1_001)
         let (status, body) = try importList(list, into: campaign, as: owner)
         XCTAssertEqual(status, 200)
         XCTAssertEqual(counts(body), [1_001, 0, 0, 0, 1_001])
@@ -285,19 +277,8 @@ final class ImportTests: XCTestCase {
     func testLeadsHydrationFailureMidImportIs206AndARetryFinishes() throws {
         let owner = try owner()
         let campaign = try seed.campaign(user: owner.user, channel: "linkedin")
-        let list = try seed.list(user: owner.user, storage: "leads")
         let size = 40_000
-        try seed.sql("""
-            WITH made AS (
-                INSERT INTO leads (user_id, first_name) SELECT $1, 'P' || i FROM generate_series(1, \(size)) AS i RETURNING id, first_name
-            ), social AS (
-                INSERT INTO lead_socials (lead_id, network, url) SELECT id, 'linkedin', 'https://www.linkedin.com/in/' || first_name FROM made
-            ), attributes AS (
-                INSERT INTO lead_attributes (lead_id, key, value) SELECT id, 'source', '"crm"' FROM made
-            )
-            INSERT INTO list_memberships (list_id, lead_id, created_at)
-            SELECT $2, id, now() + substr(first_name, 2)::int * interval '1 microsecond' FROM made
-            """, [owner.user, list])
+        let list = try seed.bulkLeadsList(user: owner.user, count: size)
         try importLosingRead(of: "lead_attributes", list: list, into: campaign, as: owner, size: size) { partial in
             XCTAssertEqual(partial[4] % 1_000, 0, "only whole pages, in list order, were read")
             // What is in is a prefix of the list: every member up to the last one read, none after.

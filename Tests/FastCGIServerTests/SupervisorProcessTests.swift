@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Platform
+import TestHelpers
 import XCTest
 @testable import FastCGIServer
 
@@ -176,7 +177,7 @@ final class SupervisorHarness: @unchecked Sendable {
     /// The supervisor's log lines as key=value maps.
     func events() -> [[String: String]] {
         let text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").map { Self.parse(String($0)) }
+        return text.split(separator: "\n").map { LogLine.fields(String($0)) }
     }
 
     func events(_ message: String) -> [[String: String]] {
@@ -193,33 +194,6 @@ final class SupervisorHarness: @unchecked Sendable {
 
     func childPids(_ word: String) -> [Int32] {
         childNotes().filter { $0.first == word }.compactMap { Int32($0[1]) }
-    }
-
-    static func parse(_ line: String) -> [String: String] {
-        var result: [String: String] = [:]
-        var rest = Substring(line)
-        while !rest.isEmpty {
-            rest = rest.drop(while: { $0 == " " })
-            guard let equals = rest.firstIndex(of: "=") else { break }
-            let key = String(rest[..<equals])
-            rest = rest[rest.index(after: equals)...]
-            var value = ""
-            if rest.first == "\"" {
-                rest = rest.dropFirst()
-                while let ch = rest.first {
-                    rest = rest.dropFirst()
-                    if ch == "\\", let next = rest.first { value.append(next == "n" ? "\n" : next); rest = rest.dropFirst(); continue }
-                    if ch == "\"" { break }
-                    value.append(ch)
-                }
-            } else {
-                let end = rest.firstIndex(of: " ") ?? rest.endIndex
-                value = String(rest[..<end])
-                rest = rest[end...]
-            }
-            result[key] = value
-        }
-        return result
     }
 
     // MARK: Waiting

@@ -1,4 +1,5 @@
 @testable import LeadCore
+import TestHelpers
 import XCTest
 
 /// The ASCII fast paths must answer exactly what the general implementations answer. These run
@@ -88,7 +89,7 @@ final class IdentityFastPathTests: XCTestCase {
                 }
             }
         }
-        var random = SeededRandom(seed: 0x5EED_E4A1)
+        var random = SplitMix64(seed: 0x5EED_E4A1)
         let seeds = corpus
         let inserts = ["@", ".", " ", "\t", "\u{0}", "\u{7F}", "A", "z", "\r\n", "@@", ".."]
         for _ in 0..<10_000 { corpus.append(random.mutate(random.pick(seeds), inserting: inserts)) }
@@ -123,7 +124,7 @@ final class IdentityFastPathTests: XCTestCase {
                 }
             }
         }
-        var random = SeededRandom(seed: 0x11CE_D1)
+        var random = SplitMix64(seed: 0x11CE_D1)
         let seeds = corpus
         let inserts = ["/", "//", ":", "://", "@", ".", "?", "#", " ", "\t", "\u{1}", "\u{7F}", "A", "in/", "imported-",
                        "\r\n", "443", "linkedin.com"]
@@ -159,21 +160,8 @@ final class IdentityFastPathTests: XCTestCase {
     }
 }
 
-/// A small deterministic generator (SplitMix64) so a failing corpus can be reproduced.
-private struct SeededRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-
+/// Seeded corpus building on the shared deterministic generator, so a failing corpus can be reproduced.
+extension SplitMix64 {
     mutating func pick(_ values: [String]) -> String { values[below(values.count)] }
 
     /// One to three edits: insert a piece, delete a byte, or flip the case of a letter.

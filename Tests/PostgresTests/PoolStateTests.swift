@@ -1,5 +1,6 @@
 import Platform
 @testable import Postgres
+import TestHelpers
 import XCTest
 
 /// The pool's decisions, driven with made-up instants: no database, no clock, no threads.
@@ -243,7 +244,7 @@ final class PoolStateTests: XCTestCase {
 
     /// A long random run: the invariants hold whatever the order of events.
     func testInvariantsUnderRandomEvents() {
-        var generator = SplitMix(seed: 42)
+        var generator = SplitMix64(seed: 42)
         var state = makeState(size: 3)
         var now: UInt64 = 0
         var nextRequest = 0
@@ -310,17 +311,5 @@ final class PoolStateTests: XCTestCase {
                 apply(state.tick(now: instant))
             }
         }
-    }
-}
-
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

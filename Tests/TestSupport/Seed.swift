@@ -117,6 +117,24 @@ public final class Seed: @unchecked Sendable {
         return list
     }
 
+    /// A `leads` list of `count` canonical Leads, member i (from 1) named `P<i>` with the
+    /// profile `https://www.linkedin.com/in/P<i>` and one attribute, memberships in that order.
+    public func bulkLeadsList(user: String, count: Int) throws -> String {
+        let list = try list(user: user, storage: "leads")
+        try sql("""
+            WITH made AS (
+                INSERT INTO leads (user_id, first_name) SELECT $1, 'P' || i FROM generate_series(1, $3::int) AS i RETURNING id, first_name
+            ), social AS (
+                INSERT INTO lead_socials (lead_id, network, url) SELECT id, 'linkedin', 'https://www.linkedin.com/in/' || first_name FROM made
+            ), attributes AS (
+                INSERT INTO lead_attributes (lead_id, key, value) SELECT id, 'source', '"crm"' FROM made
+            )
+            INSERT INTO list_memberships (list_id, lead_id, created_at)
+            SELECT $2, id, now() + substr(first_name, 2)::int * interval '1 microsecond' FROM made
+            """, [user, list, String(count)])
+        return list
+    }
+
     public func campaignLeads(_ campaign: String) throws -> [[String: String?]] {
         let result = try sql("""
             SELECT email, linkedin_url, first_name, last_name, name, company, position, headline, status, source, source_ref,

@@ -1,4 +1,5 @@
 import Foundation
+import TestHelpers
 import Platform
 #if canImport(Glibc)
 import Glibc
@@ -39,35 +40,8 @@ extension ServiceProcess {
         return false
     }
 
-    /// The value of `key=` in a log line (Log's format: values with spaces are quoted, with `\"`
-    /// and `\\` escaped).
-    public static func field(_ key: String, in line: String) -> String? {
-        var rest = Substring(line)
-        while !rest.isEmpty {
-            rest = rest.drop(while: { $0 == " " })
-            guard let equals = rest.firstIndex(of: "=") else { return nil }
-            let name = rest[..<equals]
-            rest = rest[rest.index(after: equals)...]
-            var value = ""
-            if rest.first == "\"" {
-                rest = rest.dropFirst()
-                var escaped = false
-                while let ch = rest.first {
-                    rest = rest.dropFirst()
-                    if escaped { value.append(ch == "n" ? "\n" : ch); escaped = false; continue }
-                    if ch == "\\" { escaped = true; continue }
-                    if ch == "\"" { break }
-                    value.append(ch)
-                }
-            } else {
-                let end = rest.firstIndex(of: " ") ?? rest.endIndex
-                value = String(rest[..<end])
-                rest = rest[end...]
-            }
-            if name == key { return value }
-        }
-        return nil
-    }
+    /// The value of `key=` in a log line.
+    public static func field(_ key: String, in line: String) -> String? { LogLine.fields(line)[key] }
 
     /// Whether the supervisor process is still running (not yet reaped by the test).
     public var isRunning: Bool { process?.isRunning ?? false }

@@ -20,17 +20,17 @@ public struct ListPage: Sendable {
     public var last: ListCursor?
 }
 
-/// One keyset page: the first page's statement or the next one's, each row decoded into a
-/// member. Both statements select `created_at::text` and the id first, for the cursor.
-func readPage(first: String, next: String, list: String, after cursor: ListCursor?, limit: Int, on connection: Connection,
-              member: (Row) throws -> ListMember) throws -> ListPage {
+/// One keyset range: the first page's statement or the next one's, each row decoded. Both
+/// statements select `created_at::text` and the id first, for the cursor.
+func readKeyset<T>(first: String, next: String, list: String, after cursor: ListCursor?, limit: Int, on connection: Connection,
+                   decode: (Row) throws -> T) throws -> (items: [T], last: ListCursor?) {
     let rows = try cursor.map { try connection.query(next, [list, String(limit), $0.createdAt, $0.id]) }
         ?? connection.query(first, [list, String(limit)])
-    var members: [ListMember] = []
-    members.reserveCapacity(rows.rowCount)
-    for row in rows.rows { members.append(try member(row)) }
+    var items: [T] = []
+    items.reserveCapacity(rows.rowCount)
+    for row in rows.rows { items.append(try decode(row)) }
     let last = try rows.rows.last.map { ListCursor(createdAt: try $0.requiredString(0), id: try $0.requiredString(1)) }
-    return ListPage(members: members, last: last)
+    return (items, last)
 }
 
 /// A source whose members are cheap to find and dear to fill in: their keys come in keyset pages
@@ -75,13 +75,15 @@ public struct LeadGenRows: ListSource {
         + " WHERE list_id = $1 AND (list_rows.created_at, list_rows.id) > ($3::timestamptz, $4::uuid) ORDER BY list_rows.created_at, list_rows.id LIMIT $2"
 
     public func page(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListPage {
-        try readPage(first: Self.firstPage, next: Self.nextPage, list: list, after: cursor, limit: limit, on: connection) { row in
+        let (members, last) = try readKeyset(first: Self.firstPage, next: Self.nextPage, list: list, after: cursor, limit: limit,
+                                             on: connection) { row in
             LeadGenRow(
                 linkedinURL: try row.string(2), firstName: try row.string(3), lastName: try row.string(4),
                 fullName: try row.string(5), currentCompany: try row.string(6), currentRole: try row.string(7),
                 headline: try row.string(8), workEmail: try row.string(9)
             ).member
         }
+        return ListPage(members: members, last: last)
     }
 }
 
@@ -140,12 +142,8 @@ public struct CanonicalLeads: HydratedListSource {
     }
 
     public func keys(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListKeys {
-        let result = try cursor.map { try connection.query(Self.nextKeys, [list, String(limit), $0.createdAt, $0.id]) }
-            ?? connection.query(Self.firstKeys, [list, String(limit)])
-        var ids: [String] = []
-        ids.reserveCapacity(result.rowCount)
-        for row in result.rows { ids.append(try row.requiredString(1)) }
-        let last = try result.rows.last.map { ListCursor(createdAt: try $0.requiredString(0), id: try $0.requiredString(1)) }
+        let (ids, last) = try readKeyset(first: Self.firstKeys, next: Self.nextKeys, list: list, after: cursor, limit: limit,
+                                         on: connection) { try $0.requiredString(1) }
         return ListKeys(ids: ids, last: last)
     }
 

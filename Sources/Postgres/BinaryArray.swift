@@ -7,8 +7,11 @@ extension PostgresValue {
     /// cost a quarter of an import's CPU in the service to write, and the server's `array_in`
     /// parses it character by character.
     public static func textArray(_ values: [String?]) -> PostgresValue {
-        var array = BinaryArray(elementType: BinaryArray.text, count: values.count, hasNull: values.contains(nil),
-                                payload: values.reduce(0) { $0 + ($1?.utf8.count ?? 0) })
+        var hasNull = false, payload = 0
+        for value in values {
+            if let value { payload += value.utf8.count } else { hasNull = true }
+        }
+        var array = BinaryArray(elementType: BinaryArray.text, count: values.count, hasNull: hasNull, payload: payload)
         for value in values {
             guard let value else { array.appendNull(); continue }
             let utf8 = value.utf8

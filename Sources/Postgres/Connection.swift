@@ -710,13 +710,6 @@ public final class Connection: @unchecked Sendable {
         var lengths: [Int32] = []
         starts.reserveCapacity(cellCount)
         lengths.reserveCapacity(cellCount)
-        var total = 0
-        for row in 0..<Int32(rowCount) {
-            for column in 0..<Int32(columnCount) where PQgetisnull(result, row, column) == 0 {
-                total += Int(PQgetlength(result, row, column))
-            }
-        }
-        bytes.reserveCapacity(total)
         for row in 0..<Int32(rowCount) {
             for column in 0..<Int32(columnCount) {
                 if PQgetisnull(result, row, column) != 0 {

@@ -90,16 +90,16 @@ public struct LeadGenRows: ListSource {
 /// `leads` lists: `list_memberships`, each hydrated from its Lead: its columns and linkedin
 /// social, its work_email contacts (oldest first) and its attributes.
 ///
-/// A page is two statements: its keys (a keyset range of the membership index, half a
-/// millisecond), then its members filled in for those keys. The second is one statement in
-/// three parts told apart by the first column, each row carrying the member's position in the
+/// A page after the first is two statements: its keys (a keyset range of the membership index,
+/// half a millisecond), then its members filled in for those keys. The second is one statement
+/// in three parts told apart by the first column, each row carrying the member's position in the
 /// page: `l`, one row per member (the Lead's columns); `c`, one per work_email contact with its
 /// rank among the Lead's contacts; `a`, one per attribute (key, value as JSON). The parts and
 /// their rows may arrive in any order: position and rank say where each belongs. This costs the
 /// database about two thirds of what a lateral aggregate per member did, nothing is built as
-/// JSON on the server only to be taken apart again here, and neither statement depends on the
-/// list, so both keep one plan per connection instead of being planned again at every execution
-/// (which was a third of a short list's import).
+/// JSON on the server only to be taken apart again here, and neither statement's plan depends on
+/// the list, so both keep one plan per connection instead of being planned again at every
+/// execution. The first page is both in one statement (`firstPageSQL`).
 ///
 /// Filling in is what costs; after the first page, keys run ahead and pages are filled in on
 /// several connections at once (`HydratedPageFeed`).
@@ -116,10 +116,8 @@ public struct CanonicalLeads: HydratedListSource {
         SELECT m.created_at::text AS cursor_created_at, m.lead_id FROM list_memberships m
         WHERE m.list_id = $1 AND (m.created_at, m.lead_id) > ($3::timestamptz, $4::uuid) ORDER BY m.created_at, m.lead_id LIMIT $2
         """
-    static let membersOfKeys = """
-        WITH page AS MATERIALIZED (
-            SELECT k.lead_id, k.position FROM unnest($1::uuid[]) WITH ORDINALITY AS k(lead_id, position)
-        )
+    /// The three parts for the members in `page(lead_id, position)`.
+    static let parts = """
         SELECT 'l' AS part, p.position, NULL::bigint AS rank,
                l.first_name, l.last_name, l.full_name, l.company, l.title, l.headline, s.url
         FROM page p
@@ -135,10 +133,58 @@ public struct CanonicalLeads: HydratedListSource {
         FROM page p
         JOIN lead_attributes a ON a.lead_id = p.lead_id
         """
+    static let membersOfKeys = """
+        WITH page AS MATERIALIZED (
+            SELECT k.lead_id, k.position FROM unnest($1::uuid[]) WITH ORDINALITY AS k(lead_id, position)
+        )
+        """ + parts
+
+    /// The first page in one statement: its keys and their members, plus a fourth part `k`, one
+    /// row: the number of keys and the last one's cursor. Every import starts here, and most
+    /// lists fit in one page: a round trip and a statement fewer than keys, then members.
+    ///
+    /// Written so that its plan cannot depend on the list. The list id is read through a
+    /// sub-select, so the planner estimates every list alike (given the value, it planned a
+    /// 10-member list apart from a large one and planned the statement again at every
+    /// execution: a third of a short import); the page size is in the text; and the members
+    /// are filled in from an array of the keys, which the planner takes for a few rows whatever
+    /// the list, so it always probes the indexes per member (estimating a full page on a small
+    /// database, it chose to scan whole tables: 100 ms for a 10-member list).
+    static let usualPageSize = 1000
+    /// Built once: the statement is 2 kB, and every import reads a first page.
+    static let usualFirstPage = firstPageSQL(limit: usualPageSize)
+
+    static func firstPageSQL(limit: Int) -> String {
+        """
+        WITH keys AS MATERIALIZED (
+            SELECT m.created_at, m.lead_id FROM list_memberships m
+            WHERE m.list_id = (SELECT $1::uuid)
+            ORDER BY m.created_at, m.lead_id LIMIT \(limit)
+        ), page AS MATERIALIZED (
+            SELECT k.lead_id, k.position
+            FROM unnest(ARRAY(SELECT lead_id FROM keys ORDER BY created_at, lead_id)) WITH ORDINALITY AS k(lead_id, position)
+        )
+        """ + parts + """
+
+        UNION ALL
+        (SELECT 'k', count(*) OVER (), NULL, k.created_at::text AS cursor_created_at, k.lead_id::text AS cursor_id,
+                NULL, NULL, NULL, NULL, NULL
+         FROM keys k ORDER BY k.created_at DESC, k.lead_id DESC LIMIT 1)
+        """
+    }
 
     public func page(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListPage {
-        let keys = try keys(list: list, after: cursor, limit: limit, on: connection)
-        return ListPage(members: try members(of: keys, on: connection), last: keys.last)
+        guard cursor == nil else {
+            let keys = try keys(list: list, after: cursor, limit: limit, on: connection)
+            return ListPage(members: try members(of: keys, on: connection), last: keys.last)
+        }
+        let sql = limit == Self.usualPageSize ? Self.usualFirstPage : Self.firstPageSQL(limit: limit)
+        let result = try connection.query(sql, [list])
+        var last: ListCursor?
+        let members = try Self.decode(result, count: limit) { row in
+            last = ListCursor(createdAt: try row.requiredString(3), id: try row.requiredString(4))
+        }
+        return ListPage(members: members, last: last)
     }
 
     public func keys(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListKeys {
@@ -155,18 +201,27 @@ public struct CanonicalLeads: HydratedListSource {
         return try Self.decode(result, count: keys.ids.count)
     }
 
-    /// The three parts back into members, in page order. A member whose Lead has gone since its
-    /// key was read leaves an empty slot, dropped here: it is no longer in the list.
-    static func decode(_ result: QueryResult, count: Int) throws -> [ListMember] {
-        // Filled in place (an optional element would be copied out and back for every change).
-        var leads = [CanonicalLead](repeating: CanonicalLead(), count: count)
-        var found = [Bool](repeating: false, count: count)
+    /// The three parts back into members, in page order; a `k` row goes to `cursor`. A member
+    /// whose Lead has gone since its key was read leaves an empty slot, dropped here: it is no
+    /// longer in the list. `count` is how many positions there can be.
+    static func decode(_ result: QueryResult, count: Int, cursor: ((Row) throws -> Void)? = nil) throws -> [ListMember] {
+        // Filled in place (an optional element would be copied out and back for every change),
+        // and only as far as the positions seen go: the first page of a 10-member list must not
+        // make room for a full page (200 kB, mapped and unmapped at every request).
+        var leads: [CanonicalLead] = []
+        var found: [Bool] = []
+        leads.reserveCapacity(min(count, result.rowCount))
+        found.reserveCapacity(min(count, result.rowCount))
         var contacts: [Int: [(rank: Int, value: String)]] = [:]
         for row in result.rows {
             let part = try row.requiredString(0)
             let position = try row.requiredInt(1) - 1
             guard position >= 0, position < count else {
                 throw PostgresError(kind: .decoding, message: "list page: member position \(position + 1) out of range")
+            }
+            if part != "k", position >= leads.count {
+                leads.append(contentsOf: repeatElement(CanonicalLead(), count: position + 1 - leads.count))
+                found.append(contentsOf: repeatElement(false, count: position + 1 - found.count))
             }
             switch part {
             case "l":
@@ -182,6 +237,8 @@ public struct CanonicalLeads: HydratedListSource {
                 contacts[position, default: []].append((try row.requiredInt(2), try row.requiredString(3)))
             case "a":
                 leads[position].addAttribute(key: try row.requiredString(3), json: try row.requiredString(4))
+            case "k" where cursor != nil:
+                try cursor?(row)
             default:
                 throw PostgresError(kind: .decoding, message: "list page: unknown part \(part)")
             }
@@ -190,8 +247,8 @@ public struct CanonicalLeads: HydratedListSource {
             leads[position].workEmails = ranked.count == 1 ? [ranked[0].value] : ranked.sorted { $0.rank < $1.rank }.map(\.value)
         }
         var members: [ListMember] = []
-        members.reserveCapacity(count)
-        for position in 0..<count where found[position] { members.append(leads[position].member) }
+        members.reserveCapacity(leads.count)
+        for position in leads.indices where found[position] { members.append(leads[position].member) }
         return members
     }
 }

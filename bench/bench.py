@@ -557,14 +557,15 @@ def quiesce(access_log, quiet_for=0.5, limit=15.0):
     return size
 
 
-def flush_logs():
-    """Writes back what the runs before left dirty in the page cache (mostly nginx's access log
-    and the service's log: 300-400 MB after the two 401 runs), and returns how much it was (kB).
+def flush_dirty_pages():
+    """Writes back what the steps before left dirty in the page cache, and returns how much it
+    was (kB). The cluster runs with fsync off, so a checkpoint leaves the imports' data there; the
+    wrk runs add nginx's access log and the service's log (300-400 MB after the two 401 runs).
     The kernel writes an inode's dirty pages back once the first of them is 30 s old, which
     after the 401 runs fell in the first seconds of the 422 run; on this VM that writeback held
-    a few requests for 0.2-1.5 s (statements on no wait event while Dirty fell by 300 MB), and
-    those alone set the 422's p99. Flushed before each run, a run writes back only its own
-    10 s of logs, after it ends."""
+    a few requests for 0.2-1.5 s (statements on no wait event while Dirty fell by 300 MB), which
+    set the 422's p99 of those runs. Flushed before each step, a wrk run writes back only its own
+    10 s of logs, after it ends. (Stalls of another cause remain: see docs/performance.md.)"""
     dirty = dirty_kib()
     os.sync()
     return dirty
@@ -572,7 +573,7 @@ def flush_logs():
 
 def run_wrk(url, script, duration, connections, threads, access_log, label):
     offset = quiesce(access_log)
-    flushed = flush_logs()
+    flushed = flush_dirty_pages()
     args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", "--latency", "-s", script, url]
     log(f"wrk {label}: {' '.join(args[:-1])} URL")
     proc = subprocess.run(args, capture_output=True, text=True, timeout=duration + 60)
@@ -725,7 +726,7 @@ class Bench:
         PostgreSQL's buffers or in the kernel's page cache (fsync is off: without the sync, the
         step before's writes are written back by the kernel during this one)."""
         self.admin.run("TRUNCATE campaign_leads; CHECKPOINT;")
-        os.sync()
+        flush_dirty_pages()
 
     def check_401_parity(self):
         path = IMPORT_PATH.format(campaign="00000000-0000-0000-0000-000000000000")
@@ -876,11 +877,8 @@ class Bench:
         campaign leads, nothing dirty) with no autovacuum worker running."""
         started = time.perf_counter()
         self.admin.run("TRUNCATE campaign_leads; VACUUM (ANALYZE) campaign_leads, campaigns, tokens; CHECKPOINT;")
-        # With fsync off, the checkpoint leaves what the imports wrote (hundreds of MB) dirty in
-        # the page cache, for the kernel to write back during the wrk runs (see flush_logs).
-        # Flush it now, as a checkpoint with fsync on would have.
-        dirty_before = dirty_kib()
-        os.sync()
+        # As a checkpoint with fsync on would have (see flush_dirty_pages).
+        dirty_before = flush_dirty_pages()
         workers = 0
         while time.perf_counter() - started < limit:
             workers = int(self.admin.value("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker';"))
@@ -968,7 +966,7 @@ class Bench:
 
         log(f"closed-loop cross-check of the 422 latencies ({conns} connections, {duration} s, uncorrected)")
         quiesce(a.access_log)
-        flush_logs()
+        flush_dirty_pages()
         check = closed_loop(service_url, lua_body, self.token, conns, duration)
         log(f"  uncorrected 422: {check['requests_per_s']:,} req/s (client-limited), p50 {check['p50_ms']:.2f} ms, "
             f"p99 {check['p99_ms']:.2f} ms, max {check['max_ms']:.0f} ms, {check['over_100ms']} over 100 ms, statuses {check['statuses']}")

@@ -1,4 +1,5 @@
 import LeadCore
+import Platform
 import Postgres
 
 /// Reads a list's members in list order (oldest first, so the first of two repeats is the one
@@ -150,9 +151,17 @@ public struct CanonicalLeads: HydratedListSource {
     /// are filled in from an array of the keys, which the planner takes for a few rows whatever
     /// the list, so it always probes the indexes per member (estimating a full page on a small
     /// database, it chose to scan whole tables: 100 ms for a 10-member list).
-    static let usualPageSize = 1000
-    /// Built once: the statement is 2 kB, and every import reads a first page.
-    static let usualFirstPage = firstPageSQL(limit: usualPageSize)
+    /// Built once per page size: the statement is 2 kB, and every import reads a first page.
+    private static let firstPages = Locked([Int: String]())
+
+    static func firstPage(limit: Int) -> String {
+        firstPages.withLock { built in
+            if let sql = built[limit] { return sql }
+            let sql = firstPageSQL(limit: limit)
+            built[limit] = sql
+            return sql
+        }
+    }
 
     static func firstPageSQL(limit: Int) -> String {
         """
@@ -178,8 +187,7 @@ public struct CanonicalLeads: HydratedListSource {
             let keys = try keys(list: list, after: cursor, limit: limit, on: connection)
             return ListPage(members: try members(of: keys, on: connection), last: keys.last)
         }
-        let sql = limit == Self.usualPageSize ? Self.usualFirstPage : Self.firstPageSQL(limit: limit)
-        let result = try connection.query(sql, [list])
+        let result = try connection.query(Self.firstPage(limit: limit), [list])
         var last: ListCursor?
         let members = try Self.decode(result, count: limit) { row in
             last = ListCursor(createdAt: try row.requiredString(3), id: try row.requiredString(4))

@@ -57,7 +57,7 @@ public enum LinkedInURL {
         guard !value.unicodeScalars.contains(where: { isSpaceOrControl($0) }) else { return nil }
 
         var rest = Substring(value)
-        if let colon = rest.firstIndex(of: ":"), rest[colon...].hasPrefix("://") {
+        if let colon = rest.firstIndex(of: ":"), rest[colon...].hasPrefix("://"), isScheme(rest[..<colon].utf8) {
             let scheme = rest[rest.startIndex..<colon].lowercased()
             guard scheme == "https" || scheme == "http" else { return nil }
             rest = rest[rest.index(colon, offsetBy: 3)...]
@@ -104,6 +104,15 @@ public enum LinkedInURL {
         }
     }
 }
+
+/// RFC 3986's scheme: a letter, then letters, digits, `+`, `.` or `-`. Only such a prefix before
+/// `://` is a scheme; the database's `leadimport_normalize_linkedin` uses the same rule.
+func isScheme<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
+    guard let first = bytes.first, isASCIILetter(first) else { return false }
+    return bytes.allSatisfy { isASCIILetter($0) || isASCIIDigit($0) || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
+}
+
+func isASCIILetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") }
 
 func trimmed<S: StringProtocol>(_ value: S) -> String {
     let scalars = value.unicodeScalars
@@ -220,11 +229,12 @@ extension LinkedInURL {
             if firstColon < 0 && byte == UInt8(ascii: ":") { firstColon = i }
         }
 
-        // The scheme test looks at the first `:` anywhere in the value, as the general path does,
-        // so `linkedin.com/in/x?u=https://y` is taken to have the scheme `linkedin.com/in/x?u=https`.
+        // A scheme ends at the first `:`, as in the general path; `linkedin.com/in/x?u=https://y`
+        // has none, since a scheme holds no `/` or `?`.
         var start = lo
         if firstColon >= 0, firstColon + 3 <= hi,
-           bytes[firstColon + 1] == UInt8(ascii: "/"), bytes[firstColon + 2] == UInt8(ascii: "/") {
+           bytes[firstColon + 1] == UInt8(ascii: "/"), bytes[firstColon + 2] == UInt8(ascii: "/"),
+           isScheme(UnsafeBufferPointer(rebasing: bytes[lo..<firstColon])) {
             guard asciiEqualsIgnoringCase(bytes, lo..<firstColon, "https")
                 || asciiEqualsIgnoringCase(bytes, lo..<firstColon, "http") else { return nil }
             start = firstColon + 3

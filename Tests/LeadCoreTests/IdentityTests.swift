@@ -34,6 +34,9 @@ final class LinkedInURLTests: XCTestCase {
             ("https://www.linkedin.com/pub/Ada-Lovelace/1/2B/3C", "https://www.linkedin.com/pub/Ada-Lovelace/1/2B/3C"),
             ("https://www.linkedin.com/sales/lead/ACwAAB,NAME_SEARCH?x=1", "https://www.linkedin.com/sales/lead/ACwAAB,NAME_SEARCH"),
             ("https://www.linkedin.com:443/in/ada", "https://www.linkedin.com/in/ada"),
+            // A `://` in the query is no scheme: what comes before it holds a `/` and a `?`.
+            ("linkedin.com/in/ada?u=https://x", "https://www.linkedin.com/in/ada"),
+            ("www.linkedin.com/in/ada#https://x", "https://www.linkedin.com/in/ada"),
         ]
         for (raw, expected) in cases { XCTAssertEqual(LinkedInURL.normalized(raw), expected, raw) }
     }
@@ -46,7 +49,10 @@ final class LinkedInURLTests: XCTestCase {
                               "https://user@linkedin.com/in/ada", "imported-12345", "IMPORTED-ada",
                               "https://www.linkedin.com/in/imported-ada", "https://www.linkedin.com/in/Imported-123",
                               "https://www.linkedin.com/in/a da", "mailto:ada@example.com",
-                              "https://evil.com?x=linkedin.com/in/ada"]
+                              "https://evil.com?x=linkedin.com/in/ada",
+                              // Schemes other than http(s), including ones with + . - in them.
+                              "git+ssh://linkedin.com/in/ada", "web.cal://linkedin.com/in/ada", "x-y://linkedin.com/in/ada",
+                              "linkedin.com://in/ada"]
         for value in bad { XCTAssertNil(LinkedInURL.normalized(value), String(describing: value)) }
     }
 }

@@ -24,7 +24,7 @@ final class MigrationTests: XCTestCase {
         XCTAssertEqual(try owner.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").first?.bool(0), false)
         XCTAssertEqual(try Migrator.appliedVersions(owner), [])
         XCTAssertEqual(try Migrator.migrate(owner), Migrator.migrations.map(\.version))
-        XCTAssertEqual(try Migrator.appliedVersions(owner), [1])
+        XCTAssertEqual(try Migrator.appliedVersions(owner), [1, 2])
         let first = try schemaDump(owner)
         XCTAssertGreaterThan(first.count, 100)
 
@@ -331,6 +331,10 @@ final class MigrationTests: XCTestCase {
             ("https://user@linkedin.com/in/john", nil),
             ("https://linkedin.com:80x/in/john", nil),
             ("ftp://linkedin.com/in/john", nil),
+            ("git+ssh://linkedin.com/in/john", nil),
+            ("linkedin.com://in/john", nil),
+            ("linkedin.com/in/john?u=https://x", "https://www.linkedin.com/in/john"),
+            ("www.linkedin.com/in/John#https://x", "https://www.linkedin.com/in/john"),
             ("https://www.linkedin.com/in/jo hn", nil),
             ("https://www.linkedin.com/in/jo\u{200B}hn", nil),
             ("imported-12345", nil),
@@ -351,6 +355,34 @@ final class MigrationTests: XCTestCase {
             guard let expected else { continue }
             XCTAssertEqual(try owner.query("SELECT leadimport_normalize_linkedin($1)", [expected]).first?.string(0), expected)
         }
+    }
+
+    /// Version 2 over a database that version 1 already holds leads in: identities already
+    /// computed stay, new rows get the new rule, and dedup goes on across the upgrade.
+    func testVersion2UpgradesADatabaseInUse() throws {
+        let owner = try database.owner()
+        defer { owner.close() }
+        XCTAssertEqual(try Migrator.migrate(owner, upTo: 1), [1])
+        let user = try XCTUnwrap(owner.query("INSERT INTO users (email) VALUES ('up@example.com') RETURNING id").first).requiredString(0)
+        let email = try XCTUnwrap(owner.query(
+            "INSERT INTO campaigns (user_id, channel) VALUES ($1, 'email') RETURNING id", [user]).first).requiredString(0)
+        let linkedin = try XCTUnwrap(owner.query(
+            "INSERT INTO campaigns (user_id, channel) VALUES ($1, 'linkedin') RETURNING id", [user]).first).requiredString(0)
+        try insertLead(owner, email, user, email: " Ada@Example.com ")
+        try insertLead(owner, linkedin, user, email: nil, linkedin: "linkedin.com/in/ada?u=https://x")
+        let keysBefore = try owner.query("SELECT identity_key FROM campaign_leads ORDER BY campaign_id = $1 DESC", [email]).rows
+            .map { try $0.string(0) }
+        XCTAssertEqual(keysBefore, ["ada@example.com", nil], "version 1 took the query's https for a scheme")
+
+        XCTAssertEqual(try Migrator.migrate(owner), [2])
+        XCTAssertEqual(try Migrator.appliedVersions(owner), [1, 2])
+        XCTAssertThrowsError(try insertLead(owner, email, user, email: "ADA@example.com"), "dedup across the upgrade")
+        try insertLead(owner, linkedin, user, email: nil, linkedin: "https://www.linkedin.com/in/ADA")
+        XCTAssertThrowsError(try insertLead(owner, linkedin, user, email: nil, linkedin: "linkedin.com/in/ada?u=https://y"))
+        XCTAssertEqual(try owner.query("SELECT count(*) FROM campaign_leads WHERE campaign_id = $1 AND identity_key IS NULL", [linkedin])
+            .first?.int(0), 1, "the row version 1 gave no identity keeps none")
+        XCTAssertNil(try owner.query("SELECT leadimport_normalize_email(NULL)").first?.string(0))
+        XCTAssertNil(try owner.query("SELECT leadimport_normalize_email('  ')").first?.string(0))
     }
 
     func testChangingACampaignsChannelRecomputesIdentities() throws {

@@ -24,6 +24,7 @@ public enum Migrator {
     /// Every version, in order. Append new ones; never edit one that has shipped.
     public static let migrations: [Migration] = [
         Schema.version1,
+        Schema.version2,
     ]
 
     /// The key of the advisory lock held while migrating ("leadimp" in ASCII).
@@ -31,10 +32,10 @@ public enum Migrator {
 
     public static var currentVersion: Int { migrations.last?.version ?? 0 }
 
-    /// Applies the missing versions and returns those it applied now (empty when the schema was
-    /// already current).
+    /// Applies the missing versions (up to `lastVersion`: the tests upgrade an older schema) and
+    /// returns those it applied now (empty when the schema was already current).
     @discardableResult
-    public static func migrate(_ connection: Connection) throws -> [Int] {
+    public static func migrate(_ connection: Connection, upTo lastVersion: Int = .max) throws -> [Int] {
         // The lock wait is bounded by statement_timeout, not lock_timeout: another migrator may
         // legitimately hold it for a while.
         let saved = try connection.queryUnprepared("SELECT current_setting('lock_timeout') AS lock_timeout")
@@ -62,7 +63,7 @@ public enum Migrator {
             """)
         let done = Set(try appliedVersions(connection))
         var applied: [Int] = []
-        for migration in migrations where !done.contains(migration.version) {
+        for migration in migrations where !done.contains(migration.version) && migration.version <= lastVersion {
             do {
                 try connection.transaction { connection in
                     try connection.execute(script: migration.sql)

@@ -705,7 +705,15 @@ public final class Connection: @unchecked Sendable {
         }
         let index = ColumnIndex(names)
         let cellCount = rowCount * columnCount
+        // The exact size up front (bytea shrinks when decoded, so this is an upper bound): a page
+        // of a list is half a megabyte of text, and growing by doubling kept the old and the new
+        // buffer alive together at every step.
+        var total = 0
+        for row in 0..<Int32(rowCount) {
+            for column in 0..<Int32(columnCount) { total += Int(PQgetlength(result, row, column)) }
+        }
         var bytes: [UInt8] = []
+        bytes.reserveCapacity(total)
         var starts: [Int32] = []
         var lengths: [Int32] = []
         starts.reserveCapacity(cellCount)

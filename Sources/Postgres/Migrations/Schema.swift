@@ -296,7 +296,6 @@ enum Schema {
             FOR EACH ROW EXECUTE FUNCTION leadimport_touch_updated_at();
         """#)
 
-
     /// Version 2: the identity trigger made cheaper (it ran a lookup and a SQL function that was
     /// parsed again in every statement, about a fifth of PostgreSQL's time on a ten-row insert), and
     /// LinkedIn URLs with `://` in their query no longer taken for an unknown scheme. Existing

@@ -478,6 +478,10 @@ def peak_pss_bound(root, idle):
 
 
 class MemorySampler(threading.Thread):
+    """A cross-check of peak_pss_bound, which has each process's peak from the kernel: so a slow
+    one. Every 20 ms, reading smaps_rollup of the service's processes cost 9% of a core (0.93 s of
+    CPU in 10 s), taken from the import being timed."""
+
     def __init__(self, root, interval=0.25):
         super().__init__(daemon=True)
         self.root, self.interval = root, interval
@@ -840,10 +844,7 @@ class Bench:
         body = json.dumps({"listId": list_id})
         reset_peak_rss(self.args.service_pid)
         idle = memory_now(self.args.service_pid)
-        # The kernel's VmHWM gives each process's peak (peak_pss_bound), so the samples are only a
-        # cross-check, and a slow one: every 20 ms, reading smaps_rollup of the service's processes
-        # cost 9% of a core (0.93 s of CPU in 10 s), taken from the import being timed.
-        sampler = MemorySampler(self.args.service_pid, interval=0.25)
+        sampler = MemorySampler(self.args.service_pid)
         sampler.start()
         started = time.perf_counter()
         try:

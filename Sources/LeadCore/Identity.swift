@@ -105,15 +105,6 @@ public enum LinkedInURL {
     }
 }
 
-/// RFC 3986's scheme: a letter, then letters, digits, `+`, `.` or `-`. Only such a prefix before
-/// `://` is a scheme; the database's `leadimport_normalize_linkedin` uses the same rule.
-func isScheme<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
-    guard let first = bytes.first, isASCIILetter(first) else { return false }
-    return bytes.allSatisfy { isASCIILetter($0) || isASCIIDigit($0) || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
-}
-
-func isASCIILetter(_ byte: UInt8) -> Bool { (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") }
-
 func trimmed<S: StringProtocol>(_ value: S) -> String {
     let scalars = value.unicodeScalars
     guard let first = scalars.firstIndex(where: { !isWhitespace($0) }) else { return "" }
@@ -327,6 +318,16 @@ private func isASCIIDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && 
 
 @inline(__always)
 private func asciiLowercased(_ byte: UInt8) -> UInt8 { isASCIIUppercase(byte) ? byte | 0x20 : byte }
+
+@inline(__always)
+private func isASCIILetter(_ byte: UInt8) -> Bool { asciiLowercased(byte) >= UInt8(ascii: "a") && asciiLowercased(byte) <= UInt8(ascii: "z") }
+
+/// RFC 3986's scheme: a letter, then letters, digits, `+`, `.` or `-`. Only such a prefix before
+/// `://` is a scheme; the database's `leadimport_normalize_linkedin` uses the same rule.
+private func isScheme<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
+    guard let first = bytes.first, isASCIILetter(first) else { return false }
+    return bytes.allSatisfy { isASCIILetter($0) || isASCIIDigit($0) || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
+}
 
 /// `bytes[range]`, lowercased, equals `lowercase` (which must be lowercase already).
 private func asciiEqualsIgnoringCase(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>,

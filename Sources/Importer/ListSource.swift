@@ -1,5 +1,4 @@
 import LeadCore
-import Platform
 import Postgres
 
 /// Reads a list's members in list order (oldest first, so the first of two repeats is the one
@@ -151,18 +150,6 @@ public struct CanonicalLeads: HydratedListSource {
     /// are filled in from an array of the keys, which the planner takes for a few rows whatever
     /// the list, so it always probes the indexes per member (estimating a full page on a small
     /// database, it chose to scan whole tables: 100 ms for a 10-member list).
-    /// Built once per page size: the statement is 2 kB, and every import reads a first page.
-    private static let firstPages = Locked([Int: String]())
-
-    static func firstPage(limit: Int) -> String {
-        firstPages.withLock { built in
-            if let sql = built[limit] { return sql }
-            let sql = firstPageSQL(limit: limit)
-            built[limit] = sql
-            return sql
-        }
-    }
-
     static func firstPageSQL(limit: Int) -> String {
         """
         WITH keys AS MATERIALIZED (
@@ -187,7 +174,7 @@ public struct CanonicalLeads: HydratedListSource {
             let keys = try keys(list: list, after: cursor, limit: limit, on: connection)
             return ListPage(members: try members(of: keys, on: connection), last: keys.last)
         }
-        let result = try connection.query(Self.firstPage(limit: limit), [list])
+        let result = try connection.query(Self.firstPageSQL(limit: limit), [list])
         var last: ListCursor?
         let members = try Self.decode(result, count: limit) { row in
             last = ListCursor(createdAt: try row.requiredString(3), id: try row.requiredString(4))

@@ -397,13 +397,21 @@ def descendants(root):
     return found
 
 
+def proc_kib(path, key):
+    """A `Key:   N kB` field of a /proc file (meminfo, a process's status), or None."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def dirty_kib():
     """The kernel's dirty page cache, waiting to be written back (kB)."""
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("Dirty:"):
-                return int(line.split()[1])
-    return 0
+    return proc_kib("/proc/meminfo", "Dirty") or 0
 
 
 def smaps_rollup(pid):
@@ -448,17 +456,6 @@ def reset_peak_rss(root):
             pass
 
 
-def peak_rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
 def peak_pss_bound(root, idle):
     """The peak PSS from the kernel's peaks rather than from samples: for each process, its PSS
     before the import plus how far its RSS rose above what it was then (what an import allocates is
@@ -467,7 +464,7 @@ def peak_pss_bound(root, idle):
     overstate the peak of the sum. Samples miss short peaks: a 10,000-member import lasts 0.2 s."""
     per, total = {}, 0
     for pid in descendants(root):
-        hwm = peak_rss_kib(pid)
+        hwm = proc_kib(f"/proc/{pid}/status", "VmHWM")
         if hwm is None:
             continue
         before = idle["per_process"].get(pid)
@@ -699,10 +696,9 @@ def machine_facts(args, admin):
     url = args.service_database_url
     facts["service_database_transport"] = ("Unix socket" if "host=/" in url or "@/" in url
                                            else "TCP" if url else "unknown")
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                facts["memory_total_mib"] = round(int(line.split()[1]) / 1024)
+    total = proc_kib("/proc/meminfo", "MemTotal")
+    if total is not None:
+        facts["memory_total_mib"] = round(total / 1024)
     with open("/proc/cpuinfo") as f:
         for line in f:
             if line.startswith("model name"):

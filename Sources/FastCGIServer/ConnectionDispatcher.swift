@@ -60,6 +60,12 @@ final class ConnectionDispatcher: @unchecked Sendable {
     /// Beyond this, a request head is refused. nginx's own header limits (4 × 8 KiB by default)
     /// keep real heads far below it.
     static let headLimitBytes = 128 * 1024
+    /// Room for the record headers and padding of a body up to the limit, sent in records of any size.
+    static let bodyFramingBytes = 64 * 1024
+
+    /// The most of one request that is looked at before it is served: its head and as much of its
+    /// body as a worker reads (RequestHead).
+    var requestLimitBytes: Int { Self.headLimitBytes + configuration.bodyLimit + 1 + Self.bodyFramingBytes }
     /// New connections with no head yet, beyond which the listening socket is left alone.
     static let maximumAcceptedWithoutHead = 512
     /// Pause after accept fails for lack of descriptors or memory, instead of spinning on a
@@ -284,11 +290,13 @@ final class ConnectionDispatcher: @unchecked Sendable {
                 return nil
             case .bytes(let count):
                 let isFull = count == peekSize
+                let limit = requestLimitBytes
+                let bodyLimit = configuration.bodyLimit
                 verdict = peekSize <= peekBuffer.count
-                    ? RequestHead.inspect(peekBuffer[0..<count], limit: Self.headLimitBytes)
-                    : RequestHead.inspect(large[0..<count], limit: Self.headLimitBytes)
-                if verdict == .incomplete && isFull && peekSize < Self.headLimitBytes {
-                    peekSize = Self.headLimitBytes
+                    ? RequestHead.inspect(peekBuffer[0..<count], limit: limit, headLimit: Self.headLimitBytes, bodyLimit: bodyLimit)
+                    : RequestHead.inspect(large[0..<count], limit: limit, headLimit: Self.headLimitBytes, bodyLimit: bodyLimit)
+                if verdict == .incomplete && isFull && peekSize < limit {
+                    peekSize = limit
                     large = [UInt8](repeating: 0, count: peekSize)
                     continue
                 }

@@ -143,33 +143,6 @@ final class FastCGIExchange {
         return .bytes(body, endOfStream: FCGX_HasSeenEOF(input) != 0)
     }
 
-    enum Discarding { case reachedEnd, limitReached, failed(code: Int32) }
-
-    /// Reads and drops what is left of FCGI_STDIN, at most `limit` bytes. On a kept connection the
-    /// unread rest of a body would be taken for the next request's records (libfcgi's FCGX_Finish_r
-    /// does not drain it); on any connection, closing with unread input can reset it before the
-    /// peer has read the response.
-    func discardStdin(upTo limit: Int) -> Discarding {
-        guard isOpen, let input = request.pointee.in else { return .failed(code: FCGX_CALL_SEQ_ERROR) }
-        var scratch = [CChar](repeating: 0, count: 8192)
-        var discarded = 0
-        while FCGX_HasSeenEOF(input) == 0 {
-            if discarded >= limit {
-                // One more byte tells "exactly at the limit" from "beyond it".
-                if FCGX_GetChar(input) == EOF && FCGX_GetError(input) == 0 { return .reachedEnd }
-                let error = FCGX_GetError(input)
-                return error != 0 ? .failed(code: error) : .limitReached
-            }
-            let wanted = Int32(clamping: min(scratch.count, limit - discarded))
-            let got = FCGX_GetStr(&scratch, wanted, input)
-            let error = FCGX_GetError(input)
-            if error != 0 { return .failed(code: error) }
-            if got <= 0 && FCGX_HasSeenEOF(input) == 0 { return .failed(code: FCGX_PROTOCOL_ERROR) }
-            discarded += Int(max(got, 0))
-        }
-        return .reachedEnd
-    }
-
     /// Buffers `bytes` as FCGI_STDOUT; false when a write to the peer failed or timed out.
     func writeStdout(_ bytes: [UInt8]) -> Bool {
         guard isOpen, let output = request.pointee.out else { return false }

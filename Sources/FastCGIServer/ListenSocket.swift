@@ -78,7 +78,7 @@ public enum ListenAddress: Equatable, Sendable, CustomStringConvertible {
 
 /// The listening socket that every FastCGI worker process accepts on. It is opened once, by the
 /// supervisor (or handed to it by systemd or spawn-fcgi), and shared by the children as their
-/// standard input. Nobody ever calls `shutdown()` on it (see fastcgi-pitfalls.md, 6).
+/// standard input. Nobody ever calls `shutdown()` on it (docs/fastcgi.md, 7).
 public enum ListenSocket {
     /// Opens a listening stream socket, close-on-exec.
     ///

@@ -1,18 +1,26 @@
-/// Checks, on bytes peeked from a connection, that a whole request head is there and that libfcgi
-/// can read it safely, before any worker is given the connection.
+/// Checks, on bytes peeked from a connection, that everything libfcgi will read of one request
+/// has arrived and that libfcgi can read it safely, before any worker is given the connection.
 ///
-/// The head is everything libfcgi's `FCGX_Accept_r` reads before it returns: the BEGIN_REQUEST
-/// record and the PARAMS stream up to its empty closing record (plus any management or foreign
-/// records in between). Requiring all of it means that `FCGX_Accept_r` never waits on the network,
-/// so a client that stops half-way through its head holds no worker (fastcgi-pitfalls.md, 2 and 3).
+/// libfcgi reads a request in two steps: `FCGX_Accept_r` reads the BEGIN_REQUEST record and the
+/// PARAMS stream up to its empty closing record, and the body is read later through
+/// `FCGX_GetStr`. Both parse every record header they meet, and both hand a record with request id
+/// 0 to `ProcessManagementRecord`, which can abort the process or leak. So the check covers the
+/// request up to the end of its STDIN stream, or up to the first `bodyLimit + 1` bytes of it, which
+/// is all a worker ever asks libfcgi for (a longer body is answered 413 and the connection closed;
+/// its rest is never parsed by libfcgi). Requiring all of it to be there also means that libfcgi
+/// never waits on the network, so a client that stops half-way holds no worker (docs/fastcgi.md).
 ///
-/// Checking it means that libfcgi 2.4.2 never sees a name-value pair whose lengths it cannot
-/// allocate: its `ReadParams` calls `Malloc(nameLen + valueLen + 2)` and aborts the whole process
-/// when that fails, and the CVE-2025-23016 fix only bounds each length on its own (pitfall 1).
-/// Here every pair must fit in the bytes actually received, so no allocation exceeds the head.
+/// What it refuses:
+/// - any management record (request id 0): `FCGI_GET_VALUES` answers into a 64-byte stack buffer,
+///   17 bytes per known name, so four `FCGI_MAX_CONNS` names overflow it; other types leak an
+///   allocation each. Web servers send neither.
+/// - a name-value pair whose lengths do not fit in the bytes actually received: libfcgi's
+///   `ReadParams` calls `Malloc(nameLen + valueLen + 2)` and aborts the whole process when that
+///   fails, and the CVE-2025-23016 fix only bounds each length on its own.
+/// - a record of this request other than PARAMS in the head or STDIN in the body.
 enum RequestHead {
     enum Verdict: Equatable {
-        /// The head is all there and safe to hand to libfcgi.
+        /// Everything libfcgi will read of the request is there and safe to hand to it.
         case complete
         /// More bytes are needed.
         case incomplete
@@ -26,23 +34,28 @@ enum RequestHead {
     enum RecordType {
         static let beginRequest: UInt8 = 1
         static let params: UInt8 = 4
-        static let getValues: UInt8 = 9
+        static let stdin: UInt8 = 5
     }
 
     /// `bytes` are what the connection holds so far, at most `limit` of them; when they fill the
-    /// limit, an incomplete head would be one larger than the limit.
-    static func inspect(_ bytes: ArraySlice<UInt8>, limit: Int) -> Verdict {
-        let verdict = inspect(bytes, pairLimit: limit)
+    /// limit, an incomplete request would be one larger than the limit. `headLimit` bounds one
+    /// name-value pair; `bodyLimit` is how much of the body a worker reads at most.
+    static func inspect(_ bytes: ArraySlice<UInt8>, limit: Int, headLimit: Int, bodyLimit: Int) -> Verdict {
+        let verdict = inspect(bytes, pairLimit: headLimit, bodyLimit: bodyLimit)
         if verdict == .incomplete && bytes.count >= limit {
-            return .invalid("request head larger than \(limit) bytes")
+            return .invalid("request larger than \(limit) bytes")
         }
         return verdict
     }
 
-    private static func inspect(_ bytes: ArraySlice<UInt8>, pairLimit: Int) -> Verdict {
+    private enum Phase { case beforeBegin, params, body }
+
+    private static func inspect(_ bytes: ArraySlice<UInt8>, pairLimit: Int, bodyLimit: Int) -> Verdict {
         var offset = bytes.startIndex
         var requestID: Int?
         var params: [UInt8] = []
+        var phase = Phase.beforeBegin
+        var bodyBytes = 0
 
         while true {
             guard bytes.endIndex - offset >= headerLength else { break }
@@ -52,12 +65,18 @@ enum RequestHead {
             let contentLength = Int(bytes[offset + 4]) << 8 | Int(bytes[offset + 5])
             let paddingLength = Int(bytes[offset + 6])
             guard version == 1 else { return .invalid("FastCGI version \(version)") }
+            if recordRequestID == 0 && type != RecordType.beginRequest {
+                return .invalid("management record type \(type)")
+            }
             let contentStart = offset + headerLength
             let recordEnd = contentStart + contentLength + paddingLength
+            let ours = requestID != nil && recordRequestID == requestID
             guard recordEnd <= bytes.endIndex else {
-                // What has arrived of a PARAMS record can already betray an impossible pair.
-                if let requestID, recordRequestID == requestID, type == RecordType.params {
-                    params += bytes[contentStart..<min(contentStart + contentLength, bytes.endIndex)]
+                // What has arrived of an unfinished record can already decide.
+                let arrived = bytes[contentStart..<min(contentStart + contentLength, bytes.endIndex)]
+                if ours && phase == .params && type == RecordType.params { params += arrived }
+                if ours && phase == .body && type == RecordType.stdin && bodyBytes + arrived.count > bodyLimit {
+                    return .complete
                 }
                 break
             }
@@ -67,33 +86,80 @@ enum RequestHead {
             if type == RecordType.beginRequest {
                 guard recordRequestID != 0, contentLength == 8 else { return .invalid("malformed BEGIN_REQUEST") }
                 // A second BEGIN_REQUEST is answered FCGI_CANT_MPX_CONN by libfcgi and skipped.
-                if requestID == nil { requestID = recordRequestID }
-                continue
-            }
-            if recordRequestID == 0 {
-                // libfcgi parses FCGI_GET_VALUES with the same ReadParams; for any other management
-                // type, 2.4.2 leaks an allocation per record. Web servers send neither.
-                guard type == RecordType.getValues else { return .invalid("management record type \(type)") }
-                if let problem = pairProblem(content, isWhole: true, pairLimit: pairLimit) {
-                    return .invalid("GET_VALUES: \(problem)")
+                if requestID == nil {
+                    requestID = recordRequestID
+                    phase = .params
                 }
                 continue
             }
             // libfcgi skips records of other requests, before and after its BEGIN_REQUEST.
-            guard let requestID, recordRequestID == requestID else { continue }
-            guard type == RecordType.params else { return .invalid("record type \(type) before the end of PARAMS") }
-            if contentLength == 0 {
+            guard ours else { continue }
+            switch phase {
+            case .beforeBegin:
+                continue
+            case .params:
+                guard type == RecordType.params else { return .invalid("record type \(type) before the end of PARAMS") }
+                if contentLength > 0 {
+                    params += content
+                    continue
+                }
                 if let problem = pairProblem(params[...], isWhole: true, pairLimit: pairLimit) {
                     return .invalid("PARAMS: \(problem)")
                 }
-                return .complete
+                // A body declared over the limit is not read at all.
+                if let declared = declaredContentLength(params[...]), declared > bodyLimit { return .complete }
+                phase = .body
+            case .body:
+                guard type == RecordType.stdin else { return .invalid("record type \(type) in the body") }
+                if contentLength == 0 { return .complete }
+                bodyBytes += contentLength
+                if bodyBytes > bodyLimit { return .complete }
             }
-            params += content
         }
-        if let problem = pairProblem(params[...], isWhole: false, pairLimit: pairLimit) {
+        if phase == .params, let problem = pairProblem(params[...], isWhole: false, pairLimit: pairLimit) {
             return .invalid("PARAMS: \(problem)")
         }
         return .incomplete
+    }
+
+    /// The last CONTENT_LENGTH among checked, whole pairs, as the worker reads it
+    /// (`RequestParameters`); nil when absent or not a plain number. Only a length both read the
+    /// same way may excuse a body from being checked: the worker then reads none of it.
+    static func declaredContentLength(_ pairs: ArraySlice<UInt8>) -> Int? {
+        var found: Int?
+        forEachPair(pairs) { name, value in
+            guard name.elementsEqual("CONTENT_LENGTH".utf8) else { return }
+            let isPlain = !value.isEmpty && value.count <= 18
+                && value.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+            found = isPlain ? value.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) } : nil
+        }
+        return found
+    }
+
+    /// Calls `body` with each name and value of a run of pairs that `pairProblem` accepted as whole.
+    private static func forEachPair(_ pairs: ArraySlice<UInt8>, _ body: (ArraySlice<UInt8>, ArraySlice<UInt8>) -> Void) {
+        var offset = pairs.startIndex
+        while offset < pairs.endIndex {
+            guard let name = readLength(pairs, &offset), let value = readLength(pairs, &offset),
+                  name + value <= pairs.endIndex - offset else { return }
+            body(pairs[offset..<(offset + name)], pairs[(offset + name)..<(offset + name + value)])
+            offset += name + value
+        }
+    }
+
+    /// One FastCGI length (one byte, or four with the high bit set), or nil when cut short.
+    private static func readLength(_ pairs: ArraySlice<UInt8>, _ offset: inout Int) -> Int? {
+        guard offset < pairs.endIndex else { return nil }
+        let first = pairs[offset]
+        if first & 0x80 == 0 {
+            offset += 1
+            return Int(first)
+        }
+        guard pairs.endIndex - offset >= 4 else { return nil }
+        let value = Int(first & 0x7F) << 24 | Int(pairs[offset + 1]) << 16
+            | Int(pairs[offset + 2]) << 8 | Int(pairs[offset + 3])
+        offset += 4
+        return value
     }
 
     /// Why a run of FastCGI name-value pairs cannot be read, or nil when it can. When the run is
@@ -101,21 +167,8 @@ enum RequestHead {
     /// head is refused at once instead of when its timeout passes.
     static func pairProblem(_ pairs: ArraySlice<UInt8>, isWhole: Bool, pairLimit: Int) -> String? {
         var offset = pairs.startIndex
-        func length() -> Int? {
-            guard offset < pairs.endIndex else { return nil }
-            let first = pairs[offset]
-            if first & 0x80 == 0 {
-                offset += 1
-                return Int(first)
-            }
-            guard pairs.endIndex - offset >= 4 else { return nil }
-            let value = Int(first & 0x7F) << 24 | Int(pairs[offset + 1]) << 16
-                | Int(pairs[offset + 2]) << 8 | Int(pairs[offset + 3])
-            offset += 4
-            return value
-        }
         while offset < pairs.endIndex {
-            guard let nameLength = length(), let valueLength = length() else {
+            guard let nameLength = readLength(pairs, &offset), let valueLength = readLength(pairs, &offset) else {
                 return isWhole ? "truncated length" : nil
             }
             if nameLength + valueLength > pairLimit {

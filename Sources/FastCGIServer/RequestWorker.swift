@@ -10,8 +10,7 @@ import Platform
 /// request head has arrived, serves that one request, and puts the connection back if nginx keeps
 /// it, or closes it.
 final class RequestWorker: @unchecked Sendable {
-    /// Most of a body beyond the limit that is read and dropped so that the connection can be kept
-    /// (or closed without resetting it); a longer rest means closing instead.
+    /// Most of an unread body that is dropped, unparsed, before its connection is closed.
     static let discardLimitBytes = 1 << 20
 
     private let index: Int
@@ -70,7 +69,6 @@ final class RequestWorker: @unchecked Sendable {
 
         let limit = configuration.bodyLimit
         var body: [UInt8] = []
-        var bytesRead = 0
         var exceedsLimit = false
         var stdinEnded = false
         if let length = fields.contentLength, length > limit {
@@ -85,7 +83,6 @@ final class RequestWorker: @unchecked Sendable {
                 return false
             case .bytes(let bytes, let endOfStream):
                 stdinEnded = endOfStream
-                bytesRead = bytes.count
                 if bytes.count > limit { exceedsLimit = true } else { body = bytes }
             }
         }
@@ -103,19 +100,9 @@ final class RequestWorker: @unchecked Sendable {
             response = .internalError
         }
 
-        var reusable = keepConnection
-        if !stdinEnded {
-            // Before the response, so that a peer that sends its whole body before it reads cannot
-            // deadlock against us.
-            let unread = fields.contentLength.map { $0 - bytesRead }
-            if let unread, unread > Self.discardLimitBytes {
-                reusable = false
-            } else if case .reachedEnd = exchange.discardStdin(upTo: Self.discardLimitBytes) {
-                // Clean: the next record on the connection is the next request's.
-            } else {
-                reusable = false
-            }
-        }
+        // A body libfcgi did not read to its end leaves records on the connection that were never
+        // checked (RequestHead): libfcgi must not parse them, so the connection is not kept.
+        let reusable = keepConnection && stdinEnded
 
         let (stdout, dropped) = response.fastCGIStdout()
         if !dropped.isEmpty {
@@ -129,6 +116,11 @@ final class RequestWorker: @unchecked Sendable {
             Log.warning("FastCGI response not delivered: the connection failed", [
                 "request_id": requestID, "status": "\(response.status)",
             ])
+        }
+        if !stdinEnded {
+            // Closing with unread input would reset the connection, and the peer could lose the
+            // answer: what has already arrived is read and dropped, without waiting for more.
+            SocketIO.discardPending(fd, upTo: Self.discardLimitBytes)
         }
         return reusable && written && finished
     }

@@ -84,6 +84,24 @@ enum SocketIO {
 
     /// Wakes a worker blocked on this connection, without freeing the descriptor number (the worker
     /// still owns it). Only ever for accepted connections, never the shared listening socket.
+    /// Reads and drops what has already arrived on `fd`, at most `limit` bytes, without waiting.
+    static func discardPending(_ fd: Int32, upTo limit: Int) {
+        var scratch = [UInt8](repeating: 0, count: 16 * 1024)
+        var discarded = 0
+        while discarded < limit {
+            let received = scratch.withUnsafeMutableBytes { raw in
+                recv(fd, raw.baseAddress, min(raw.count, limit - discarded), Int32(MSG_DONTWAIT))
+            }
+            if received > 0 {
+                discarded += received
+            } else if received < 0 && errno == EINTR {
+                continue
+            } else {
+                return
+            }
+        }
+    }
+
     static func shutdownConnection(_ fd: Int32) {
         _ = shutdown(fd, Int32(SHUT_RDWR))
     }

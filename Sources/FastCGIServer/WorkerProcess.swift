@@ -48,7 +48,7 @@ public struct WorkerProcessConfiguration: Sendable {
 /// (new ones, and nginx's kept ones) sits in the dispatcher's epoll set; the worker threads wait
 /// there, and a worker keeps a connection only once its whole request head has arrived. It serves
 /// that one request and puts a kept connection back. So a silent or slow client, or any number of
-/// idle kept connections, holds no worker (fastcgi-pitfalls.md, 2 to 4).
+/// idle kept connections, holds no worker (docs/fastcgi.md, 3 to 5).
 public final class WorkerProcess: @unchecked Sendable {
     private let listenFD: Int32
     private let configuration: WorkerProcessConfiguration

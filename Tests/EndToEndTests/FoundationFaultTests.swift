@@ -30,7 +30,40 @@ final class FoundationFaultTests: FoundationTestCase {
         Malformed(name: "unknown role", bytes: FastCGIBytes.getRequest(path: "/healthz", role: 9), shutdownAfter: false),
         Malformed(name: "short BEGIN_REQUEST", bytes: FastCGIBytes.record(FastCGIBytes.beginRequest, id: 1, [0, 1, 0, 0])
                     + FastCGIBytes.record(FastCGIBytes.params, id: 1), shutdownAfter: false),
-    ]
+    ] + managementRecords
+
+    /// FCGI_GET_VALUES with four FCGI_MAX_CONNS: libfcgi's answer (17 bytes a name) overflows its
+    /// 64-byte stack buffer and the process aborts.
+    static let overflowingGetValues = FastCGIBytes.record(9, id: 0, FastCGIBytes.pairs(Array(repeating: ("FCGI_MAX_CONNS", ""), count: 4)))
+
+    /// Management records (request id 0) of every shape, before a request, inside its head and
+    /// inside its body: none may reach libfcgi.
+    static let managementRecords: [Malformed] = {
+        let request = FastCGIBytes.getRequest(path: "/healthz")
+        let head = Array(request.dropLast(8))  // without the empty STDIN record
+        let getValuesPairs: [(String, [UInt8])] = [
+            ("four FCGI_MAX_CONNS", FastCGIBytes.pairs(Array(repeating: ("FCGI_MAX_CONNS", ""), count: 4))),
+            ("every known name twice", FastCGIBytes.pairs(["FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS"].flatMap { [($0, ""), ($0, "")] })),
+            ("overflowing lengths", FastCGIBytes.hex("c0000000c0000000")),
+            ("a length past the record", [0x7F, 0x7F, 65]),
+            ("empty", []),
+        ]
+        var shapes: [Malformed] = []
+        for (name, pairs) in getValuesPairs {
+            let record = FastCGIBytes.record(9, id: 0, pairs)
+            shapes.append(Malformed(name: "GET_VALUES, \(name), before the request", bytes: record + request, shutdownAfter: false))
+            shapes.append(Malformed(name: "GET_VALUES, \(name), in the body", bytes: head + FastCGIBytes.record(FastCGIBytes.stdin, [1])
+                                    + record + FastCGIBytes.record(FastCGIBytes.stdin), shutdownAfter: false))
+        }
+        let paramsOpen = FastCGIBytes.begin() + FastCGIBytes.record(FastCGIBytes.params, FastCGIBytes.pairs([("REQUEST_METHOD", "GET")]))
+        shapes.append(Malformed(name: "GET_VALUES inside PARAMS", bytes: paramsOpen + overflowingGetValues + FastCGIBytes.record(FastCGIBytes.params)
+                                + FastCGIBytes.record(FastCGIBytes.stdin), shutdownAfter: false))
+        for type: UInt8 in [0, 2, 3, 6, 10, 11, 255] {
+            shapes.append(Malformed(name: "management type \(type) in the body", bytes: head + FastCGIBytes.record(type, id: 0, [0, 0, 0, 0, 0, 0, 0, 0])
+                                    + FastCGIBytes.record(FastCGIBytes.stdin), shutdownAfter: false))
+        }
+        return shapes
+    }()
 
     /// Crashes of worker processes logged after `mark`, and the requests that failed.
     func crashAccounting(_ service: ServiceProcess, since mark: Int, load: SteadyLoad, results: [LoadResult], workersPerProcess: Int) -> String {
@@ -55,8 +88,8 @@ final class FoundationFaultTests: FoundationTestCase {
         var verdicts: [String] = []
         let started = monotonicSeconds()
         var round = 0
-        // About five seconds: every kind, twice, spread out.
-        while round < 2 * Self.malformed.count {
+        // About six seconds: every kind once, spread out.
+        while round < Self.malformed.count {
             let kind = Self.malformed[round % Self.malformed.count]
             let socket = try RawUnixSocket(path: env.fastCGISocket)
             try socket.send(kind.bytes)
@@ -67,7 +100,7 @@ final class FoundationFaultTests: FoundationTestCase {
             verdicts.append("\(kind.name): \(closed ? "closed by the service" : "STILL OPEN after 3 s"), replies \(records)")
             XCTAssertTrue(closed, "\(kind.name): the service kept the connection open" + context(service))
             round += 1
-            let next = started + Double(round) * 0.4
+            let next = started + Double(round) * 0.25
             let wait = next - monotonicSeconds()
             if wait > 0 { Thread.sleep(forTimeInterval: wait) }
         }
@@ -80,6 +113,7 @@ final class FoundationFaultTests: FoundationTestCase {
         let account = crashAccounting(service, since: mark, load: load, results: results, workersPerProcess: workers)
             + "\nmalformed connections:\n" + verdicts.joined(separator: "\n")
         XCTAssertGreaterThan(results.count, 20, "the load hardly ran\n" + account + context(service))
+        XCTAssertEqual(crashes.count, 0, "a malformed connection killed a worker process\n" + account + context(service))
         XCTAssertLessThanOrEqual(failed.count, workers * crashes.count, account + context(service))
         // Replacements: every child that went away was followed by a new one within a second.
         for event in watcher.events where event.kind == .disappeared {
@@ -94,6 +128,29 @@ final class FoundationFaultTests: FoundationTestCase {
             XCTAssertEqual(reply.status, 200, "healthz \(index) afterwards: \(reply.text)" + context(service))
         }
         print("malformed records under load: " + account)
+    }
+
+    /// Every management record shape, one after another on fresh connections to one worker
+    /// process: each connection is closed, the process never dies, and it answers afterwards.
+    func testManagementRecordsNeverReachLibfcgi() throws {
+        let service = try startService("management", processes: 1, workers: 2)
+        defer { service.stop() }
+        let mark = service.logMark
+        let before = service.workerPIDs()
+        for shape in Self.managementRecords {
+            let socket = try RawUnixSocket(path: env.fastCGISocket)
+            try socket.send(shape.bytes)
+            let (bytes, closed) = socket.readUntilClosed(timeout: 3)
+            socket.close()
+            XCTAssertTrue(closed, "\(shape.name): the connection stayed open" + context(service))
+            XCTAssertFalse(FastCGIBytes.records(in: bytes).contains { $0.type == 10 }, "\(shape.name): libfcgi answered it" + context(service))
+            let crashes = service.logLines(message: "child exited unexpectedly", since: mark)
+            XCTAssertEqual(crashes, [], "\(shape.name) killed the worker process" + context(service))
+            if !crashes.isEmpty { break }
+        }
+        XCTAssertEqual(service.workerPIDs(), before, "the worker process was replaced" + context(service))
+        let reply = try client().request("GET", "/healthz")
+        XCTAssertEqual(reply.status, 200, reply.text + context(service))
     }
 
     // MARK: 7. A worker process killed with SIGKILL

@@ -118,19 +118,24 @@ final class MessageTests: XCTestCase {
         FastCGIRecord.begin() + FastCGIRecord.stream(FastCGIRecord.params, FastCGIRecord.pairs(parameters))
     }
 
+    private func inspect(_ bytes: ArraySlice<UInt8>, limit: Int, bodyLimit: Int = 65536) -> RequestHead.Verdict {
+        RequestHead.inspect(bytes, limit: limit, headLimit: limit, bodyLimit: bodyLimit)
+    }
+
     func testCompleteHead() {
         let bytes = head() + FastCGIRecord.stream(FastCGIRecord.stdin, [1, 2, 3])
-        XCTAssertEqual(RequestHead.inspect(bytes[...], limit: 1 << 20), .complete)
-        let long = head([("HTTP_COOKIE", String(repeating: "c", count: 70_000))])
-        XCTAssertEqual(RequestHead.inspect(long[...], limit: 1 << 20), .complete, "params over several records")
+        XCTAssertEqual(inspect(bytes[...], limit: 1 << 20), .complete)
+        let long = head([("HTTP_COOKIE", String(repeating: "c", count: 70_000))]) + FastCGIRecord.record(FastCGIRecord.stdin)
+        XCTAssertEqual(inspect(long[...], limit: 1 << 20), .complete, "params over several records")
+        XCTAssertEqual(inspect(head()[...], limit: 1 << 20), .incomplete, "the body's end has not arrived")
     }
 
     func testIncompleteHead() {
         let bytes = head()
         for cut in [0, 1, 7, 8, 15, bytes.count - 1] {
-            XCTAssertEqual(RequestHead.inspect(bytes[0..<cut], limit: 1 << 20), .incomplete, "cut at \(cut)")
+            XCTAssertEqual(inspect(bytes[0..<cut], limit: 1 << 20), .incomplete, "cut at \(cut)")
         }
-        XCTAssertEqual(RequestHead.inspect(bytes[0..<(bytes.count - 1)], limit: bytes.count - 1), .invalid("request head larger than \(bytes.count - 1) bytes"))
+        XCTAssertEqual(inspect(bytes[0..<(bytes.count - 1)], limit: bytes.count - 1), .invalid("request larger than \(bytes.count - 1) bytes"))
     }
 
     func testHeadsLibfcgiMustNotSee() {
@@ -139,25 +144,78 @@ final class MessageTests: XCTestCase {
             0x01, 0x04, 0x00, 0x01, 0x00, 0x08, 0x00, 0x00, 0xC0, 0x00, 0x00, 0x00, 0xC0, 0x00, 0x00, 0x00,
         ]
         // Refused at once: such a pair could never fit, whatever follows.
-        XCTAssertEqual(RequestHead.inspect(pitfall[...], limit: 1 << 20), .invalid("PARAMS: pair of 1073741824+1073741824 bytes"))
+        XCTAssertEqual(inspect(pitfall[...], limit: 1 << 20), .invalid("PARAMS: pair of 1073741824+1073741824 bytes"))
         // A pair longer than what was sent, in a head that is otherwise complete.
         let short = FastCGIRecord.begin() + FastCGIRecord.record(FastCGIRecord.params, [0x80, 0, 1, 0, 1, 65])
             + FastCGIRecord.record(FastCGIRecord.params)
-        XCTAssertEqual(RequestHead.inspect(short[...], limit: 1 << 20), .invalid("PARAMS: pair of 256+1 bytes longer than the data sent"))
+        XCTAssertEqual(inspect(short[...], limit: 1 << 20), .invalid("PARAMS: pair of 256+1 bytes longer than the data sent"))
         // Still arriving: not judged yet.
-        XCTAssertEqual(RequestHead.inspect(short[0..<20], limit: 1 << 20), .incomplete)
+        XCTAssertEqual(inspect(short[0..<20], limit: 1 << 20), .incomplete)
         let wrongVersion = [2] + head().dropFirst()
-        XCTAssertEqual(RequestHead.inspect(wrongVersion[...], limit: 1 << 20), .invalid("FastCGI version 2"))
+        XCTAssertEqual(inspect(wrongVersion[...], limit: 1 << 20), .invalid("FastCGI version 2"))
         let management = FastCGIRecord.record(11, id: 0, [1, 2, 3]) + head()
-        XCTAssertEqual(RequestHead.inspect(management[...], limit: 1 << 20), .invalid("management record type 11"))
+        XCTAssertEqual(inspect(management[...], limit: 1 << 20), .invalid("management record type 11"))
         let stdinFirst = FastCGIRecord.begin() + FastCGIRecord.record(FastCGIRecord.stdin, [1])
-        XCTAssertEqual(RequestHead.inspect(stdinFirst[...], limit: 1 << 20), .invalid("record type 5 before the end of PARAMS"))
+        XCTAssertEqual(inspect(stdinFirst[...], limit: 1 << 20), .invalid("record type 5 before the end of PARAMS"))
+    }
+
+    /// FCGI_GET_VALUES makes libfcgi answer into a 64-byte stack buffer, 17 bytes per known name:
+    /// four FCGI_MAX_CONNS overflow it and abort the process. No management record reaches it,
+    /// before the request, between its records or in its body.
+    func testManagementRecordsAreRefusedWhereverTheyStand() {
+        let maxConns = FastCGIRecord.pairs(Array(repeating: ("FCGI_MAX_CONNS", ""), count: 4))
+        let getValues = FastCGIRecord.record(9, id: 0, maxConns)
+        let body = FastCGIRecord.stream(FastCGIRecord.stdin, [1, 2, 3])
+        let placements: [[UInt8]] = [
+            getValues + head() + body,
+            FastCGIRecord.begin() + getValues + FastCGIRecord.stream(FastCGIRecord.params, FastCGIRecord.pairs([("A", "b")])) + body,
+            head() + getValues + body,
+            head() + FastCGIRecord.record(FastCGIRecord.stdin, [1]) + getValues + FastCGIRecord.record(FastCGIRecord.stdin),
+            head() + FastCGIRecord.record(FastCGIRecord.stdin, [1]) + FastCGIRecord.record(11, id: 0, [0, 0, 0, 0, 0, 0, 0, 0]),
+        ]
+        for (index, bytes) in placements.enumerated() {
+            guard case .invalid(let reason) = inspect(bytes[...], limit: 1 << 20) else {
+                return XCTFail("placement \(index) was not refused")
+            }
+            XCTAssertTrue(reason.hasPrefix("management record type"), "placement \(index): \(reason)")
+        }
+        // Refused as soon as its header has arrived, before its content.
+        let early = head() + Array(getValues.prefix(8))
+        XCTAssertEqual(inspect(early[...], limit: 1 << 20), .invalid("management record type 9"))
+    }
+
+    func testTheBodyIsCheckedAsFarAsAWorkerReadsIt() {
+        let limit = 1000
+        // Complete only once the empty STDIN record is there.
+        let small = head([("REQUEST_METHOD", "POST")]) + FastCGIRecord.stream(FastCGIRecord.stdin, Array(repeating: 7, count: 900), chunk: 100)
+        XCTAssertEqual(inspect(small[...], limit: 1 << 20, bodyLimit: limit), .complete)
+        XCTAssertEqual(inspect(small.dropLast(8), limit: 1 << 20, bodyLimit: limit), .incomplete)
+        // Over the limit: complete as soon as limit + 1 bytes are there; the rest is never read.
+        let large = head([("REQUEST_METHOD", "POST")]) + FastCGIRecord.record(FastCGIRecord.stdin, Array(repeating: 7, count: 1001))
+        XCTAssertEqual(inspect(large[...], limit: 1 << 20, bodyLimit: limit), .complete)
+        XCTAssertEqual(inspect(large.dropLast(1), limit: 1 << 20, bodyLimit: limit), .incomplete)
+        // Declared over the limit: nothing of the body is read, so nothing of it is awaited.
+        let declared = head([("REQUEST_METHOD", "POST"), ("CONTENT_LENGTH", "5000")])
+        XCTAssertEqual(inspect(declared[...], limit: 1 << 20, bodyLimit: limit), .complete)
+        // A later, unreadable CONTENT_LENGTH is what the worker sees: the body must then be checked.
+        let redeclared = head([("CONTENT_LENGTH", "5000"), ("CONTENT_LENGTH", "")])
+        XCTAssertEqual(inspect(redeclared[...], limit: 1 << 20, bodyLimit: limit), .incomplete)
+        XCTAssertEqual(RequestHead.declaredContentLength(FastCGIRecord.pairs([("CONTENT_LENGTH", "+5000")])[...]), nil)
+        // Another type of this request in the body is refused; other requests' records are skipped.
+        let params = head() + FastCGIRecord.record(FastCGIRecord.params, [1, 1, 65, 66])
+        XCTAssertEqual(inspect(params[...], limit: 1 << 20), .invalid("record type 4 in the body"))
+        let foreign = head() + FastCGIRecord.record(FastCGIRecord.stdin, id: 3, [1, 2]) + FastCGIRecord.record(FastCGIRecord.stdin)
+        XCTAssertEqual(inspect(foreign[...], limit: 1 << 20), .complete)
+        // A body still arriving that could never fit: refused at the limit.
+        let padded = head() + (0..<20).flatMap { _ in FastCGIRecord.record(FastCGIRecord.stdin, [1], padding: 255) }
+        XCTAssertEqual(inspect(padded[...], limit: padded.count, bodyLimit: limit), .invalid("request larger than \(padded.count) bytes"))
     }
 
     func testRecordsOfOtherRequestsAreSkipped() {
         let bytes = FastCGIRecord.record(FastCGIRecord.stdin, id: 9, [1, 2]) + FastCGIRecord.begin()
             + FastCGIRecord.record(FastCGIRecord.params, id: 9, [0xC0, 0, 0, 0]) + FastCGIRecord.stream(FastCGIRecord.params, [])
-        XCTAssertEqual(RequestHead.inspect(bytes[...], limit: 1 << 20), .complete)
+            + FastCGIRecord.record(FastCGIRecord.stdin)
+        XCTAssertEqual(inspect(bytes[...], limit: 1 << 20), .complete)
     }
 
     func testPairProblems() {

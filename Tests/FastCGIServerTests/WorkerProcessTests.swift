@@ -108,26 +108,49 @@ final class WorkerProcessTests: XCTestCase {
         XCTAssertEqual(answer.body, body)
     }
 
-    func testBodyOverTheLimitIsFlaggedAndTheConnectionStaysUsable() throws {
+    /// A body over the limit is read only as far as was checked before the request was served
+    /// (RequestHead): its rest is never parsed by libfcgi, so the connection is answered and closed.
+    func testBodyOverTheLimitIsFlaggedAnsweredAndTheConnectionClosed() throws {
         let server = try start(bodyLimit: 1000)
-        let connection = try server.connect()
-
-        let declared = try connection.exchange(FastCGIRecord.request(
+        let declared = try server.connect()
+        let answer = try declared.exchange(FastCGIRecord.request(
             keepConnection: true, method: "POST", body: Array(repeating: 7, count: 30_000), stdinChunk: 2047
         ))
-        XCTAssertEqual(declared.status, 413)
-        XCTAssertEqual(declared.statusLine, "Status: 413 Content Too Large")
-        XCTAssertEqual(declared.header("X-Exceeds"), "true")
+        XCTAssertEqual(answer.status, 413)
+        XCTAssertEqual(answer.statusLine, "Status: 413 Content Too Large")
+        XCTAssertEqual(answer.header("X-Exceeds"), "true")
+        XCTAssertTrue(declared.waitForClose(timeout: .seconds(2)), "the unread rest of the body is never taken for a request")
 
-        let undeclared = try connection.exchange(FastCGIRecord.request(
+        let undeclared = try server.connect()
+        let sent = try undeclared.exchange(FastCGIRecord.request(
             keepConnection: true, method: "POST", body: Array(repeating: 8, count: 1500), sendsContentLength: false
         ))
-        XCTAssertEqual(undeclared.status, 413, "bytes actually sent over the limit count too")
+        XCTAssertEqual(sent.status, 413, "bytes actually sent over the limit count too")
+        XCTAssertTrue(undeclared.waitForClose(timeout: .seconds(2)))
 
+        let kept = try server.connect()
         let exact = Array(repeating: UInt8(9), count: 1000)
-        let atLimit = try connection.exchange(FastCGIRecord.request(keepConnection: true, method: "POST", body: exact))
-        XCTAssertEqual(atLimit.status, 200)
-        XCTAssertEqual(atLimit.body, exact, "the unread rest of the earlier bodies was drained, not taken for this request")
+        for _ in 0..<2 {
+            let atLimit = try kept.exchange(FastCGIRecord.request(keepConnection: true, method: "POST", body: exact))
+            XCTAssertEqual(atLimit.status, 200)
+            XCTAssertEqual(atLimit.body, exact, "a body at the limit is read whole and the connection kept")
+        }
+    }
+
+    /// FCGI_GET_VALUES with four FCGI_MAX_CONNS overflows libfcgi's 64-byte answer buffer and
+    /// aborts the process (this test process, here). In the head or in the body, it is refused.
+    func testManagementRecordsAreRefusedAndNeverAnswered() throws {
+        let server = try start(workers: 1)
+        let getValues = FastCGIRecord.record(9, id: 0, FastCGIRecord.pairs(Array(repeating: ("FCGI_MAX_CONNS", ""), count: 4)))
+        let head = FastCGIRecord.begin() + FastCGIRecord.stream(FastCGIRecord.params, FastCGIRecord.pairs([("REQUEST_METHOD", "POST")]))
+        for bytes in [getValues + FastCGIRecord.request(uri: "/x"),
+                      head + FastCGIRecord.record(FastCGIRecord.stdin, [1, 2]) + getValues + FastCGIRecord.record(FastCGIRecord.stdin)] {
+            let attack = try server.connect()
+            try attack.send(bytes)
+            XCTAssertTrue(attack.waitForClose(timeout: .seconds(2)))
+        }
+        let connection = try server.connect()
+        XCTAssertEqual(try connection.exchange(FastCGIRecord.request(uri: "/alive")).header("X-Path"), "/alive")
     }
 
     func testBodyFarOverTheLimitIsAnsweredAndTheConnectionClosed() throws {
@@ -204,8 +227,10 @@ final class WorkerProcessTests: XCTestCase {
 
     // MARK: - Misbehaving clients
 
-    func testClientStalledInItsBodyFreesTheWorkerAfterTheReceiveTimeout() throws {
-        let server = try start(workers: 1, receiveTimeout: .milliseconds(300))
+    /// A body is awaited with the head: a client stalled in its body never holds a worker, and
+    /// is closed when the first record timeout passes.
+    func testClientStalledInItsBodyHoldsNoWorker() throws {
+        let server = try start(workers: 1, receiveTimeout: .milliseconds(300), firstRecordTimeout: .milliseconds(600))
         let stalled = try server.connect()
         let head = FastCGIRecord.begin()
             + FastCGIRecord.stream(FastCGIRecord.params, FastCGIRecord.pairs([("REQUEST_METHOD", "POST"), ("CONTENT_LENGTH", "100")]))
@@ -216,9 +241,8 @@ final class WorkerProcessTests: XCTestCase {
         let other = try server.connect()
         let (answer, elapsed) = try timed { try other.exchange(FastCGIRecord.request(uri: "/after")) }
         XCTAssertEqual(answer.header("X-Path"), "/after")
-        XCTAssertGreaterThan(elapsed, .milliseconds(150), "the only worker should have been busy with the stalled client")
-        XCTAssertLessThan(elapsed, .milliseconds(1500), "the stalled client held the worker past its receive timeout")
-        XCTAssertTrue(stalled.waitForClose(timeout: .seconds(1)))
+        XCTAssertLessThan(elapsed, .milliseconds(300), "the only worker was held by the stalled client")
+        XCTAssertTrue(stalled.waitForClose(timeout: .seconds(2)))
     }
 
     func testConnectionsWithoutAWholeHeadAreClosedAfterTheFirstRecordTimeout() throws {
@@ -242,7 +266,7 @@ final class WorkerProcessTests: XCTestCase {
         XCTAssertGreaterThan(MonotonicInstant.now() - opened, .milliseconds(350), "closed before the timeout")
     }
 
-    /// fastcgi-pitfalls.md, 1: 32 bytes that make libfcgi 2.4.2 abort the whole process.
+    /// docs/fastcgi.md, 1: 32 bytes that make libfcgi 2.4.2 abort the whole process.
     func testParameterLengthsThatWouldAbortLibfcgiAreRefused() throws {
         let server = try start(workers: 1)
         let attack = try server.connect()

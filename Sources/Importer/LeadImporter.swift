@@ -62,7 +62,7 @@ public struct LeadImporter: Sendable {
     /// in it is imported there and then, with no other lease and no thread.
     public func begin(_ target: ImportTarget, on connection: Connection, progress: (@Sendable (ImportProgress) -> Void)? = nil) -> Begun {
         let started = MonotonicInstant.now()
-        let source = ListSources.source(for: target.storage)
+        let source = ListSources.source(for: target)
         let first: ListPage
         do {
             first = try source.page(list: target.listID, after: nil, limit: pageSize, on: connection)
@@ -94,7 +94,7 @@ public struct LeadImporter: Sendable {
 
     /// The pages after the first, in three stages; then the stats.
     public func finish(_ rest: Rest, progress: (@Sendable (ImportProgress) -> Void)? = nil) -> ImportOutcome {
-        let source = ListSources.source(for: rest.target.storage)
+        let source = ListSources.source(for: rest.target)
         let writer = CampaignWriter(target: rest.target)
         let outcome = runStages(first: rest.first, source: source, writer: writer, started: rest.started, progress: progress)
         if outcome.counts.imported > 0 {

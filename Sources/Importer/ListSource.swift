@@ -50,10 +50,11 @@ public struct ListKeys: Sendable {
 }
 
 public enum ListSources {
-    public static func source(for storage: ImportTarget.Storage) -> any ListSource {
-        switch storage {
+    /// The source of the target's list; a `leads` list reads only Leads of the list's owner.
+    public static func source(for target: ImportTarget) -> any ListSource {
+        switch target.storage {
         case .rows: return LeadGenRows()
-        case .leads: return CanonicalLeads()
+        case .leads: return CanonicalLeads(owner: target.userID)
         }
     }
 }
@@ -88,13 +89,16 @@ public struct LeadGenRows: ListSource {
 }
 
 /// `leads` lists: `list_memberships`, each hydrated from its Lead: its columns and linkedin
-/// social, its work_email contacts (oldest first) and its attributes.
+/// social, its work_email contacts (oldest first) and its attributes. Only Leads of the list's
+/// owner are read: a member whose Lead belongs to someone else (another writer of the platform
+/// put it there) comes back as a foreign member, which is invalid, with nothing of that Lead.
 ///
 /// A page after the first is two statements: its keys (a keyset range of the membership index,
 /// half a millisecond), then its members filled in for those keys. The second is one statement
-/// in three parts told apart by the first column, each row carrying the member's position in the
-/// page: `l`, one row per member (the Lead's columns); `c`, one per work_email contact with its
-/// rank among the Lead's contacts; `a`, one per attribute (key, value as JSON). The parts and
+/// in parts told apart by the first column, each row carrying the member's position in the
+/// page: `l`, one row per member (the Lead's columns), or `f` for a member whose Lead is not the
+/// owner's; `c`, one per work_email contact with its rank among the Lead's contacts; `a`, one per
+/// attribute (key, value as JSON). The parts and
 /// their rows may arrive in any order: position and rank say where each belongs. This costs the
 /// database about two thirds of what a lateral aggregate per member did, nothing is built as
 /// JSON on the server only to be taken apart again here, and neither statement's plan depends on
@@ -104,7 +108,10 @@ public struct LeadGenRows: ListSource {
 /// Filling in is what costs; after the first page, keys run ahead and pages are filled in on
 /// several connections at once (`HydratedPageFeed`).
 public struct CanonicalLeads: HydratedListSource {
-    public init() {}
+    /// The list's owner: the only user whose Leads are read.
+    public let owner: String
+
+    public init(owner: String) { self.owner = owner }
 
     // The cursor column needs a name of its own: as `created_at` it would shadow the column in
     // ORDER BY, and the page would be sorted by the text (a scan and sort of the whole list).
@@ -116,26 +123,39 @@ public struct CanonicalLeads: HydratedListSource {
         SELECT m.created_at::text AS cursor_created_at, m.lead_id FROM list_memberships m
         WHERE m.list_id = $1 AND (m.created_at, m.lead_id) > ($3::timestamptz, $4::uuid) ORDER BY m.created_at, m.lead_id LIMIT $2
         """
-    /// The three parts for the members in `page(lead_id, position)`.
+    /// Each member's Lead, with whether the owner (`$2`) owns it, from the keys `k(lead_id, position)`.
+    static let ownedLeads = """
+            SELECT k.lead_id, k.position, coalesce(l.user_id = $2::uuid, false) AS owned,
+                   l.first_name, l.last_name, l.full_name, l.company, l.title, l.headline
+        """
+    /// The parts for the members in `page(lead_id, position, owned, Lead columns)`.
     static let parts = """
         SELECT 'l' AS part, p.position, NULL::bigint AS rank,
-               l.first_name, l.last_name, l.full_name, l.company, l.title, l.headline, s.url
+               p.first_name, p.last_name, p.full_name, p.company, p.title, p.headline, s.url
         FROM page p
-        JOIN leads l ON l.id = p.lead_id
         LEFT JOIN lead_socials s ON s.lead_id = p.lead_id AND s.network = 'linkedin'
+        WHERE p.owned
+        UNION ALL
+        SELECT 'f', p.position, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+        FROM page p
+        WHERE NOT p.owned
         UNION ALL
         SELECT 'c', p.position, row_number() OVER (PARTITION BY p.position ORDER BY c.created_at, c.id), c.value,
                NULL, NULL, NULL, NULL, NULL, NULL
         FROM page p
         JOIN lead_contacts c ON c.lead_id = p.lead_id AND c.kind = 'work_email'
+        WHERE p.owned
         UNION ALL
         SELECT 'a', p.position, NULL, a.key, a.value::text, NULL, NULL, NULL, NULL, NULL
         FROM page p
         JOIN lead_attributes a ON a.lead_id = p.lead_id
+        WHERE p.owned
         """
     static let membersOfKeys = """
         WITH page AS MATERIALIZED (
-            SELECT k.lead_id, k.position FROM unnest($1::uuid[]) WITH ORDINALITY AS k(lead_id, position)
+        """ + ownedLeads + """
+            FROM unnest($1::uuid[]) WITH ORDINALITY AS k(lead_id, position)
+            JOIN leads l ON l.id = k.lead_id
         )
         """ + parts
 
@@ -157,8 +177,9 @@ public struct CanonicalLeads: HydratedListSource {
             WHERE m.list_id = (SELECT $1::uuid)
             ORDER BY m.created_at, m.lead_id LIMIT \(limit)
         ), page AS MATERIALIZED (
-            SELECT k.lead_id, k.position
+        """ + ownedLeads + """
             FROM unnest(ARRAY(SELECT lead_id FROM keys ORDER BY created_at, lead_id)) WITH ORDINALITY AS k(lead_id, position)
+            JOIN leads l ON l.id = k.lead_id
         )
         """ + parts + """
 
@@ -174,7 +195,7 @@ public struct CanonicalLeads: HydratedListSource {
             let keys = try keys(list: list, after: cursor, limit: limit, on: connection)
             return ListPage(members: try members(of: keys, on: connection), last: keys.last)
         }
-        let result = try connection.query(Self.firstPageSQL(limit: limit), [list])
+        let result = try connection.query(Self.firstPageSQL(limit: limit), [list, owner])
         var last: ListCursor?
         let members = try Self.decode(result, count: limit) { row in
             last = ListCursor(createdAt: try row.requiredString(3), id: try row.requiredString(4))
@@ -192,11 +213,11 @@ public struct CanonicalLeads: HydratedListSource {
         guard !keys.ids.isEmpty else { return [] }
         // Binary uuid[]: the server neither parses 1000 UUIDs nor casts a text array per use.
         let ids = PostgresValue.uuidArray(keys.ids) ?? .textArray(keys.ids)
-        let result = try connection.query(Self.membersOfKeys, values: [ids])
+        let result = try connection.query(Self.membersOfKeys, values: [ids, .text(owner)])
         return try Self.decode(result, count: keys.ids.count)
     }
 
-    /// The three parts back into members, in page order; a `k` row goes to `cursor`. A member
+    /// The parts back into members, in page order; a `k` row goes to `cursor`. A member
     /// whose Lead has gone since its key was read leaves an empty slot, dropped here: it is no
     /// longer in the list. `count` is how many positions there can be.
     static func decode(_ result: QueryResult, count: Int, cursor: ((Row) throws -> Void)? = nil) throws -> [ListMember] {
@@ -228,6 +249,9 @@ public struct CanonicalLeads: HydratedListSource {
                 leads[position].title = try row.string(7)
                 leads[position].headline = try row.string(8)
                 leads[position].linkedinSocial = try row.string(9)
+            case "f":
+                found[position] = true
+                leads[position].isForeign = true
             case "c":
                 contacts[position, default: []].append((try row.requiredInt(2), try row.requiredString(3)))
             case "a":

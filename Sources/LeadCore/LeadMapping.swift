@@ -13,6 +13,16 @@ public struct ListMember: Sendable, Equatable {
     public var headline: String?
     /// Already-encoded JSON object, passed through untouched.
     public var customFields: String?
+    /// A member whose record belongs to someone other than the list's owner: always invalid,
+    /// and it carries nothing of that record.
+    public var isForeign = false
+
+    /// A foreign member (see `isForeign`).
+    public static let foreign: ListMember = {
+        var member = ListMember()
+        member.isForeign = true
+        return member
+    }()
 
     public init(linkedinURL: String? = nil, emails: [String] = [], firstName: String? = nil, lastName: String? = nil,
                 fullName: String? = nil, company: String? = nil, position: String? = nil, headline: String? = nil,
@@ -63,6 +73,7 @@ public enum LeadMapping {
     /// A member becomes a lead when it carries the identity its campaign's channel needs;
     /// otherwise it is invalid (nil). The other identity is kept only when it is valid.
     public static func lead(from member: ListMember, channel: Channel) -> CandidateLead? {
+        guard !member.isForeign else { return nil }
         let email = member.emails.lazy.compactMap { Email.normalized($0) }.first
         let linkedin = LinkedInURL.normalized(member.linkedinURL)
         let identity: String
@@ -147,6 +158,8 @@ public struct CanonicalLead: Sendable, Equatable {
     public var attributeEmail: String?
     /// Every attribute as one JSON object.
     public var attributesJSON: String
+    /// The Lead belongs to someone other than the list's owner: nothing of it was read.
+    public var isForeign = false
 
     public init(firstName: String? = nil, lastName: String? = nil, fullName: String? = nil, company: String? = nil,
                 title: String? = nil, headline: String? = nil, linkedinSocial: String? = nil, workEmails: [String] = [],
@@ -217,6 +230,7 @@ public struct CanonicalLead: Sendable, Equatable {
     /// The Lead's own columns first, the attributes where a column is blank; every usable
     /// work_email before the `email` attribute.
     public var member: ListMember {
+        if isForeign { return .foreign }
         func column(_ own: String?, _ attribute: String?) -> String? {
             LeadMapping.present(own) ?? LeadMapping.present(attribute)
         }

@@ -177,6 +177,44 @@ final class ImportTests: XCTestCase {
         XCTAssertEqual(grace["source_ref"], list)
     }
 
+    /// Another writer of the platform puts someone else's Lead into the caller's list: that member
+    /// is invalid, and nothing of that Lead (email, profile, attributes) reaches the campaign, on
+    /// the first page and on the pages after it, for both channels.
+    func testLeadsOfAnotherUserInTheListAreInvalidAndNothingOfThemIsCopied() throws {
+        let owner = try owner()
+        let stranger = try seed.user()
+        let list = try seed.bulkLeadsList(user: owner.user, count: 1200)
+        let foreign = try seed.leadsList(user: stranger, leads: [
+            Seed.LeadSpec(firstName: "Secret", linkedin: "https://www.linkedin.com/in/secret-first",
+                          workEmails: [("secret-first@stranger.example", 0)], attributes: ["salary": #""private""#]),
+            Seed.LeadSpec(firstName: "Secret", linkedin: "https://www.linkedin.com/in/secret-last",
+                          workEmails: [("secret-last@stranger.example", 0)], attributes: ["salary": #""private""#]),
+        ])
+        // One foreign member first in the list (first page), one last (a later page).
+        try seed.sql("""
+            INSERT INTO list_memberships (list_id, lead_id, created_at)
+            SELECT $1, m.lead_id, CASE WHEN s.url LIKE '%first' THEN now() - interval '1 day' ELSE now() + interval '1 day' END
+            FROM list_memberships m JOIN lead_socials s ON s.lead_id = m.lead_id
+            WHERE m.list_id = $2
+            """, [list, foreign])
+        for channel in ["linkedin", "email"] {
+            let campaign = try seed.campaign(user: owner.user, channel: channel)
+            let (status, body) = try importList(list, into: campaign, as: owner)
+            if channel == "linkedin" {
+                XCTAssertEqual(status, 200, "\(body)")
+                XCTAssertEqual(counts(body), [1200, 0, 2, 0, 1202], channel)
+            } else {
+                XCTAssertEqual(status, 422, "\(body)")
+                XCTAssertEqual(counts(body), [0, 0, 1202, 0, 1202], channel)
+            }
+            let leaked = try seed.value("""
+                SELECT count(*) FROM campaign_leads WHERE campaign_id = $1
+                AND (first_name = 'Secret' OR email LIKE '%stranger%' OR linkedin_url LIKE '%secret%' OR custom_fields ? 'salary')
+                """, [campaign])
+            XCTAssertEqual(leaked, "0", channel)
+        }
+    }
+
     // MARK: - outcomes
 
     func testReimportIs422WithEveryValidRowADuplicate() throws {

@@ -73,4 +73,14 @@ final class LeadMappingTests: XCTestCase {
         XCTAssertEqual(member.company, #"{"name": "Engines"}"#)
         XCTAssertEqual(member.customFields, lead.attributesJSON)
     }
+
+    func testAForeignMemberIsInvalidOnEveryChannelAndCarriesNothing() {
+        var lead = CanonicalLead(firstName: "Secret", linkedinSocial: "https://www.linkedin.com/in/secret", workEmails: ["s@x.example"])
+        lead.isForeign = true
+        XCTAssertEqual(lead.member, .foreign)
+        XCTAssertNil(lead.member.firstName)
+        for channel in Channel.allCases {
+            XCTAssertNil(LeadMapping.lead(from: .foreign, channel: channel))
+        }
+    }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LeadCore
 import Platform
 import Postgres
@@ -9,28 +12,38 @@ public struct ImportProgress: Sendable {
     public var elapsed: Duration
 }
 
-/// The import loop: read a page, map it, write it in batches, until the list ends or a page
-/// cannot be read. No transaction spans the import: every batch stands on its own, so a retry
-/// after a failure picks up the rest (what is in already comes back as duplicates).
+/// The import loop: read a page, plan it into batches, write them, until the list ends, a page
+/// cannot be read, or the import is stopped. No transaction spans the import: every batch stands on
+/// its own, so a retry after a stop picks up the rest (what is in already comes back as
+/// duplicates).
 ///
 /// A list longer than one page runs as three stages, so that the database never waits on us:
-/// a reader thread fetches the next page while this thread maps the current one and a writer
-/// thread inserts the batch before. Each stage leases a connection per statement and never
+/// a reader thread fetches the next page while this thread plans the current one and writer
+/// threads insert the batches before. Each stage leases a connection per statement and never
 /// holds one while it waits on another stage, so imports cannot deadlock on the pool. Queues
 /// between the stages are bounded: memory stays a few pages, whatever the list's length.
+///
+/// Stops happen between batches: before each batch of a list longer than a page the writer asks
+/// whether the service is stopping, and a batch that finds the campaign no longer a draft (or gone) stops the rest. A
+/// stopped import counts only the members of the batches it handled.
 public struct LeadImporter: Sendable {
     public let pool: ConnectionPool
     public let pageSize: Int
     public let batchSize: Int
-    /// How long a stage of an import under way waits for a pooled connection: longer than a new
-    /// request would, since giving up now means a partial import.
+    /// How long a stage of an import under way waits for a pooled connection, and how long a
+    /// batch keeps trying while the database is unreachable: longer than a new request would,
+    /// since giving up now means a partial import.
     public let stageWaitLimit: Duration
+    /// True once the service is stopping: imports under way stop at their next batch.
+    public let stopRequested: @Sendable () -> Bool
 
-    public init(pool: ConnectionPool, pageSize: Int = 1000, batchSize: Int = 500, stageWaitLimit: Duration = .seconds(30)) {
+    public init(pool: ConnectionPool, pageSize: Int = 1000, batchSize: Int = 500, stageWaitLimit: Duration = .seconds(30),
+                stopRequested: @escaping @Sendable () -> Bool = { false }) {
         self.pool = pool
         self.pageSize = pageSize
         self.batchSize = batchSize
         self.stageWaitLimit = stageWaitLimit
+        self.stopRequested = stopRequested
     }
 
     /// Leases a connection for the first page, then runs the rest. Throws
@@ -73,23 +86,22 @@ public struct LeadImporter: Sendable {
         guard first.members.count < pageSize else { return .longer(Rest(target: target, first: first, started: started)) }
 
         let writer = CampaignWriter(target: target)
+        var planner = BatchPlanner(batchSize: batchSize, channel: target.channel)
         var counts = ImportCounts()
-        let (leads, invalid) = map(first.members, channel: target.channel)
-        counts.invalid = invalid
-        var start = 0
-        while start < leads.count {
-            let batch = leads[start..<min(start + batchSize, leads.count)]
-            do {
-                counts += try writer.insert(batch, on: connection)
-            } catch {
-                Log.warning("batch lost with its connection", ["campaign": target.campaignID, "rows": String(batch.count)])
-                counts.errors += batch.count
-            }
-            start += batchSize
+        var stop: ImportStop?
+        // Not cut when the service stops: a list of one page is done in milliseconds, and a
+        // draining process still answers what nginx sends on its kept connections.
+        for batch in planner.plan(first.members) {
+            if stop != nil { break }
+            let written = write(batch.leads, with: writer, on: connection)
+            counts += batch.settled + written.counts
+            stop = written.stop
         }
-        if counts.imported > 0 { recomputeStats(writer) { try writer.recomputeStats(on: connection) } }
+        if counts.imported > 0 && stop != .campaignGone {
+            recomputeStats(writer) { try onConnection(connection) { try writer.recomputeStats(on: $0) } }
+        }
         progress?(ImportProgress(rowsRead: counts.total, counts: counts, elapsed: MonotonicInstant.now() - started))
-        return .finished(ImportOutcome(counts: counts, end: .completed))
+        return .finished(ImportOutcome(counts: counts, end: stop.map { .stopped($0) } ?? .completed))
     }
 
     /// The pages after the first, in three stages; then the stats.
@@ -97,8 +109,8 @@ public struct LeadImporter: Sendable {
         let source = ListSources.source(for: rest.target)
         let writer = CampaignWriter(target: rest.target)
         let outcome = runStages(first: rest.first, source: source, writer: writer, started: rest.started, progress: progress)
-        if outcome.counts.imported > 0 {
-            recomputeStats(writer) { try pool.withConnection(waitLimit: stageWaitLimit) { try writer.recomputeStats(on: $0) } }
+        if outcome.counts.imported > 0 && outcome.end != .stopped(.campaignGone) {
+            recomputeStats(writer) { try onConnection(nil) { try writer.recomputeStats(on: $0) } }
         }
         Memory.returnFreePages()
         return outcome
@@ -115,7 +127,7 @@ public struct LeadImporter: Sendable {
 
     /// Batches in flight at once. Two writers keep both of the database's cores busy with
     /// inserts while this process maps; batch n starts only once batch n-2 has committed, so
-    /// at most two neighbours overlap (see `BatchOrder`).
+    /// at most two neighbours overlap (see `BatchOrder` and `BatchPlanner`).
     static let writers = 2
 
     /// Pages filled in at once, for sources that read keys apart (see `HydratedListSource`):
@@ -126,34 +138,37 @@ public struct LeadImporter: Sendable {
 
     private func runStages(first: ListPage, source: any ListSource, writer: CampaignWriter, started: MonotonicInstant,
                            progress: (@Sendable (ImportProgress) -> Void)?) -> ImportOutcome {
-        let batches = BoundedQueue<(number: Int, leads: ArraySlice<CandidateLead>)>(capacity: 3)
+        let batches = BoundedQueue<(number: Int, batch: PlannedBatch)>(capacity: 3)
         let order = BatchOrder(overlap: Self.writers)
         let written = Locked(ImportCounts())
+        let stop = Locked<ImportStop?>(nil)
         let writersDone = CountdownLatch(count: Self.writers)
         let feed = makePageFeed(source: source, after: first, list: writer.target.listID, pageSize: pageSize, pool: pool,
                                 waitLimit: stageWaitLimit, hydrators: Self.hydrators)
         for _ in 0..<Self.writers {
             startThread(name: "import-writer") {
                 defer { writersDone.countDown() }
-                while let batch = batches.take() {
-                    order.waitForTurn(batch.number)
-                    let counts = insert(batch.leads, with: writer)
-                    written.withLock { $0 += counts }
-                    order.finished(batch.number)
+                while let item = batches.take() {
+                    order.waitForTurn(item.number)
+                    defer { order.finished(item.number) }
+                    if stopRequested() { stop.withLock { $0 = $0 ?? .serviceStopping } }
+                    if stop.current != nil { continue }
+                    let result = write(item.batch.leads, with: writer, on: nil)
+                    written.withLock { $0 += item.batch.settled + result.counts }
+                    if let reason = result.stop { stop.withLock { $0 = $0 ?? reason } }
                 }
             }
         }
 
-        var local = ImportCounts()
+        var planner = BatchPlanner(batchSize: batchSize, channel: writer.target.channel)
         var rowsRead = 0
         var pagesRead = 0
         var batchNumber = 0
-        var previousBatch: Set<String> = []
-        var end = ImportEnd.completed
+        var pageFailed = false
         var next: PageFeedItem? = .page(first)
         while let current = next {
             guard case .page(let page) = current else {
-                end = .pageFetchFailed(pagesRead: pagesRead)
+                pageFailed = true
                 break
             }
             pagesRead += 1
@@ -162,65 +177,124 @@ public struct LeadImporter: Sendable {
             // arenas fragment and keep pages no one uses. Handing them back now and then keeps a
             // million-member import as small as a ten-thousand-member one.
             if pagesRead % Self.pagesBetweenTrims == 0 { Memory.returnFreePages() }
-            let (leads, pageInvalid) = map(page.members, channel: writer.target.channel)
-            local.invalid += pageInvalid
-            var start = 0
-            while start < leads.count {
-                // A repeat of an identity in the batch before may race it to the database
-                // (both can be in flight): it is a repeat within the list, a duplicate, and is
-                // settled here so the first one in list order is the one inserted.
-                var batch: [CandidateLead] = []
-                batch.reserveCapacity(batchSize)
-                var identities = Set<String>(minimumCapacity: batchSize)
-                for lead in leads[start..<min(start + batchSize, leads.count)] {
-                    if previousBatch.contains(lead.identity) {
-                        local.duplicates += 1
-                    } else {
-                        identities.insert(lead.identity)
-                        batch.append(lead)
-                    }
-                }
-                previousBatch = identities
-                batches.put((batchNumber, batch[...]))
+            for batch in planner.plan(page.members) {
+                batches.put((batchNumber, batch))
                 batchNumber += 1
-                start += batchSize
             }
             if let progress {
-                let counts = written.current + local
-                progress(ImportProgress(rowsRead: rowsRead, counts: counts, elapsed: MonotonicInstant.now() - started))
+                progress(ImportProgress(rowsRead: rowsRead, counts: written.current, elapsed: MonotonicInstant.now() - started))
             }
+            // A stopped import reads no further.
+            if stopRequested() { stop.withLock { $0 = $0 ?? .serviceStopping } }
+            if stop.current != nil { break }
             next = feed.next()
         }
-        // A failed page ends the import: the readers are told to stop, the writers finish what
-        // they were given, and the counts are what was committed.
+        // The readers are told to stop, the writers finish (or skip, once stopped) what they were
+        // given, and the counts are what was handled.
         feed.stop()
         batches.close()
         feed.wait()
         _ = writersDone.wait()
-        let counts = written.current + local
+        let counts = written.current
         progress?(ImportProgress(rowsRead: rowsRead, counts: counts, elapsed: MonotonicInstant.now() - started))
-        return ImportOutcome(counts: counts, end: end)
+        if let reason = stop.current { return ImportOutcome(counts: counts, end: .stopped(reason)) }
+        return ImportOutcome(counts: counts, end: pageFailed ? .pageFetchFailed(pagesRead: pagesRead) : .completed)
     }
 
-    /// Members without the channel's identity are invalid.
-    func map(_ members: [ListMember], channel: Channel) -> (leads: [CandidateLead], invalid: Int) {
-        var leads: [CandidateLead] = []
-        leads.reserveCapacity(members.count)
-        for member in members {
-            if let lead = LeadMapping.lead(from: member, channel: channel) { leads.append(lead) }
-        }
-        return (leads, members.count - leads.count)
+    /// What writing one batch came to: the counts of its leads that were handled, and why the
+    /// import must stop, if it must.
+    struct BatchResult {
+        var counts = ImportCounts()
+        var stop: ImportStop?
     }
 
-    /// A batch lost with its connection, or for want of one, counts as errors: nothing of it is
-    /// assumed in.
-    func insert(_ batch: ArraySlice<CandidateLead>, with writer: CampaignWriter) -> ImportCounts {
-        do {
-            return try pool.withConnection(waitLimit: stageWaitLimit) { try writer.insert(batch, on: $0) }
-        } catch {
-            Log.warning("batch not written", ["campaign": writer.target.campaignID, "rows": String(batch.count), "error": describe(error)])
-            return ImportCounts(errors: batch.count)
+    /// Writes a batch: transient failures are tried again; a batch that fails for one of its rows
+    /// is split until only the rows that really cannot be inserted are left, and those are the
+    /// errors; a campaign that no longer takes leads stops it. `connection` is tried first when
+    /// given (a request's own); otherwise, and once it is lost, pooled connections are used.
+    func write(_ leads: [CandidateLead], with writer: CampaignWriter, on connection: Connection?) -> BatchResult {
+        var result = BatchResult()
+        var pending: [ArraySlice<CandidateLead>] = leads.isEmpty ? [] : [leads[...]]
+        while !pending.isEmpty {
+            let slice = pending.removeFirst()
+            switch settle(slice, with: writer, on: connection) {
+            case .inserted(let inserted):
+                result.counts += ImportCounts(imported: inserted, duplicates: slice.count - inserted)
+            case .refused(let reason):
+                result.stop = reason
+                return result
+            case .transient(let error), .failed(let error):
+                if slice.count == 1 {
+                    Log.warning("lead not inserted", [
+                        "campaign": writer.target.campaignID, "sqlstate": error.sqlState ?? "-", "constraint": error.constraint ?? "-",
+                    ])
+                    result.counts.errors += 1
+                } else {
+                    let middle = slice.startIndex + slice.count / 2
+                    pending.insert(contentsOf: [slice[..<middle], slice[middle...]], at: 0)
+                }
+            case nil:
+                result.stop = .databaseLost
+                return result
+            }
         }
+        return result
+    }
+
+    static let transientAttempts = 5
+
+    /// One slice's attempts until it settles: committed, refused, or failed for one of its rows
+    /// (after `transientAttempts` tries when the failure is transient). A lost connection is
+    /// followed by a new one, and a lost commit is looked up before anything is tried again, so
+    /// nothing is inserted twice and no row in the table is counted an error. nil when the
+    /// database could not be reached for `stageWaitLimit`.
+    private func settle(_ slice: ArraySlice<CandidateLead>, with writer: CampaignWriter, on preferred: Connection?) -> CampaignWriter.Attempt? {
+        let deadline = MonotonicInstant.now() + stageWaitLimit
+        var lostCommit: (transaction: String, inserted: Int)?
+        var transientFailures = 0
+        var pause: Duration = .milliseconds(10)
+        while true {
+            do {
+                let attempt = try onConnection(preferred) { connection -> CampaignWriter.Attempt? in
+                    if let commit = lostCommit {
+                        switch try writer.commitStatus(commit.transaction, on: connection) {
+                        case .committed: return .inserted(commit.inserted)
+                        case .aborted: lostCommit = nil
+                        case .unknown: return nil
+                        }
+                    }
+                    return try writer.attempt(slice, on: connection)
+                }
+                switch attempt {
+                case .transient(let error)?:
+                    transientFailures += 1
+                    if transientFailures >= Self.transientAttempts { return .transient(error) }
+                case .some(let settled):
+                    return settled
+                case nil:
+                    break
+                }
+            } catch let lost as CampaignWriter.LostAttempt {
+                if let commit = lost.commit { lostCommit = commit }
+                Log.warning("batch connection lost; trying again", [
+                    "campaign": writer.target.campaignID, "committing": lost.commit == nil ? "false" : "true", "error": describe(lost.error),
+                ])
+            } catch {
+                // No connection could be had, or the commit lookup failed: the database is away.
+            }
+            if MonotonicInstant.now() + pause > deadline {
+                Log.warning("batch abandoned: the database stayed unreachable", ["campaign": writer.target.campaignID])
+                return nil
+            }
+            usleep(UInt32(pause.nanoseconds / 1000))
+            pause = min(pause * 2, .seconds(1))
+        }
+    }
+
+    /// Runs `body` on `preferred` while it is usable, else on a pooled connection.
+    private func onConnection<T>(_ preferred: Connection?, _ body: (Connection) throws -> T) throws -> T {
+        if let preferred, !preferred.isBroken { return try body(preferred) }
+        return try pool.withConnection(waitLimit: stageWaitLimit) { try body($0) }
     }
 }
 

@@ -22,10 +22,44 @@ public struct ImportCounts: Equatable, Sendable {
     public static func += (a: inout ImportCounts, b: ImportCounts) { a = a + b }
 }
 
-/// How an import ended: read to its end, or cut short by a page that could not be read.
+/// How an import ended: read to its end, or cut short. What was committed before a cut stays,
+/// and a retry picks up the rest (what is in already comes back as duplicates).
 public enum ImportEnd: Equatable, Sendable {
     case completed
     case pageFetchFailed(pagesRead: Int)
+    /// Stopped at a batch boundary; `total` counts only the members whose batch was handled.
+    case stopped(ImportStop)
+}
+
+/// Why an import stopped before the end of its list.
+public enum ImportStop: Equatable, Sendable {
+    /// The service is stopping or reloading: the rest is for a retry.
+    case serviceStopping
+    /// The campaign was no longer a draft when the next batch was to commit.
+    case campaignNotDraft
+    /// The campaign was deleted during the import.
+    case campaignGone
+    /// The database was lost while a batch was committing, and whether it committed could not be
+    /// learned in time: that batch is not counted, and a retry settles it.
+    case databaseLost
+
+    public var code: String {
+        switch self {
+        case .serviceStopping: return "service_stopping"
+        case .campaignNotDraft: return "campaign_not_draft"
+        case .campaignGone: return "campaign_not_found"
+        case .databaseLost: return "unavailable"
+        }
+    }
+
+    public var message: String {
+        switch self {
+        case .serviceStopping: return "the service is restarting; the import stopped between two batches, and a retry imports the rest"
+        case .campaignNotDraft: return "the campaign stopped being a draft during the import; what was imported before stays"
+        case .campaignGone: return "the campaign was deleted during the import"
+        case .databaseLost: return "the database was lost during the import; a retry imports the rest"
+        }
+    }
 }
 
 public struct ImportOutcome: Equatable, Sendable {
@@ -42,6 +76,8 @@ public struct ImportOutcome: Equatable, Sendable {
         switch end {
         case .pageFetchFailed(let pagesRead):
             return pagesRead == 0 ? 500 : 206
+        case .stopped:
+            return 206
         case .completed:
             if counts.imported > 0 { return 200 }
             return counts.errors > 0 ? 500 : 422
@@ -49,7 +85,7 @@ public struct ImportOutcome: Equatable, Sendable {
     }
 
     /// `{"imported":I,"duplicates":D,"invalid":V,"errors":E,"total":T}`, with `"partial":true`
-    /// on a 206 and `"error"`/`"message"` on a 500.
+    /// on a 206 (and why, when the import was stopped) and `"error"`/`"message"` on a 500.
     public var body: String {
         var json = JSONObjectWriter()
         json.add("imported", counts.imported)
@@ -60,6 +96,10 @@ public struct ImportOutcome: Equatable, Sendable {
         switch status {
         case 206:
             json.add("partial", true)
+            if case .stopped(let reason) = end {
+                json.add("error", reason.code)
+                json.add("message", reason.message)
+            }
         case 500:
             if case .pageFetchFailed = end {
                 json.add("error", "list_unreadable")

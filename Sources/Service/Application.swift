@@ -9,9 +9,12 @@ public final class Application: Sendable {
     let pool: ConnectionPool
     let imports: ImportEndpoint
 
-    public init(pool: ConnectionPool, importSettings: ImportEndpoint.Settings = .init()) {
+    /// `stopRequested` turns true once the process is stopping: imports under way then stop at
+    /// their next batch and answer 206 with what they committed.
+    public init(pool: ConnectionPool, importSettings: ImportEndpoint.Settings = .init(),
+                stopRequested: @escaping @Sendable () -> Bool = { false }) {
         self.pool = pool
-        self.imports = ImportEndpoint(pool: pool, settings: importSettings)
+        self.imports = ImportEndpoint(pool: pool, settings: importSettings, stopRequested: stopRequested)
     }
 
     /// Never throws and never leaves a request unanswered: a failure Swift can catch becomes a

@@ -17,9 +17,10 @@ public struct ImportEndpoint: Sendable {
     let pool: ConnectionPool
     let importer: LeadImporter
 
-    public init(pool: ConnectionPool, settings: Settings) {
+    public init(pool: ConnectionPool, settings: Settings, stopRequested: @escaping @Sendable () -> Bool = { false }) {
         self.pool = pool
-        self.importer = LeadImporter(pool: pool, pageSize: settings.pageSize, batchSize: settings.batchSize)
+        self.importer = LeadImporter(pool: pool, pageSize: settings.pageSize, batchSize: settings.batchSize,
+                                     stopRequested: stopRequested)
     }
 
     /// The response and a short summary of the outcome for the request's log line.
@@ -64,7 +65,9 @@ public struct ImportEndpoint: Sendable {
         }
         let counts = outcome.counts
         let summary = "imported=\(counts.imported) duplicates=\(counts.duplicates) invalid=\(counts.invalid) errors=\(counts.errors) total=\(counts.total)"
-        return (.json(outcome.status, outcome.body), summary)
+        // Cut by a stop or reload: the rest is for a retry, which another process takes.
+        let headers: [(String, String)] = outcome.end == .stopped(.serviceStopping) ? [("Retry-After", "1")] : []
+        return (.json(outcome.status, outcome.body, headers: headers), summary)
     }
 
     /// Campaign id, content type and size, body: the checks that need nothing but the request.

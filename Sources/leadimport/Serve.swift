@@ -123,17 +123,24 @@ struct ServeWorker: ParsableCommand {
             waitLimit: waitLimit,
             connection: ConnectionSettings(lockTimeout: lockTimeout)
         ))
-        let application = Application(pool: pool)
+        // Set on SIGTERM (a stop, or a reload replacing this process): imports under way stop at
+        // their next batch instead of running into the drain limit.
+        let stopping = Locked(false)
+        let application = Application(pool: pool, stopRequested: { stopping.current })
         let process = WorkerProcess(
             listenFD: 0,
             configuration: WorkerProcessConfiguration(workers: worker.workers),
             handler: { request in application.respond(to: request) }
         )
-        stop.onStop { process.stop() }
+        stop.onStop {
+            stopping.withLock { $0 = true }
+            process.stop()
+        }
         // A worker process whose supervisor died (kill -9) must not serve on unsupervised.
         startThread(name: "orphan-watch") {
             while !SupervisorChild.supervisorIsGone { sleep(1) }
             Log.warning("supervisor gone; stopping")
+            stopping.withLock { $0 = true }
             process.stop()
         }
         process.run(onReady: { SupervisorChild.reportReady() })

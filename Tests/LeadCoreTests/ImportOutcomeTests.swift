@@ -15,6 +15,10 @@ final class ImportOutcomeTests: XCTestCase {
             (ImportCounts(), .pageFetchFailed(pagesRead: 0), 500),
             (ImportCounts(duplicates: 2, errors: 1), .completed, 500),
             (ImportCounts(errors: 7), .completed, 500),
+            (ImportCounts(), .stopped(.serviceStopping), 206),
+            (ImportCounts(imported: 500, invalid: 3), .stopped(.campaignNotDraft), 206),
+            (ImportCounts(duplicates: 2), .stopped(.campaignGone), 206),
+            (ImportCounts(imported: 1000), .stopped(.databaseLost), 206),
         ]
         for (counts, end, status) in rows {
             XCTAssertEqual(ImportOutcome(counts: counts, end: end).status, status, "\(counts) \(end)")
@@ -29,5 +33,7 @@ final class ImportOutcomeTests: XCTestCase {
         let failed = ImportOutcome(counts: ImportCounts(errors: 3), end: .completed).body
         XCTAssertTrue(failed.hasPrefix(#"{"imported":0,"duplicates":0,"invalid":0,"errors":3,"total":3,"error":"#), failed)
         XCTAssertTrue(ImportOutcome(counts: ImportCounts(), end: .pageFetchFailed(pagesRead: 0)).body.contains(#""error":"#))
+        let stopped = ImportOutcome(counts: ImportCounts(imported: 500), end: .stopped(.campaignNotDraft)).body
+        XCTAssertTrue(stopped.hasPrefix(#"{"imported":500,"duplicates":0,"invalid":0,"errors":0,"total":500,"partial":true,"error":"campaign_not_draft","message":"#), stopped)
     }
 }

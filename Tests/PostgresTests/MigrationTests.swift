@@ -24,7 +24,7 @@ final class MigrationTests: XCTestCase {
         XCTAssertEqual(try owner.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").first?.bool(0), false)
         XCTAssertEqual(try Migrator.appliedVersions(owner), [])
         XCTAssertEqual(try Migrator.migrate(owner), Migrator.migrations.map(\.version))
-        XCTAssertEqual(try Migrator.appliedVersions(owner), [1, 2])
+        XCTAssertEqual(try Migrator.appliedVersions(owner), Migrator.migrations.map(\.version))
         let first = try schemaDump(owner)
         XCTAssertGreaterThan(first.count, 100)
 
@@ -374,7 +374,7 @@ final class MigrationTests: XCTestCase {
             .map { try $0.string(0) }
         XCTAssertEqual(keysBefore, ["ada@example.com", nil], "version 1 took the query's https for a scheme")
 
-        XCTAssertEqual(try Migrator.migrate(owner), [2])
+        XCTAssertEqual(try Migrator.migrate(owner, upTo: 2), [2])
         XCTAssertEqual(try Migrator.appliedVersions(owner), [1, 2])
         XCTAssertThrowsError(try insertLead(owner, email, user, email: "ADA@example.com"), "dedup across the upgrade")
         try insertLead(owner, linkedin, user, email: nil, linkedin: "https://www.linkedin.com/in/ADA")

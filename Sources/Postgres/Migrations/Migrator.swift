@@ -25,6 +25,7 @@ public enum Migrator {
     public static let migrations: [Migration] = [
         Schema.version1,
         Schema.version2,
+        Schema.version3,
     ]
 
     /// The key of the advisory lock held while migrating ("leadimp" in ASCII).

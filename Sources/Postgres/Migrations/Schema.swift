@@ -415,4 +415,26 @@ enum Schema {
         END
         $fn$;
         """#)
+
+    /// Version 3: a batch commits only into a campaign that is still a draft at that moment. The
+    /// import's insert calls this once per batch, in the batch's transaction: the share lock keeps
+    /// the campaign's status (and the campaign) as it is until the batch has committed.
+    static let version3 = Migration(version: 3, name: "batches only into draft campaigns", sql: #"""
+        CREATE FUNCTION leadimport_campaign_accepts_leads(campaign uuid) RETURNS boolean
+        LANGUAGE plpgsql VOLATILE
+        AS $fn$
+        DECLARE
+            current_status text;
+        BEGIN
+            SELECT c.status INTO current_status FROM campaigns c WHERE c.id = campaign FOR SHARE;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'campaign % no longer exists', campaign USING ERRCODE = 'LI002';
+            END IF;
+            IF current_status IS DISTINCT FROM 'draft' THEN
+                RAISE EXCEPTION 'campaign % is no longer a draft (%)', campaign, current_status USING ERRCODE = 'LI001';
+            END IF;
+            RETURN true;
+        END
+        $fn$;
+        """#)
 }

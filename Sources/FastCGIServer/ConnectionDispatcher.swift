@@ -158,9 +158,11 @@ final class ConnectionDispatcher: @unchecked Sendable {
                 guard let instant else { return }
                 if wakeAt == nil || instant < wakeAt! { wakeAt = instant }
             }
+            var expired = false
             for (fd, connection) in waiting {
                 if now >= connection.deadline {
                     expireLocked(fd, connection)
+                    expired = true
                     continue
                 }
                 if let look = connection.nextLook {
@@ -185,6 +187,8 @@ final class ConnectionDispatcher: @unchecked Sendable {
                 }
             }
 
+            // The drain may have just ended with the last connection expired.
+            if stopping && expired { continue }
             keeperWakesAt = wakeAt
             if let wakeAt { lock.wait(until: wakeAt) } else { lock.wait() }
             keeperWakesAt = nil
@@ -204,6 +208,11 @@ final class ConnectionDispatcher: @unchecked Sendable {
     func stop() {
         lock.withLock {
             stopping = true
+            // Kept connections idle since before the stop are closed once idle drainIdleTimeout.
+            for (fd, connection) in waiting where connection.origin == .kept && connection.nextLook == nil {
+                let sooner = configuration.drainIdleTimeout - configuration.idleConnectionTimeout
+                if sooner < .zero { waiting[fd]?.deadline = connection.deadline + sooner }
+            }
             if listenState == .armed || listenState == .parked {
                 _ = leadimport_epoll_ctl(epollFD, leadimport_EPOLL_CTL_DEL, listenFD, 0, 0)
                 listenState = .removed
@@ -390,6 +399,9 @@ final class ConnectionDispatcher: @unchecked Sendable {
             if stopping { lock.signal() }
             if finished { return true }
             var connection = connection
+            if stopping && connection.origin == .kept && connection.nextLook == nil {
+                connection.deadline = min(connection.deadline, .now() + configuration.drainIdleTimeout)
+            }
             return !armLocked(fd, &connection, watchingInput: watchingInput)
         }
         if closeInstead { closeConnection(fd) }

@@ -22,6 +22,11 @@ public struct WorkerProcessConfiguration: Sendable {
     public var idleConnectionTimeout: Duration
     /// The longest a graceful stop waits for in-flight requests and kept connections.
     public var drainTimeout: Duration
+    /// While stopping, a kept connection idle this long is closed by us, whatever the web server's
+    /// keepalive settings, so the process exits soon after its last request. Longer than the
+    /// shipped nginx configuration's upstream `keepalive_timeout` (3 s): with it, nginx closes
+    /// first, and a POST is never sent on a connection we are closing.
+    public var drainIdleTimeout: Duration
 
     public init(
         workers: Int = 4,
@@ -29,7 +34,8 @@ public struct WorkerProcessConfiguration: Sendable {
         receiveTimeout: Duration = .seconds(3),
         firstRecordTimeout: Duration = .seconds(5),
         idleConnectionTimeout: Duration = .seconds(120),
-        drainTimeout: Duration = .seconds(30)
+        drainTimeout: Duration = .seconds(30),
+        drainIdleTimeout: Duration = .seconds(4)
     ) {
         self.workers = workers
         self.bodyLimit = bodyLimit
@@ -37,6 +43,7 @@ public struct WorkerProcessConfiguration: Sendable {
         self.firstRecordTimeout = firstRecordTimeout
         self.idleConnectionTimeout = idleConnectionTimeout
         self.drainTimeout = drainTimeout
+        self.drainIdleTimeout = drainIdleTimeout
     }
 }
 
@@ -108,7 +115,7 @@ public final class WorkerProcess: @unchecked Sendable {
 
     /// Stops polling the listening socket (it stays open and untouched for the supervisor and the
     /// siblings), lets requests in flight finish, keeps serving kept connections until nginx closes
-    /// them, and makes `run` return. Thread-safe, idempotent; not async-signal-safe.
+    /// them or they have been idle `drainIdleTimeout`, and makes `run` return. Thread-safe, idempotent; not async-signal-safe.
     public func stop() {
         dispatcher.stop()
     }

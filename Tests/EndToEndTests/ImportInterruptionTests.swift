@@ -226,4 +226,44 @@ final class ImportInterruptionTests: FoundationTestCase {
             "SELECT count(DISTINCT identity_key) FROM campaign_leads WHERE campaign_id = $1", [setup.campaign]), rows)
         print("interrupted imports: \(interruptions) statements interrupted; answers:\n" + answers.joined(separator: "\n"))
     }
+
+    // MARK: - Stopping behind a front end that keeps idle connections long
+
+    /// nginx's default upstream settings (`keepalive 16;` and nothing else: idle kept connections
+    /// live 60 s): after SIGTERM the service exits within 5 s of its last request's answer.
+    func testStopDoesNotWaitForAFrontEndsIdleKeptConnections() throws {
+        let shipped = try String(contentsOfFile: URL(fileURLWithPath: env.stackScript).deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("nginx/leadimport.conf").path, encoding: .utf8)
+        let defaults = shipped.split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { !$0.contains("keepalive_timeout") && !$0.contains("keepalive_time ") && !$0.contains("keepalive_requests") }
+            .joined(separator: "\n")
+        XCTAssertTrue(defaults.contains("keepalive 16;"), "the shipped configuration changed: \(defaults)")
+        let folder = env.scratch + "/nginx-defaults"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let serverBlock = folder + "/leadimport-defaults.conf"
+        try defaults.write(toFile: serverBlock, atomically: true, encoding: .utf8)
+        let port = Int.random(in: 20_000..<30_000)
+        try env.startNginx(folder: folder, port: port, serverBlock: serverBlock)
+        defer { try? env.stopNginx(folder: folder) }
+
+        let rows = 50_000
+        let setup = try setUpImport(rows: rows)
+        let service = try startService("idle-kept", processes: 1, workers: 2)
+        defer { service.stop() }
+        var http = HTTPClient(baseURL: "http://127.0.0.1:\(port)")
+        http.timeout = 120
+        // A few requests leave kept connections idle in nginx's cache.
+        for _ in 0..<4 { XCTAssertEqual(try http.request("GET", "/healthz").status, 200) }
+        let running = RunningImport(http: http, campaign: setup.campaign, list: setup.list, token: setup.token)
+        _ = try waitUntilUnderWay(setup, rows: rows, service)
+        service.signal(SIGTERM)
+        let answer = try XCTUnwrap(running.wait(timeout: 10), "no answer" + context(service))
+        let answered = try XCTUnwrap(running.answeredAt.current)
+        XCTAssertEqual(answer.status, 206, answer.text + context(service))
+        let exited = waitUntil(timeout: 40, interval: 0.02) { !service.isRunning }
+        let after = monotonicSeconds() - answered
+        XCTAssertTrue(exited, "the service had not exited 40 s after its last answer" + context(service))
+        XCTAssertLessThan(after, 5, "exited \(after) s after its last answer" + context(service))
+        XCTAssertEqual(service.stop(timeout: 5), 0, context(service))
+    }
 }

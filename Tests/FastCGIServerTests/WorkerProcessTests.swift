@@ -23,11 +23,13 @@ final class WorkerProcessTests: XCTestCase {
         receiveTimeout: Duration = .seconds(3),
         firstRecordTimeout: Duration = .seconds(5),
         drainTimeout: Duration = .seconds(2),
+        drainIdleTimeout: Duration = .seconds(4),
         handler: @escaping RequestHandler = WorkerProcessTests.echo
     ) throws -> RunningServer {
         let configuration = WorkerProcessConfiguration(
             workers: workers, bodyLimit: bodyLimit, receiveTimeout: receiveTimeout,
-            firstRecordTimeout: firstRecordTimeout, idleConnectionTimeout: .seconds(120), drainTimeout: drainTimeout
+            firstRecordTimeout: firstRecordTimeout, idleConnectionTimeout: .seconds(120), drainTimeout: drainTimeout,
+            drainIdleTimeout: drainIdleTimeout
         )
         let server = try RunningServer(configuration: configuration, handler: handler)
         servers.append(server)
@@ -334,6 +336,36 @@ final class WorkerProcessTests: XCTestCase {
         }
         XCTAssertTrue(returned)
         XCTAssertLessThan(elapsed, .milliseconds(500))
+    }
+
+    /// A web server that keeps idle connections long (nginx's default upstream keepalive_timeout
+    /// is 60 s) does not hold a stop: kept connections idle drainIdleTimeout are closed, those idle
+    /// since before the stop and those whose last request ended during the drain alike.
+    func testStopClosesKeptConnectionsOnceIdleForTheDrainIdleTimeout() throws {
+        let entered = CountdownLatch(count: 1)
+        let server = try start(drainTimeout: .seconds(20), drainIdleTimeout: .milliseconds(500), handler: { request in
+            if request.path == "/slow" {
+                entered.countDown()
+                usleep(300_000)
+            }
+            return .json(200, "{}")
+        })
+        let idle = try server.connect()
+        XCTAssertEqual(try idle.exchange(FastCGIRecord.request(keepConnection: true)).status, 200)
+        let busy = try server.connect()
+        try busy.send(FastCGIRecord.request(keepConnection: true, uri: "/slow"))
+        XCTAssertTrue(entered.wait(until: .now() + .seconds(2)))
+
+        let (returned, elapsed) = try timed { () -> Bool in
+            server.process.stop()
+            XCTAssertEqual(try busy.readAnswer().status, 200, "the request in flight is answered")
+            return server.waitForReturn(timeout: .seconds(5))
+        }
+        XCTAssertTrue(returned, "the stop waited on idle kept connections")
+        XCTAssertGreaterThan(elapsed, .milliseconds(700), "closed before idling drainIdleTimeout after its request")
+        XCTAssertLessThan(elapsed, .milliseconds(2000))
+        XCTAssertTrue(idle.waitForClose(timeout: .seconds(1)))
+        XCTAssertTrue(busy.waitForClose(timeout: .seconds(1)))
     }
 
     func testDrainTimeoutClosesWhatRemains() throws {

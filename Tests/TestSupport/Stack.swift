@@ -5,19 +5,33 @@ import Glibc
 
 extension TestEnvironment {
     /// Stops or starts the test PostgreSQL through scripts/stack (pg_ctl as the postgres user).
-    /// posix_spawn and waitpid, not Foundation's Process: Process can miss the exit of a child
-    /// whose own child (the postmaster) lives on, and hang.
     public func postgres(_ action: String) throws {
-        let arguments = ["/bin/bash", stackScript, "pg-\(action)", scratch]
-        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        try stack(["pg-\(action)", scratch])
+    }
+
+    /// A second nginx in `folder` on 127.0.0.1:`port`, in front of the same service socket, running
+    /// `serverBlock` (a variant of the shipped configuration) instead of the shipped one.
+    public func startNginx(folder: String, port: Int, serverBlock: String) throws {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try stack(["nginx-start", folder, String(port), fastCGISocket, serverBlock])
+    }
+
+    public func stopNginx(folder: String) throws {
+        try stack(["nginx-stop", folder])
+    }
+
+    /// Runs scripts/stack with `arguments`. posix_spawn and waitpid, not Foundation's Process:
+    /// Process can miss the exit of a child whose own child (the postmaster) lives on, and hang.
+    public func stack(_ arguments: [String]) throws {
+        let argv: [UnsafeMutablePointer<CChar>?] = (["/bin/bash", stackScript] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, "/bin/bash", nil, nil, argv, environ)
-        guard spawned == 0 else { throw TestEnvironmentError(message: "could not run scripts/stack pg-\(action): \(spawned)") }
+        guard spawned == 0 else { throw TestEnvironmentError(message: "could not run scripts/stack \(arguments): \(spawned)") }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         guard status & 0x7f == 0, (status >> 8) & 0xff == 0 else {
-            throw TestEnvironmentError(message: "scripts/stack pg-\(action) failed (wait status \(status))")
+            throw TestEnvironmentError(message: "scripts/stack \(arguments.joined(separator: " ")) failed (wait status \(status))")
         }
     }
 

@@ -132,6 +132,27 @@ class ContractErrorCase: XCTestCase {
 
     // MARK: - Assertions
 
+    /// Codes of the answers nginx gives itself (nginx/leadimport.conf), which the service never uses.
+    static let nginxErrorCodes: Set<String> = ["bad_request", "request_timeout", "length_required", "uri_too_long", "not_implemented",
+                                               "http_version_not_supported"]
+
+    /// Whether nginx refused the request itself, in the contract's JSON shape, before the service saw it.
+    func answeredByNginx(_ reply: HTTPReply) -> Bool {
+        guard let code = (try? reply.json())?["error"] as? String else { return false }
+        return Self.nginxErrorCodes.contains(code)
+    }
+
+    /// The contract's error shape, whatever the status and code: `application/json`, and a JSON
+    /// object with exactly `error` and `message`.
+    func assertErrorShape(_ reply: HTTPReply, _ context: @autoclosure () -> String = "",
+                          file: StaticString = #filePath, line: UInt = #line) {
+        let what = "\(context()) → \(reply.status) \(reply.text)"
+        XCTAssertTrue(reply.headers["content-type"]?.lowercased().hasPrefix("application/json") == true,
+                      "content type \(reply.headers["content-type"] ?? "none"): \(what)", file: file, line: line)
+        let object = try? reply.json()
+        XCTAssertEqual(object.map { Set($0.keys) }, Self.jsonErrorKeys, "keys: \(what)", file: file, line: line)
+    }
+
     /// Exactly the contract's error answer: the status, `application/json`, and a body that is a
     /// JSON object with exactly the keys `error` (the code) and `message` (non-empty text).
     func assertError(_ reply: HTTPReply, _ status: Int, _ code: String, _ context: @autoclosure () -> String = "",

@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "TestHelpers", path: "Tests/TestHelpers"),
         .testTarget(name: "LeadCoreTests", dependencies: ["LeadCore", "TestHelpers"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
-        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "Platform", "TestSupport", "TestHelpers"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "Platform", "TestSupport", "TestHelpers", "LeadCore"]),
         .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer", "Platform", "TestHelpers"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "FastCGIServer", "LeadCore"]),
         .target(name: "TestSupport", dependencies: ["Postgres", "Platform", "TestHelpers"], path: "Tests/TestSupport"),

@@ -224,7 +224,12 @@ public struct LeadImporter: Sendable {
                 result.stop = reason
                 return result
             case .transient(let error), .failed(let error):
-                if slice.count == 1 {
+                if slice.count == 1 && error.sqlState == "LI003" {
+                    // The database cannot key this identity, so its unique index could not keep
+                    // the lead once: refused, and as invalid as a lead without an identity.
+                    Log.warning("lead without a database identity", ["campaign": writer.target.campaignID])
+                    result.counts.invalid += 1
+                } else if slice.count == 1 {
                     Log.warning("lead not inserted", [
                         "campaign": writer.target.campaignID, "sqlstate": error.sqlState ?? "-", "constraint": error.constraint ?? "-",
                     ])

@@ -26,7 +26,7 @@ public struct PlannedBatch: Sendable, Equatable {
 public struct BatchPlanner: Sendable {
     public let batchSize: Int
     public let channel: Channel
-    private var previousIdentities: Set<String> = []
+    private var previousIdentities: Set<IdentityKey> = []
 
     public init(batchSize: Int, channel: Channel) {
         precondition(batchSize >= 1, "a batch holds at least one lead")
@@ -40,7 +40,7 @@ public struct BatchPlanner: Sendable {
         var batches: [PlannedBatch] = []
         var current = PlannedBatch()
         var slots = 0
-        var identities = Set<String>(minimumCapacity: min(batchSize, members.count))
+        var identities = Set<IdentityKey>(minimumCapacity: min(batchSize, members.count))
         current.leads.reserveCapacity(min(batchSize, members.count))
         for member in members {
             guard let lead = LeadMapping.lead(from: member, channel: channel) else {
@@ -55,10 +55,11 @@ public struct BatchPlanner: Sendable {
                 slots = 0
             }
             slots += 1
-            if previousIdentities.contains(lead.identity) {
+            let identity = IdentityKey(lead.identity)
+            if previousIdentities.contains(identity) {
                 current.settled.duplicates += 1
             } else {
-                identities.insert(lead.identity)
+                identities.insert(identity)
                 current.leads.append(lead)
             }
         }
@@ -67,5 +68,21 @@ public struct BatchPlanner: Sendable {
             if slots > 0 { previousIdentities = identities }
         }
         return batches
+    }
+}
+
+/// An identity as the database's unique index compares it: byte for byte. Swift's `String`
+/// equality would take canonically equivalent spellings (NFC and NFD) for one identity, which the
+/// database keeps apart.
+struct IdentityKey: Hashable {
+    let text: String
+
+    init(_ text: String) { self.text = text }
+
+    static func == (a: IdentityKey, b: IdentityKey) -> Bool { a.text.utf8.elementsEqual(b.text.utf8) }
+
+    func hash(into hasher: inout Hasher) {
+        var text = text
+        text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
 }

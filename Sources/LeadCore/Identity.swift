@@ -17,19 +17,18 @@ public enum Email {
         }
     }
 
-    /// The reference implementation: any input, Unicode rules for trimming and lowercasing.
-    /// `normalized` only comes here for values the ASCII fast path cannot decide.
+    /// The reference implementation, on code points (IdentityText): any input. `normalized` only
+    /// comes here for values the ASCII fast path cannot decide.
     static func normalizedGeneral(_ raw: String?) -> String? {
         guard let raw else { return nil }
-        let email = trimmed(raw).lowercased()
-        guard !email.isEmpty, email.utf8.count <= 254 else { return nil }
-        guard !email.unicodeScalars.contains(where: { isSpaceOrControl($0) }) else { return nil }
-        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
-        guard parts.count == 2 else { return nil }
-        let local = parts[0], domain = parts[1]
-        guard !local.isEmpty, domain.contains(".") else { return nil }
-        guard !domain.split(separator: ".", omittingEmptySubsequences: false).contains(where: { $0.isEmpty }) else { return nil }
-        return email
+        let email = IdentityText.lowercased(IdentityText.trimmedScalars(raw))
+        guard !email.isEmpty, utf8Length(email) <= 254 else { return nil }
+        guard !email.contains(where: IdentityText.isSpaceControlOrFormat) else { return nil }
+        let parts = email.split(separator: ascii("@"), omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty else { return nil }
+        let labels = parts[1].split(separator: ascii("."), omittingEmptySubsequences: false)
+        guard labels.count >= 2, !labels.contains(where: { $0.isEmpty }) else { return nil }
+        return IdentityText.string(email)
     }
 }
 
@@ -48,63 +47,75 @@ public enum LinkedInURL {
         }
     }
 
-    /// The reference implementation: any input, Unicode rules for trimming and lowercasing.
-    /// `normalized` only comes here for values the ASCII fast path cannot decide.
+    /// The reference implementation, on code points (IdentityText): any input. `normalized` only
+    /// comes here for values the ASCII fast path cannot decide.
     static func normalizedGeneral(_ raw: String?) -> String? {
         guard let raw else { return nil }
-        let value = trimmed(raw)
-        guard !value.isEmpty, !hasPrefixIgnoringCase(value, "imported-") else { return nil }
-        guard !value.unicodeScalars.contains(where: { isSpaceOrControl($0) }) else { return nil }
+        let value = IdentityText.trimmedScalars(raw)
+        guard !value.isEmpty, !IdentityText.hasPrefixIgnoringCase(value, "imported-") else { return nil }
+        guard !value.contains(where: IdentityText.isSpaceControlOrFormat) else { return nil }
 
-        var rest = Substring(value)
-        if let colon = rest.firstIndex(of: ":"), rest[colon...].hasPrefix("://"), isScheme(rest[..<colon].utf8) {
-            let scheme = rest[rest.startIndex..<colon].lowercased()
-            guard scheme == "https" || scheme == "http" else { return nil }
-            rest = rest[rest.index(colon, offsetBy: 3)...]
-        } else if rest.hasPrefix("//") {
+        var rest = value
+        if let colon = rest.firstIndex(of: ascii(":")), rest[colon...].starts(with: codePoints("://")), isScheme(rest[..<colon]) {
+            let scheme = IdentityText.lowercased(rest[..<colon])
+            guard scheme == codePoints("https") || scheme == codePoints("http") else { return nil }
+            rest = rest[(colon + 3)...]
+        } else if rest.starts(with: codePoints("//")) {
             rest = rest.dropFirst(2)
         }
         // Query and fragment go first: a `/` inside them belongs to neither host nor path.
-        if let cut = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) { rest = rest[..<cut] }
+        rest = rest.prefix { $0 != ascii("?") && $0 != ascii("#") }
 
-        let authority: Substring
-        var path: Substring
-        if let slash = rest.firstIndex(of: "/") {
+        let authority: ArraySlice<UInt32>
+        var path: ArraySlice<UInt32>
+        if let slash = rest.firstIndex(of: ascii("/")) {
             authority = rest[..<slash]
             path = rest[slash...]
         } else {
             authority = rest
-            path = ""
+            path = []
         }
-        guard !authority.contains("@") else { return nil }
-        var host = authority.lowercased()
-        if let colon = host.lastIndex(of: ":") {
-            let port = host[host.index(after: colon)...]
-            guard port.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
-            host = String(host[..<colon])
+        guard !authority.contains(ascii("@")) else { return nil }
+        var host = IdentityText.lowercased(authority)[...]
+        if let colon = host.lastIndex(of: ascii(":")) {
+            guard host[(colon + 1)...].allSatisfy({ $0 >= ascii("0") && $0 <= ascii("9") }) else { return nil }
+            host = host[..<colon]
         }
-        if host.hasSuffix(".") { host.removeLast() }
-        guard host == "linkedin.com" || host.hasSuffix(".linkedin.com") else { return nil }
+        if host.last == ascii(".") { host = host.dropLast() }
+        let linkedin = codePoints("linkedin.com")
+        guard host.elementsEqual(linkedin) || host.reversed().starts(with: codePoints(".linkedin.com").reversed()) else { return nil }
 
-        while path.hasSuffix("/") { path = path.dropLast() }
-        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        guard let kind = segments.first?.lowercased(), segments.count >= 2 else { return nil }
-        switch kind {
-        case "in":
+        while path.last == ascii("/") { path = path.dropLast() }
+        let segments = path.split(separator: ascii("/"), omittingEmptySubsequences: false).dropFirst()
+        guard let kind = segments.first.map(IdentityText.lowercased), segments.count >= 2 else { return nil }
+        if kind == codePoints("in") {
             let name = segments[segments.startIndex + 1]
-            guard !name.isEmpty, !hasPrefixIgnoringCase(name, "imported-") else { return nil }
-            return "https://www.linkedin.com/in/" + name.lowercased()
-        case "pub", "sales":
-            let tail = segments.dropFirst()
-            guard !tail.contains(where: { $0.isEmpty }) else { return nil }
-            guard !hasPrefixIgnoringCase(tail.first!, "imported-") else { return nil }
-            return "https://www.linkedin.com/" + kind + "/" + tail.joined(separator: "/")
-        default:
-            return nil
+            guard !name.isEmpty, !IdentityText.hasPrefixIgnoringCase(name, "imported-") else { return nil }
+            return "https://www.linkedin.com/in/" + IdentityText.string(IdentityText.lowercased(name))
         }
+        guard kind == codePoints("pub") || kind == codePoints("sales") else { return nil }
+        let tail = segments.dropFirst()
+        guard !tail.contains(where: { $0.isEmpty }), !IdentityText.hasPrefixIgnoringCase(tail.first!, "imported-") else { return nil }
+        return "https://www.linkedin.com/" + IdentityText.string(kind) + "/" + tail.map { IdentityText.string($0) }.joined(separator: "/")
     }
 }
 
+@inline(__always)
+private func ascii(_ character: Unicode.Scalar) -> UInt32 { character.value }
+
+private func codePoints(_ text: String) -> [UInt32] { text.unicodeScalars.map(\.value) }
+
+/// How many bytes `scalars` take in UTF-8.
+private func utf8Length(_ scalars: [UInt32]) -> Int {
+    scalars.reduce(0) { $0 + ($1 < 0x80 ? 1 : $1 < 0x800 ? 2 : $1 < 0x10000 ? 3 : 4) }
+}
+
+/// RFC 3986's scheme on code points: an ASCII letter, then ASCII letters, digits, `+`, `.` or `-`.
+private func isScheme(_ scalars: ArraySlice<UInt32>) -> Bool {
+    scalars.allSatisfy { $0 < 0x80 } && isScheme(scalars.lazy.map { UInt8($0) })
+}
+
+/// `value` without whitespace (IdentityText) at either end.
 func trimmed<S: StringProtocol>(_ value: S) -> String {
     let scalars = value.unicodeScalars
     guard let first = scalars.firstIndex(where: { !isWhitespace($0) }) else { return "" }
@@ -113,24 +124,12 @@ func trimmed<S: StringProtocol>(_ value: S) -> String {
     return String(String.UnicodeScalarView(scalars[first...last]))
 }
 
-// Unicode property lookups are table searches; nearly every value is ASCII, so answer those
-// directly (this was a third of an import's CPU time).
+// The ASCII fast paths' byte tests are the code point rules of IdentityText, below 0x80.
 @inline(__always)
-func isWhitespace(_ scalar: Unicode.Scalar) -> Bool {
-    if scalar.value < 0x80 { return scalar.value == 0x20 || (scalar.value >= 0x09 && scalar.value <= 0x0D) }
-    return scalar.properties.isWhitespace
-}
+func isWhitespace(_ scalar: Unicode.Scalar) -> Bool { IdentityText.isWhitespace(scalar.value) }
 
 @inline(__always)
-func isSpaceOrControl(_ scalar: Unicode.Scalar) -> Bool {
-    if scalar.value < 0x80 { return scalar.value <= 0x20 || scalar.value == 0x7F }
-    return scalar.properties.isWhitespace || scalar.properties.generalCategory == .control
-        || scalar.properties.generalCategory == .format
-}
-
-func hasPrefixIgnoringCase<S: StringProtocol>(_ value: S, _ prefix: String) -> Bool {
-    value.utf8.count >= prefix.utf8.count && value.prefix(prefix.count).lowercased() == prefix
-}
+func isSpaceOrControl(_ scalar: Unicode.Scalar) -> Bool { IdentityText.isSpaceControlOrFormat(scalar.value) }
 
 // MARK: - ASCII fast paths
 //

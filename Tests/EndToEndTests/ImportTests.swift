@@ -215,6 +215,35 @@ final class ImportTests: XCTestCase {
         }
     }
 
+    /// Should the database's identity rule ever drift from LeadCore's, a lead it cannot key is
+    /// refused by the insert (the unique index could not keep it once) and counts invalid; the
+    /// database is made to drift here for one address.
+    func testALeadTheDatabaseCannotKeyIsNeverInserted() throws {
+        let owner = try owner()
+        let campaign = try seed.campaign(user: owner.user, channel: "email")
+        let list = try seed.rowsList(user: owner.user, rows: [
+            (nil, #"{"enrichment":{"work_email":"drift@example.com"}}"#),
+            (nil, #"{"enrichment":{"work_email":"kept@example.com"}}"#),
+        ])
+        let original = try XCTUnwrap(seed.value("SELECT pg_get_functiondef('leadimport_normalize_email(text)'::regprocedure)"))
+        try seed.sql(original.replacingOccurrences(of: "leadimport_normalize_email(", with: "leadimport_test_real_email("))
+        try seed.sql("""
+            CREATE OR REPLACE FUNCTION leadimport_normalize_email(raw text) RETURNS text LANGUAGE plpgsql IMMUTABLE STRICT AS $fn$
+            BEGIN
+                IF raw LIKE 'drift@%' THEN RETURN NULL; END IF;
+                RETURN leadimport_test_real_email(raw);
+            END $fn$
+            """)
+        defer {
+            XCTAssertNoThrow(try seed.sql(original))
+            XCTAssertNoThrow(try seed.sql("DROP FUNCTION leadimport_test_real_email(text)"))
+        }
+        let (status, body) = try importList(list, into: campaign, as: owner)
+        XCTAssertEqual(status, 200, "\(body)")
+        XCTAssertEqual(counts(body), [1, 0, 1, 0, 2])
+        XCTAssertEqual(try seed.campaignLeads(campaign).map { $0["email"] ?? nil }, ["kept@example.com"])
+    }
+
     // MARK: - outcomes
 
     func testReimportIs422WithEveryValidRowADuplicate() throws {

@@ -32,4 +32,13 @@ final class BatchPlanTests: XCTestCase {
         XCTAssertEqual(planner.plan([]), [])
         XCTAssertEqual(planner.plan([.foreign]), [PlannedBatch(settled: ImportCounts(invalid: 1))])
     }
+
+    /// Repeats are judged byte for byte, as the database's unique index judges them: an NFD
+    /// spelling is not a repeat of the NFC one (Swift's String equality would say it is).
+    func testRepeatsAreJudgedByteForByte() {
+        var planner = BatchPlanner(batchSize: 1, channel: .email)
+        let batches = planner.plan([member("jos\u{E9}@x.io"), member("jose\u{301}@x.io"), member("jos\u{E9}@x.io")])
+        XCTAssertEqual(batches.map(\.leads.count), [1, 1, 1])
+        XCTAssertEqual(batches.map(\.settled), [ImportCounts(), ImportCounts(), ImportCounts()])
+    }
 }

@@ -55,4 +55,21 @@ final class LinkedInURLTests: XCTestCase {
                               "linkedin.com://in/ada"]
         for value in bad { XCTAssertNil(LinkedInURL.normalized(value), String(describing: value)) }
     }
+
+    /// Identities are defined on code points: a combining mark after `imported-` or after the
+    /// query's `?` (one grapheme cluster with it) changes nothing, as in the database.
+    func testCombiningMarksNeitherHidePlaceholdersNorKeepQueries() {
+        XCTAssertNil(LinkedInURL.normalized("linkedin.com/in/imported-\u{0301}x"))
+        XCTAssertNil(LinkedInURL.normalized("https://www.linkedin.com/in/Imported-\u{0301}"))
+        XCTAssertEqual(LinkedInURL.normalized("https://www.linkedin.com/in/john?\u{0301}x"), "https://www.linkedin.com/in/john")
+        XCTAssertEqual(LinkedInURL.normalized("https://www.linkedin.com/in/john#\u{0301}"), "https://www.linkedin.com/in/john")
+        XCTAssertNil(Email.normalized("a@\u{0301}b@example.com"), "two @, whatever follows the first")
+        // Lowercasing is code point by code point with a fixed table: no locale, no expansion.
+        XCTAssertEqual(Email.normalized("\u{130}X@example.com"), "\u{130}x@example.com")
+        XCTAssertEqual(Email.normalized("\u{212A}@EXAMPLE.com"), "k@example.com")
+        XCTAssertEqual(LinkedInURL.normalized("linkedin.com/in/JOSÉ"), "https://www.linkedin.com/in/josé")
+        // Every format character is refused, not only the ones a locale knows.
+        XCTAssertNil(Email.normalized("a\u{0600}@example.com"))
+        XCTAssertNil(LinkedInURL.normalized("linkedin.com/in/a\u{E0041}"))
+    }
 }

@@ -26,6 +26,7 @@ public enum Migrator {
         Schema.version1,
         Schema.version2,
         Schema.version3,
+        Schema.version4,
     ]
 
     /// The key of the advisory lock held while migrating ("leadimp" in ASCII).

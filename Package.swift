@@ -50,6 +50,6 @@ let package = Package(
         .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer", "Platform", "TestHelpers"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "FastCGIServer", "LeadCore"]),
         .target(name: "TestSupport", dependencies: ["Postgres", "Platform", "TestHelpers"], path: "Tests/TestSupport"),
-        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "TestHelpers", "Postgres", "LeadCore"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "TestHelpers", "Postgres", "LeadCore", "Service"]),
     ]
 )

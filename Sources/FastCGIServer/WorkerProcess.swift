@@ -75,7 +75,7 @@ public final class WorkerProcess: @unchecked Sendable {
     /// Serves until `stop()` is called (from another thread, e.g. a signal-waiting thread), then
     /// drains and returns. Calls `onReady` once the threads are up and the listening socket is
     /// being polled. Runs once per instance.
-    public func run(onReady: () -> Void) {
+    public func run(onReady: () -> Void) throws(ThreadStartError) {
         let first = hasRun.withLock { ran in
             defer { ran = true }
             return !ran
@@ -94,7 +94,9 @@ public final class WorkerProcess: @unchecked Sendable {
             let worker = RequestWorker(
                 index: index, dispatcher: dispatcher, configuration: configuration, handler: handler
             )
-            startThread(name: "fcgi-worker-\(index)") {
+            // A process that cannot have its workers throws out of `run` and exits; its
+            // supervisor starts another after its back-off.
+            try startThread(name: "fcgi-worker-\(index)") {
                 worker.run(started: started)
                 ended.countDown()
             }

@@ -36,15 +36,23 @@ public struct LeadImporter: Sendable {
     public let stageWaitLimit: Duration
     /// True once the service is stopping: imports under way stop at their next batch.
     public let stopRequested: @Sendable () -> Bool
+    /// The stage threads (readers, hydrators, writers) this process's imports may run at once. An
+    /// import that finds too few free runs on its own thread alone: slower, never more threads.
+    public let stageThreads: ThreadBudget
 
     public init(pool: ConnectionPool, pageSize: Int = 1000, batchSize: Int = 500, stageWaitLimit: Duration = .seconds(30),
-                stopRequested: @escaping @Sendable () -> Bool = { false }) {
+                stopRequested: @escaping @Sendable () -> Bool = { false },
+                stageThreads: ThreadBudget = ThreadBudget(LeadImporter.defaultStageThreads)) {
         self.pool = pool
         self.pageSize = pageSize
         self.batchSize = batchSize
         self.stageWaitLimit = stageWaitLimit
         self.stopRequested = stopRequested
+        self.stageThreads = stageThreads
     }
+
+    /// Two imports in stages at once, of either storage (a `leads` import runs five threads).
+    public static let defaultStageThreads = 2 * (writers + 1 + hydrators)
 
     /// Leases a connection for the first page, then runs the rest. Throws
     /// `PoolError.unavailable` only when no connection could be had for the first page: the
@@ -138,26 +146,46 @@ public struct LeadImporter: Sendable {
 
     private func runStages(first: ListPage, source: any ListSource, writer: CampaignWriter, started: MonotonicInstant,
                            progress: (@Sendable (ImportProgress) -> Void)?) -> ImportOutcome {
+        let threads = Self.writers + pageFeedThreads(for: source, hydrators: Self.hydrators)
+        guard stageThreads.take(threads) else {
+            return runAlone(first: first, source: source, writer: writer, started: started, progress: progress)
+        }
+        defer { stageThreads.giveBack(threads) }
         let batches = BoundedQueue<(number: Int, batch: PlannedBatch)>(capacity: 3)
         let order = BatchOrder(overlap: Self.writers)
         let written = Locked(ImportCounts())
         let stop = Locked<ImportStop?>(nil)
         let writersDone = CountdownLatch(count: Self.writers)
-        let feed = makePageFeed(source: source, after: first, list: writer.target.listID, pageSize: pageSize, pool: pool,
-                                waitLimit: stageWaitLimit, hydrators: Self.hydrators)
-        for _ in 0..<Self.writers {
-            startThread(name: "import-writer") {
-                defer { writersDone.countDown() }
-                while let item = batches.take() {
-                    order.waitForTurn(item.number)
-                    defer { order.finished(item.number) }
-                    if stopRequested() { stop.withLock { $0 = $0 ?? .serviceStopping } }
-                    if stop.current != nil { continue }
-                    let result = write(item.batch.leads, with: writer, on: nil)
-                    written.withLock { $0 += item.batch.settled + result.counts }
-                    if let reason = result.stop { stop.withLock { $0 = $0 ?? reason } }
+        let feed: any PageFeed
+        do {
+            for index in 0..<Self.writers {
+                do {
+                    try startThread(name: "import-writer") {
+                        defer { writersDone.countDown() }
+                        while let item = batches.take() {
+                            order.waitForTurn(item.number)
+                            defer { order.finished(item.number) }
+                            if stopRequested() { stop.withLock { $0 = $0 ?? .serviceStopping } }
+                            if stop.current != nil { continue }
+                            let result = write(item.batch.leads, with: writer, on: nil)
+                            written.withLock { $0 += item.batch.settled + result.counts }
+                            if let reason = result.stop { stop.withLock { $0 = $0 ?? reason } }
+                        }
+                    }
+                } catch {
+                    for _ in index..<Self.writers { writersDone.countDown() }
+                    throw error
                 }
             }
+            feed = try makePageFeed(source: source, after: first, list: writer.target.listID, pageSize: pageSize, pool: pool,
+                                    waitLimit: stageWaitLimit, hydrators: Self.hydrators)
+        } catch {
+            // The system would not give the threads (tasks or memory at their limit): the
+            // writers that started are let go, and the import runs on this thread alone.
+            Log.warning("import stage threads not started; importing on the request's thread", ["error": "\(error)"])
+            batches.close()
+            _ = writersDone.wait()
+            return runAlone(first: first, source: source, writer: writer, started: started, progress: progress)
         }
 
         var planner = BatchPlanner(batchSize: batchSize, channel: writer.target.channel)
@@ -199,6 +227,38 @@ public struct LeadImporter: Sendable {
         progress?(ImportProgress(rowsRead: rowsRead, counts: counts, elapsed: MonotonicInstant.now() - started))
         if let reason = stop.current { return ImportOutcome(counts: counts, end: .stopped(reason)) }
         return ImportOutcome(counts: counts, end: pageFailed ? .pageFetchFailed(pagesRead: pagesRead) : .completed)
+    }
+
+    /// The pages after the first, on this thread alone: read a page, write its batches, read the
+    /// next. What `runStages` does, without its threads, for when none can be had.
+    private func runAlone(first: ListPage, source: any ListSource, writer: CampaignWriter, started: MonotonicInstant,
+                          progress: (@Sendable (ImportProgress) -> Void)?) -> ImportOutcome {
+        var planner = BatchPlanner(batchSize: batchSize, channel: writer.target.channel)
+        var counts = ImportCounts()
+        var rowsRead = 0
+        var pagesRead = 0
+        var page = first
+        while true {
+            pagesRead += 1
+            rowsRead += page.members.count
+            for batch in planner.plan(page.members) {
+                if stopRequested() { return ImportOutcome(counts: counts, end: .stopped(.serviceStopping)) }
+                let result = write(batch.leads, with: writer, on: nil)
+                counts += batch.settled + result.counts
+                if let reason = result.stop { return ImportOutcome(counts: counts, end: .stopped(reason)) }
+            }
+            progress?(ImportProgress(rowsRead: rowsRead, counts: counts, elapsed: MonotonicInstant.now() - started))
+            guard page.members.count >= pageSize, let cursor = page.last else { break }
+            do {
+                page = try pool.withConnection(waitLimit: stageWaitLimit) { connection in
+                    try source.page(list: writer.target.listID, after: cursor, limit: pageSize, on: connection)
+                }
+            } catch {
+                Log.warning("page fetch failed", ["list": writer.target.listID, "page": String(pagesRead + 1), "error": describe(error)])
+                return ImportOutcome(counts: counts, end: .pageFetchFailed(pagesRead: pagesRead))
+            }
+        }
+        return ImportOutcome(counts: counts, end: .completed)
     }
 
     /// What writing one batch came to: the counts of its leads that were handled, and why the

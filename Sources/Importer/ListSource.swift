@@ -49,6 +49,10 @@ public struct ListKeys: Sendable {
     public var last: ListCursor?
 }
 
+/// What the page statements cut each field to: one character past the limit, so a longer field
+/// is seen to be too long without being brought in whole.
+let bound = ListMember.fieldLimit + 1
+
 public enum ListSources {
     /// The source of the target's list; a `leads` list reads only Leads of the list's owner.
     public static func source(for target: ImportTarget) -> any ListSource {
@@ -64,11 +68,14 @@ public enum ListSources {
 public struct LeadGenRows: ListSource {
     public init() {}
 
+    /// Each field is cut one character past the limit: a member never brings in more, and one
+    /// with a longer field is invalid (`ListMember.fieldLimit`).
     static let columns = """
-        SELECT created_at::text AS cursor_created_at, id, linkedin_url,
-               profile_data->>'firstName', profile_data->>'lastName', profile_data->>'fullName',
-               profile_data->>'currentCompany', profile_data->>'currentRole', profile_data->>'headline',
-               profile_data->'enrichment'->>'work_email'
+        SELECT created_at::text AS cursor_created_at, id, left(linkedin_url, \(bound)),
+               left(profile_data->>'firstName', \(bound)), left(profile_data->>'lastName', \(bound)),
+               left(profile_data->>'fullName', \(bound)), left(profile_data->>'currentCompany', \(bound)),
+               left(profile_data->>'currentRole', \(bound)), left(profile_data->>'headline', \(bound)),
+               left(profile_data->'enrichment'->>'work_email', \(bound))
         FROM list_rows
         """
     static let firstPage = columns + " WHERE list_id = $1 ORDER BY list_rows.created_at, list_rows.id LIMIT $2"
@@ -126,12 +133,14 @@ public struct CanonicalLeads: HydratedListSource {
     /// Each member's Lead, with whether the owner (`$2`) owns it, from the keys `k(lead_id, position)`.
     static let ownedLeads = """
             SELECT k.lead_id, k.position, coalesce(l.user_id = $2::uuid, false) AS owned,
-                   l.first_name, l.last_name, l.full_name, l.company, l.title, l.headline
+                   left(l.first_name, \(bound)) AS first_name, left(l.last_name, \(bound)) AS last_name,
+                   left(l.full_name, \(bound)) AS full_name, left(l.company, \(bound)) AS company,
+                   left(l.title, \(bound)) AS title, left(l.headline, \(bound)) AS headline
         """
     /// The parts for the members in `page(lead_id, position, owned, Lead columns)`.
     static let parts = """
         SELECT 'l' AS part, p.position, NULL::bigint AS rank,
-               p.first_name, p.last_name, p.full_name, p.company, p.title, p.headline, s.url
+               p.first_name, p.last_name, p.full_name, p.company, p.title, p.headline, left(s.url, \(bound))
         FROM page p
         LEFT JOIN lead_socials s ON s.lead_id = p.lead_id AND s.network = 'linkedin'
         WHERE p.owned
@@ -140,13 +149,13 @@ public struct CanonicalLeads: HydratedListSource {
         FROM page p
         WHERE NOT p.owned
         UNION ALL
-        SELECT 'c', p.position, row_number() OVER (PARTITION BY p.position ORDER BY c.created_at, c.id), c.value,
+        SELECT 'c', p.position, row_number() OVER (PARTITION BY p.position ORDER BY c.created_at, c.id), left(c.value, \(bound)),
                NULL, NULL, NULL, NULL, NULL, NULL
         FROM page p
         JOIN lead_contacts c ON c.lead_id = p.lead_id AND c.kind = 'work_email'
         WHERE p.owned
         UNION ALL
-        SELECT 'a', p.position, NULL, a.key, a.value::text, NULL, NULL, NULL, NULL, NULL
+        SELECT 'a', p.position, NULL, left(a.key, \(bound)), left(a.value::text, \(bound)), NULL, NULL, NULL, NULL, NULL
         FROM page p
         JOIN lead_attributes a ON a.lead_id = p.lead_id
         WHERE p.owned
@@ -249,13 +258,25 @@ public struct CanonicalLeads: HydratedListSource {
                 leads[position].title = try row.string(7)
                 leads[position].headline = try row.string(8)
                 leads[position].linkedinSocial = try row.string(9)
+                let lead = leads[position]
+                if [lead.firstName, lead.lastName, lead.fullName, lead.company, lead.title, lead.headline, lead.linkedinSocial]
+                    .contains(where: ListMember.exceedsFieldLimit) {
+                    leads[position].rejection = leads[position].rejection ?? .fieldTooLong
+                }
             case "f":
                 found[position] = true
-                leads[position].isForeign = true
+                leads[position].rejection = .foreign
             case "c":
-                contacts[position, default: []].append((try row.requiredInt(2), try row.requiredString(3)))
+                let value = try row.requiredString(3)
+                if ListMember.exceedsFieldLimit(value) { leads[position].rejection = leads[position].rejection ?? .fieldTooLong }
+                contacts[position, default: []].append((try row.requiredInt(2), value))
             case "a":
-                leads[position].addAttribute(key: try row.requiredString(3), json: try row.requiredString(4))
+                let key = try row.requiredString(3), json = try row.requiredString(4)
+                if ListMember.exceedsFieldLimit(key) || ListMember.exceedsFieldLimit(json) {
+                    leads[position].rejection = leads[position].rejection ?? .fieldTooLong
+                } else if leads[position].rejection == nil {
+                    leads[position].addAttribute(key: key, json: json)
+                }
             case "k" where cursor != nil:
                 try cursor?(row)
             default:

@@ -22,15 +22,20 @@ enum PageFeedItem: Sendable {
 /// How the feed reads: one statement per page on one thread, or, for a source whose pages are
 /// dear to fill in, keys on one thread and the filling in on `hydrators` threads at once.
 func makePageFeed(source: any ListSource, after first: ListPage, list: String, pageSize: Int, pool: ConnectionPool,
-                  waitLimit: Duration, hydrators: Int) -> any PageFeed {
+                  waitLimit: Duration, hydrators: Int) throws(ThreadStartError) -> any PageFeed {
     if let hydrated = source as? any HydratedListSource {
         // Pages of half the size are filled in: libpq's result and its copy for a page being
         // filled in are the largest things an import holds (about 2 MB for 1000 members, with two
         // hydrators at once), and a smaller statement costs the database no more per member.
-        return HydratedPageFeed(source: hydrated, after: first.last, list: list, pageSize: max(1, pageSize / 2), pool: pool,
-                                waitLimit: waitLimit, hydrators: hydrators)
+        return try HydratedPageFeed(source: hydrated, after: first.last, list: list, pageSize: max(1, pageSize / 2), pool: pool,
+                                    waitLimit: waitLimit, hydrators: hydrators)
     }
-    return SequentialPageFeed(source: source, after: first.last, list: list, pageSize: pageSize, pool: pool, waitLimit: waitLimit)
+    return try SequentialPageFeed(source: source, after: first.last, list: list, pageSize: pageSize, pool: pool, waitLimit: waitLimit)
+}
+
+/// Threads a feed runs on.
+func pageFeedThreads(for source: any ListSource, hydrators: Int) -> Int {
+    source is any HydratedListSource ? 1 + hydrators : 1
 }
 
 /// One reader thread, one statement per page, two pages ahead at most.
@@ -38,8 +43,9 @@ final class SequentialPageFeed: PageFeed, @unchecked Sendable {
     private let pages = BoundedQueue<PageFeedItem>(capacity: 2)
     private let done = CountdownLatch(count: 1)
 
-    init(source: any ListSource, after cursor: ListCursor?, list: String, pageSize: Int, pool: ConnectionPool, waitLimit: Duration) {
-        startThread(name: "import-reader") { [pages, done] in
+    init(source: any ListSource, after cursor: ListCursor?, list: String, pageSize: Int, pool: ConnectionPool,
+         waitLimit: Duration) throws(ThreadStartError) {
+        try startThread(name: "import-reader") { [pages, done] in
             defer { done.countDown() }
             var cursor = cursor
             var number = 1
@@ -77,7 +83,7 @@ final class HydratedPageFeed: PageFeed, @unchecked Sendable {
     private let done: CountdownLatch
 
     init(source: any HydratedListSource, after cursor: ListCursor?, list: String, pageSize: Int, pool: ConnectionPool,
-         waitLimit: Duration, hydrators: Int) {
+         waitLimit: Duration, hydrators: Int) throws(ThreadStartError) {
         let keyPages = BoundedQueue<(number: Int, keys: ListKeys)>(capacity: hydrators)
         // As many filled pages as there are hydrators: the one the importer waits for is always
         // being filled by a hydrator that is not waiting for room, so no more are needed.
@@ -85,7 +91,7 @@ final class HydratedPageFeed: PageFeed, @unchecked Sendable {
         let done = CountdownLatch(count: 1 + hydrators)
         (self.keyPages, self.pages, self.done) = (keyPages, pages, done)
 
-        startThread(name: "import-keys") {
+        try startThread(name: "import-keys") {
             defer { done.countDown() }
             var cursor = cursor
             var number = 0
@@ -110,19 +116,34 @@ final class HydratedPageFeed: PageFeed, @unchecked Sendable {
             pages.end(at: number)
             keyPages.close()
         }
-        for _ in 0..<hydrators {
-            startThread(name: "import-hydrator") {
-                defer { done.countDown() }
-                while let (number, keys) = keyPages.take() {
-                    do {
-                        let members = try pool.withConnection(waitLimit: waitLimit) { connection in
-                            try source.members(of: keys, on: connection)
-                        }
-                        guard pages.put(number, .page(ListPage(members: members, last: keys.last))) else { return }
-                    } catch {
-                        Log.warning("page fetch failed", ["list": list, "page": String(number + 2), "error": describe(error)])
-                        pages.put(number, .failed)
+        for started in 0..<hydrators {
+            do {
+                try startHydrator(source: source, keyPages: keyPages, pages: pages, done: done, list: list, pool: pool, waitLimit: waitLimit)
+            } catch {
+                // The threads already running are told to end and waited for; the rest never ran.
+                keyPages.close()
+                pages.close()
+                for _ in started..<hydrators { done.countDown() }
+                _ = done.wait()
+                throw error
+            }
+        }
+    }
+
+    private func startHydrator(source: any HydratedListSource, keyPages: BoundedQueue<(number: Int, keys: ListKeys)>,
+                               pages: InOrderQueue<PageFeedItem>, done: CountdownLatch, list: String, pool: ConnectionPool,
+                               waitLimit: Duration) throws(ThreadStartError) {
+        try startThread(name: "import-hydrator") {
+            defer { done.countDown() }
+            while let (number, keys) = keyPages.take() {
+                do {
+                    let members = try pool.withConnection(waitLimit: waitLimit) { connection in
+                        try source.members(of: keys, on: connection)
                     }
+                    guard pages.put(number, .page(ListPage(members: members, last: keys.last))) else { return }
+                } catch {
+                    Log.warning("page fetch failed", ["list": list, "page": String(number + 2), "error": describe(error)])
+                    pages.put(number, .failed)
                 }
             }
         }

@@ -13,16 +13,29 @@ public struct ListMember: Sendable, Equatable {
     public var headline: String?
     /// Already-encoded JSON object, passed through untouched.
     public var customFields: String?
-    /// A member whose record belongs to someone other than the list's owner: always invalid,
-    /// and it carries nothing of that record.
-    public var isForeign = false
+    /// Set for a member that is invalid whatever its fields say; it carries none of them.
+    public var rejection: MemberRejection?
 
-    /// A foreign member (see `isForeign`).
-    public static let foreign: ListMember = {
+    /// The most characters one field of a member may have. The database sends at most one more
+    /// (`left(value, fieldLimit + 1)`), so a member never brings in more than this per field, and
+    /// one with a longer field is invalid.
+    public static let fieldLimit = 8 * 1024 * 1024
+
+    /// A member that is invalid for `reason`, with nothing of its record.
+    public static func rejected(_ reason: MemberRejection) -> ListMember {
         var member = ListMember()
-        member.isForeign = true
+        member.rejection = reason
         return member
-    }()
+    }
+
+    /// A member whose record belongs to someone other than the list's owner.
+    public static let foreign = rejected(.foreign)
+
+    /// Whether `value`, as the database sent it, is longer than `fieldLimit` characters.
+    public static func exceedsFieldLimit(_ value: String?) -> Bool {
+        guard let value, value.utf8.count > fieldLimit else { return false }
+        return value.unicodeScalars.count > fieldLimit
+    }
 
     public init(linkedinURL: String? = nil, emails: [String] = [], firstName: String? = nil, lastName: String? = nil,
                 fullName: String? = nil, company: String? = nil, position: String? = nil, headline: String? = nil,
@@ -37,6 +50,14 @@ public struct ListMember: Sendable, Equatable {
         self.headline = headline
         self.customFields = customFields
     }
+}
+
+/// Why a member is invalid before any of its fields is looked at.
+public enum MemberRejection: Sendable, Equatable {
+    /// Its record belongs to someone other than the list's owner.
+    case foreign
+    /// One of its fields is longer than `ListMember.fieldLimit` characters.
+    case fieldTooLong
 }
 
 /// A lead ready to insert into a campaign: identities normalized, the channel's identity present.
@@ -73,7 +94,7 @@ public enum LeadMapping {
     /// A member becomes a lead when it carries the identity its campaign's channel needs;
     /// otherwise it is invalid (nil). The other identity is kept only when it is valid.
     public static func lead(from member: ListMember, channel: Channel) -> CandidateLead? {
-        guard !member.isForeign else { return nil }
+        guard member.rejection == nil else { return nil }
         let email = member.emails.lazy.compactMap { Email.normalized($0) }.first
         let linkedin = LinkedInURL.normalized(member.linkedinURL)
         let identity: String
@@ -140,8 +161,10 @@ public struct LeadGenRow: Sendable, Equatable {
     }
 
     public var member: ListMember {
-        ListMember(linkedinURL: linkedinURL, emails: workEmail.map { [$0] } ?? [], firstName: firstName, lastName: lastName,
-                   fullName: fullName, company: currentCompany, position: currentRole, headline: headline)
+        let fields = [linkedinURL, firstName, lastName, fullName, currentCompany, currentRole, headline, workEmail]
+        if fields.contains(where: ListMember.exceedsFieldLimit) { return .rejected(.fieldTooLong) }
+        return ListMember(linkedinURL: linkedinURL, emails: workEmail.map { [$0] } ?? [], firstName: firstName, lastName: lastName,
+                          fullName: fullName, company: currentCompany, position: currentRole, headline: headline)
     }
 }
 
@@ -158,8 +181,9 @@ public struct CanonicalLead: Sendable, Equatable {
     public var attributeEmail: String?
     /// Every attribute as one JSON object.
     public var attributesJSON: String
-    /// The Lead belongs to someone other than the list's owner: nothing of it was read.
-    public var isForeign = false
+    /// The Lead belongs to someone other than the list's owner (nothing of it was read), or one
+    /// of its values is longer than `ListMember.fieldLimit`.
+    public var rejection: MemberRejection?
 
     public init(firstName: String? = nil, lastName: String? = nil, fullName: String? = nil, company: String? = nil,
                 title: String? = nil, headline: String? = nil, linkedinSocial: String? = nil, workEmails: [String] = [],
@@ -230,7 +254,7 @@ public struct CanonicalLead: Sendable, Equatable {
     /// The Lead's own columns first, the attributes where a column is blank; every usable
     /// work_email before the `email` attribute.
     public var member: ListMember {
-        if isForeign { return .foreign }
+        if let rejection { return .rejected(rejection) }
         func column(_ own: String?, _ attribute: String?) -> String? {
             LeadMapping.present(own) ?? LeadMapping.present(attribute)
         }

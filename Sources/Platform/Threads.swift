@@ -4,15 +4,24 @@ import Glibc
 import Darwin
 #endif
 
-/// Starts a detached OS thread. The service runs a fixed set of them; Swift concurrency's
-/// cooperative pool is the wrong home for threads that block in libpq and libfcgi.
-public func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
+/// A thread could not be started (`pthread_create`'s error: EAGAIN when the process or its
+/// cgroup has as many tasks as it may).
+public struct ThreadStartError: Error, CustomStringConvertible {
+    public let name: String
+    public let code: Int32
+    public var description: String { "cannot start thread \(name): \(String(cString: strerror(code)))" }
+}
+
+/// Starts a detached OS thread. The service runs a bounded set of them; Swift concurrency's
+/// cooperative pool is the wrong home for threads that block in libpq and libfcgi. Throws when
+/// the thread cannot be started: the caller decides what that means, nothing traps.
+public func startThread(name: String, _ body: @escaping @Sendable () -> Void) throws(ThreadStartError) {
     final class Box: @unchecked Sendable {
         let body: @Sendable () -> Void
         let name: String
         init(_ body: @escaping @Sendable () -> Void, name: String) { self.body = body; self.name = name }
     }
-    let box = Unmanaged.passRetained(Box(body, name: name)).toOpaque()
+    let retained = Unmanaged.passRetained(Box(body, name: name))
     var thread = pthread_t()
     var attributes = pthread_attr_t()
     pthread_attr_init(&attributes)
@@ -21,9 +30,39 @@ public func startThread(name: String, _ body: @escaping @Sendable () -> Void) {
         let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
         box.body()
         return nil
-    }, box)
+    }, retained.toOpaque())
     pthread_attr_destroy(&attributes)
-    precondition(result == 0, "pthread_create failed: \(result)")
+    if result != 0 {
+        retained.release()
+        throw ThreadStartError(name: name, code: result)
+    }
+}
+
+/// How many threads of a kind a process may have running at once: taken before they start,
+/// given back when they end. What cannot be had is done without them.
+public final class ThreadBudget: Sendable {
+    public let total: Int
+    private let available: Locked<Int>
+
+    public init(_ total: Int) {
+        self.total = total
+        available = Locked(total)
+    }
+
+    /// Takes `count` threads' worth when that many are free; false (nothing taken) otherwise.
+    public func take(_ count: Int) -> Bool {
+        available.withLock { free in
+            guard free >= count else { return false }
+            free -= count
+            return true
+        }
+    }
+
+    public func giveBack(_ count: Int) {
+        available.withLock { $0 += count }
+    }
+
+    public var free: Int { available.current }
 }
 
 /// A latch that lets one thread wait for a number of others to finish.

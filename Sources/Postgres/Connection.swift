@@ -184,10 +184,12 @@ final class ResultStorage: Sendable {
     let columnCount: Int
     let isBytea: [Bool]
     let bytes: [UInt8]
-    let starts: [Int32]
+    /// Offsets into `bytes`: a result may pass 2 GiB (a thousand fields of a few MB each).
+    let starts: [Int]
+    /// One value is at most 1 GB in PostgreSQL.
     let lengths: [Int32]
 
-    init(index: ColumnIndex, isBytea: [Bool], bytes: [UInt8], starts: [Int32], lengths: [Int32]) {
+    init(index: ColumnIndex, isBytea: [Bool], bytes: [UInt8], starts: [Int], lengths: [Int32]) {
         self.index = index
         self.columnCount = isBytea.count
         self.isBytea = isBytea
@@ -650,6 +652,11 @@ public final class Connection: @unchecked Sendable {
                 formats.append(0)
             case .bytea, .binary:
                 let (type, bytes) = value.binaryForm!
+                // libpq takes lengths as int; PostgreSQL itself takes no value over 1 GB.
+                guard bytes.count <= Int(Int32.max) else {
+                    throw PostgresError(kind: .server, sqlState: "54000",
+                                        message: "parameter $\(position + 1) is \(bytes.count) bytes, more than a statement can carry")
+                }
                 let buffer = malloc(max(1, bytes.count))!.assumingMemoryBound(to: CChar.self)
                 bytes.withUnsafeBytes { raw in
                     if let base = raw.baseAddress { memcpy(buffer, base, raw.count) }
@@ -714,21 +721,21 @@ public final class Connection: @unchecked Sendable {
         }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(total)
-        var starts: [Int32] = []
+        var starts: [Int] = []
         var lengths: [Int32] = []
         starts.reserveCapacity(cellCount)
         lengths.reserveCapacity(cellCount)
         for row in 0..<Int32(rowCount) {
             for column in 0..<Int32(columnCount) {
                 if PQgetisnull(result, row, column) != 0 {
-                    starts.append(Int32(bytes.count))
+                    starts.append(bytes.count)
                     lengths.append(-1)
                     continue
                 }
                 let length = Int(PQgetlength(result, row, column))
                 let value = PQgetvalue(result, row, column)!
                 let raw = UnsafeRawBufferPointer(start: value, count: length)
-                starts.append(Int32(bytes.count))
+                starts.append(bytes.count)
                 if types[Int(column)] == 17 {
                     let decoded = Self.decodeBytea(raw, cString: value)
                     lengths.append(Int32(decoded.count))

@@ -143,7 +143,7 @@ public final class ConnectionPool: @unchecked Sendable {
         for action in actions {
             switch action {
             case .create(let id):
-                startConnecting(id)
+                toClose += startConnecting(id)
             case .hand(let id, let request, let checkFirst):
                 outcomes[request] = .handed(id, checkFirst: checkFirst)
                 wake = true
@@ -158,10 +158,22 @@ public final class ConnectionPool: @unchecked Sendable {
         return toClose
     }
 
-    private func startConnecting(_ id: PoolState.ConnectionID) {
+    /// Connects on a thread of its own. A thread that cannot be started is a failed connect
+    /// (the lock is held: its actions are carried out here).
+    private func startConnecting(_ id: PoolState.ConnectionID) -> [Connection] {
         let conninfo = self.conninfo
         let settings = configuration.connection
-        startThread(name: "pg-connect") { [self] in
+        do {
+            try startConnectThread(id, conninfo, settings)
+            return []
+        } catch {
+            Log.warning("database connect failed", ["reason": error.description])
+            return apply(state.connectionFailed(id, reason: error.description, now: .now()))
+        }
+    }
+
+    private func startConnectThread(_ id: PoolState.ConnectionID, _ conninfo: String, _ settings: ConnectionSettings) throws(ThreadStartError) {
+        try startThread(name: "pg-connect") { [self] in
             let result: Result<Connection, Error>
             do {
                 result = .success(try connect(conninfo, settings))

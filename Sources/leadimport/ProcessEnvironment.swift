@@ -27,7 +27,7 @@ final class StopSignal: @unchecked Sendable {
     private let actions = Locked<[@Sendable () -> Void]>([])
     private let stopped = Locked(false)
 
-    static func install() -> StopSignal {
+    static func install() throws(ThreadStartError) -> StopSignal {
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGTERM)
@@ -36,7 +36,7 @@ final class StopSignal: @unchecked Sendable {
         pthread_sigmask(SIG_BLOCK, &set, nil)
         let signal = StopSignal()
         let waited = set
-        startThread(name: "signals") {
+        try startThread(name: "signals") {
             while true {
                 var received: Int32 = 0
                 var waitSet = waited

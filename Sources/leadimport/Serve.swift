@@ -26,7 +26,7 @@ struct Serve: ParsableCommand {
     @OptionGroup var worker: WorkerOptions
 
     @Option(help: "Worker processes under the supervisor.")
-    var processes: Int = 2
+    var processes: Int = ServiceLimits.defaultProcesses
 
     @OptionGroup var database: DatabaseOptions
 
@@ -77,11 +77,11 @@ struct Serve: ParsableCommand {
 
 /// What each worker process runs with; the supervisor passes these on to its children.
 struct WorkerOptions: ParsableArguments {
-    @Option(help: "Worker threads in each worker process (default: twice the cores).")
-    var workers: Int = 2 * onlineCores()
+    @Option(help: "Worker threads in each worker process (default: twice the cores, at most 32).")
+    var workers: Int = ServiceLimits.defaultWorkers(cores: onlineCores())
 
-    @Option(name: .customLong("pool-size"), help: "Database connections in each worker process (default: the cores, at least 2).")
-    var poolSize: Int = max(2, onlineCores())
+    @Option(name: .customLong("pool-size"), help: "Database connections in each worker process (default: the cores, at least 2, at most 16).")
+    var poolSize: Int = ServiceLimits.defaultPoolSize(cores: onlineCores())
 
     @Option(name: .customLong("wait-limit"), help: "Seconds a request waits for a database connection before it is answered 503.")
     var waitLimit: Double = 2
@@ -112,7 +112,7 @@ struct ServeWorker: ParsableCommand {
 
     func run() throws {
         let url = try database.resolve()
-        let stop = StopSignal.install()
+        let stop = try StopSignal.install()
         let waitLimit = Duration.milliseconds(Int64(worker.waitLimit * 1000))
         // A request that got its connection just before the wait limit must still be answered
         // soon after it: a lock held elsewhere (DDL on campaigns, say) may hold it a quarter of
@@ -137,13 +137,13 @@ struct ServeWorker: ParsableCommand {
             process.stop()
         }
         // A worker process whose supervisor died (kill -9) must not serve on unsupervised.
-        startThread(name: "orphan-watch") {
+        try startThread(name: "orphan-watch") {
             while !SupervisorChild.supervisorIsGone { sleep(1) }
             Log.warning("supervisor gone; stopping")
             stopping.withLock { $0 = true }
             process.stop()
         }
-        process.run(onReady: { SupervisorChild.reportReady() })
+        try process.run(onReady: { SupervisorChild.reportReady() })
         pool.close()
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import Service
 import TestHelpers
 import TestSupport
 import XCTest
@@ -265,5 +266,72 @@ final class ImportInterruptionTests: FoundationTestCase {
         XCTAssertTrue(exited, "the service had not exited 40 s after its last answer" + context(service))
         XCTAssertLessThan(after, 5, "exited \(after) s after its last answer" + context(service))
         XCTAssertEqual(service.stop(timeout: 5), 0, context(service))
+    }
+
+    // MARK: - Threads the system will not give
+
+    /// A worker process at its task limit (a cgroup's pids.max, as systemd's TasksMax sets it):
+    /// imports that cannot start their stage threads run on their request's thread instead, and
+    /// no process dies.
+    func testImportsAtTheTaskLimitRunWithoutTheirThreadsAndNothingDies() throws {
+        let controller = "/sys/fs/cgroup/pids"
+        guard FileManager.default.isWritableFile(atPath: controller) else {
+            throw XCTSkip("no writable pids cgroup controller at \(controller)")
+        }
+        let group = controller + "/leadimport-test-\(getpid())"
+        try FileManager.default.createDirectory(atPath: group, withIntermediateDirectories: false)
+        defer {
+            // Back to the root group, then the group goes.
+            if let pids = try? String(contentsOfFile: group + "/cgroup.procs", encoding: .utf8) {
+                for pid in pids.split(separator: "\n") { try? String(pid).write(toFile: controller + "/cgroup.procs", atomically: false, encoding: .utf8) }
+            }
+            rmdir(group)
+        }
+        let service = try startService("task-limit", processes: 1, workers: 4, poolSize: 2)
+        defer { service.stop() }
+        let mark = service.logMark
+        let seeder = try Seeder(env)
+        let user = try seeder.user()
+        let token = try seeder.token(user: user)
+        let jobs = try (0..<3).map { _ in (campaign: try seeder.campaign(user: user), list: try seeder.rowsList(user: user, count: 3000)) }
+        // Both pooled connections open before the limit.
+        let http = client(timeout: 120)
+        runConcurrently(4) { _ in _ = try? http.request("GET", "/healthz") }
+        let worker = try XCTUnwrap(service.workerPIDs().first)
+        // What ServiceLimits counts: once its connect threads have ended, an idle worker process
+        // runs its fixed threads and its workers.
+        let idle = ServiceLimits.threadsPerWorkerProcess(workers: 4, poolSize: 0, stageThreads: 0)
+        var threads = 0
+        _ = waitUntil(timeout: 5) {
+            threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(worker)/task").count) ?? 0
+            return threads == idle
+        }
+        XCTAssertEqual(threads, idle, context(service))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "/proc/\(service.pid)/task").count,
+                       ServiceLimits.supervisorThreads, "the supervisor's threads")
+        try "\(threads + 1)".write(toFile: group + "/pids.max", atomically: false, encoding: .utf8)
+        try "\(worker)".write(toFile: group + "/cgroup.procs", atomically: false, encoding: .utf8)
+
+        let replies = FoundationLocked<[Int: HTTPReply]>([:])
+        runConcurrently(jobs.count) { index in
+            let job = jobs[index]
+            if let reply = try? http.post("/api/campaigns/\(job.campaign)/leads/import-from-list",
+                                                              json: #"{"listId":"\#(job.list)"}"#, token: token) {
+                replies.withLock { $0[index] = reply }
+            }
+        }
+        for index in jobs.indices {
+            let reply = try XCTUnwrap(replies.current[index], "import \(index) got no answer" + context(service))
+            XCTAssertEqual(reply.status, 200, reply.text + context(service))
+            XCTAssertEqual((try? reply.json())?["imported"] as? Int, 3000, reply.text)
+        }
+        XCTAssertEqual(service.logLines(message: "child exited unexpectedly", since: mark), [], context(service))
+        XCTAssertEqual(service.workerPIDs(), [worker], "the worker process was replaced" + context(service))
+        let placed = (try? String(contentsOfFile: "/proc/\(worker)/cgroup", encoding: .utf8)) ?? "?"
+        let peak = (try? String(contentsOfFile: group + "/pids.peak", encoding: .utf8)) ?? "?"
+        let events = (try? String(contentsOfFile: group + "/pids.events", encoding: .utf8)) ?? "?"
+        XCTAssertGreaterThan(service.logLines(message: "import stage threads not started; importing on the request's thread", since: mark).count, 0,
+                             "the limit was never reached: the test tested nothing (\(threads) threads; cgroups \(placed); peak \(peak); events \(events))"
+                             + context(service))
     }
 }

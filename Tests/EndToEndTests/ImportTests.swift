@@ -244,6 +244,36 @@ final class ImportTests: XCTestCase {
         XCTAssertEqual(try seed.campaignLeads(campaign).map { $0["email"] ?? nil }, ["kept@example.com"])
     }
 
+    /// A field past `ListMember.fieldLimit` characters makes its member invalid, and no more of it
+    /// than one character past the limit is read; fields of a few MB import as before. Both storages.
+    func testAFieldPastTheLimitMakesItsMemberInvalidWhileMegabyteFieldsImport() throws {
+        let owner = try owner()
+        let limit = 8 * 1024 * 1024
+        let rows = try seed.list(user: owner.user, storage: "rows")
+        try seed.sql("""
+            INSERT INTO list_rows (list_id, profile_data, created_at)
+            SELECT $1, jsonb_build_object('headline', h, 'enrichment', jsonb_build_object('work_email', e)), now() + n * interval '1 ms'
+            FROM (VALUES (1, repeat('h', 5000000), 'five@x.io'), (2, repeat('é', $2::int + 1), 'long@x.io'),
+                         (3, repeat('é', $2::int), 'edge@x.io'), (4, 'short', 'ok@x.io')) AS v(n, h, e)
+            """, [rows, String(limit)])
+        let rowsCampaign = try seed.campaign(user: owner.user, channel: "email")
+        let (rowsStatus, rowsBody) = try importList(rows, into: rowsCampaign, as: owner)
+        XCTAssertEqual(rowsStatus, 200, "\(rowsBody)")
+        XCTAssertEqual(counts(rowsBody), [3, 0, 1, 0, 4])
+        XCTAssertEqual(Set(try seed.campaignLeads(rowsCampaign).map { $0["email"] ?? nil }), ["five@x.io", "edge@x.io", "ok@x.io"])
+
+        let leads = try seed.leadsList(user: owner.user, leads: [
+            Seed.LeadSpec(title: String(repeating: "t", count: 5_000_000), workEmails: [("five@x.io", 0)]),
+            Seed.LeadSpec(workEmails: [("attribute@x.io", 0)], attributes: ["notes": "\"" + String(repeating: "n", count: limit + 1) + "\""]),
+            Seed.LeadSpec(workEmails: [("ok@x.io", 0)]),
+        ])
+        let leadsCampaign = try seed.campaign(user: owner.user, channel: "email")
+        let (leadsStatus, leadsBody) = try importList(leads, into: leadsCampaign, as: owner)
+        XCTAssertEqual(leadsStatus, 200, "\(leadsBody)")
+        XCTAssertEqual(counts(leadsBody), [2, 0, 1, 0, 3])
+        XCTAssertEqual(Set(try seed.campaignLeads(leadsCampaign).map { $0["email"] ?? nil }), ["five@x.io", "ok@x.io"])
+    }
+
     // MARK: - outcomes
 
     func testReimportIs422WithEveryValidRowADuplicate() throws {

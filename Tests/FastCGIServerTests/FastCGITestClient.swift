@@ -275,8 +275,8 @@ final class RunningServer: @unchecked Sendable {
         let process = self.process
         let returned = self.returned
         let returnedFlag = self.returnedFlag
-        startThread(name: "test-dispatch") {
-            process.run(onReady: { ready.countDown() })
+        try! startThread(name: "test-dispatch") {
+            try! process.run(onReady: { ready.countDown() })
             returnedFlag.withLock { $0 = true }
             returned.countDown()
         }

@@ -246,7 +246,7 @@ final class RequestLoad: @unchecked Sendable {
         done = CountdownLatch(count: clients)
         let path = harness.socketPath
         for client in 0..<clients {
-            startThread(name: "load-\(client)") { [state, done] in
+            try! startThread(name: "load-\(client)") { [state, done] in
                 var sequence = 0
                 while !state.current.stop {
                     sequence += 1
@@ -450,7 +450,7 @@ final class SupervisorProcessTests: XCTestCase {
         // A request in flight when the stop comes is finished.
         let inFlight = Locked<Result<String, Error>?>(nil)
         let latch = CountdownLatch(count: 1)
-        startThread(name: "in-flight") {
+        try! startThread(name: "in-flight") {
             inFlight.withLock { $0 = Result { try harness.request("slow").echo } }
             latch.countDown()
         }

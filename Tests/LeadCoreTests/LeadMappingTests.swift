@@ -76,11 +76,21 @@ final class LeadMappingTests: XCTestCase {
 
     func testAForeignMemberIsInvalidOnEveryChannelAndCarriesNothing() {
         var lead = CanonicalLead(firstName: "Secret", linkedinSocial: "https://www.linkedin.com/in/secret", workEmails: ["s@x.example"])
-        lead.isForeign = true
+        lead.rejection = .foreign
         XCTAssertEqual(lead.member, .foreign)
         XCTAssertNil(lead.member.firstName)
         for channel in Channel.allCases {
             XCTAssertNil(LeadMapping.lead(from: .foreign, channel: channel))
         }
+    }
+
+    func testAFieldPastTheLimitRejectsItsMember() {
+        let limit = ListMember.fieldLimit
+        XCTAssertFalse(ListMember.exceedsFieldLimit(String(repeating: "é", count: limit)), "counted in characters, not bytes")
+        XCTAssertTrue(ListMember.exceedsFieldLimit(String(repeating: "a", count: limit + 1)))
+        XCTAssertFalse(ListMember.exceedsFieldLimit(nil))
+        let row = LeadGenRow(linkedinURL: "linkedin.com/in/ok", headline: String(repeating: "h", count: limit + 1), workEmail: "ok@x.io")
+        XCTAssertEqual(row.member, .rejected(.fieldTooLong))
+        XCTAssertNil(LeadMapping.lead(from: row.member, channel: .email))
     }
 }

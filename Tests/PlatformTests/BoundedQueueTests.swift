@@ -23,7 +23,7 @@ final class BoundedQueueTests: XCTestCase {
         let queue = BoundedQueue<Int>(capacity: 2)
         let produced = Locked(0)
         let done = CountdownLatch(count: 1)
-        startThread(name: "producer") {
+        try! startThread(name: "producer") {
             for value in 0..<100 {
                 queue.put(value)
                 produced.withLock { $0 = value + 1 }

@@ -22,7 +22,7 @@ final class InOrderQueueTests: XCTestCase {
         let consumed = Locked(0)
         let producers = CountdownLatch(count: 3)
         for producer in 0..<3 {
-            startThread(name: "producer \(producer)") {
+            try! startThread(name: "producer \(producer)") {
                 defer { producers.countDown() }
                 while true {
                     let number = claimed.withLock { value -> Int in defer { value += 1 }; return value }
@@ -34,7 +34,7 @@ final class InOrderQueueTests: XCTestCase {
                 }
             }
         }
-        startThread(name: "ender") {
+        try! startThread(name: "ender") {
             _ = producers.wait()
             queue.end(at: count)
         }
@@ -63,7 +63,7 @@ final class InOrderQueueTests: XCTestCase {
         queue.put(0, 0)
         let refused = Locked<Bool?>(nil)
         let done = CountdownLatch(count: 1)
-        startThread(name: "blocked producer") {
+        try! startThread(name: "blocked producer") {
             let accepted = queue.put(5, 5)
             refused.withLock { $0 = !accepted }
             done.countDown()

@@ -83,7 +83,7 @@ final class ConnectionPoolTests: XCTestCase {
         let holding = CountdownLatch(count: 1)
         let release = CountdownLatch(count: 1)
         let finished = CountdownLatch(count: 1)
-        startThread(name: "holder") {
+        try! startThread(name: "holder") {
             _ = try? pool.withConnection { _ in
                 holding.countDown()
                 release.wait(until: .now() + .seconds(10))
@@ -109,7 +109,7 @@ final class ConnectionPoolTests: XCTestCase {
         let (pool, _) = makePool(size: 1, waitLimit: .seconds(5))
         defer { pool.close() }
         let holding = CountdownLatch(count: 1)
-        startThread(name: "holder") {
+        try! startThread(name: "holder") {
             _ = try? pool.withConnection { _ in
                 holding.countDown()
                 usleep(200_000)

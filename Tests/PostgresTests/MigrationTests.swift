@@ -47,7 +47,7 @@ final class MigrationTests: XCTestCase {
         let url = database.ownerURL
         let done = CountdownLatch(count: 2)
         for index in 0..<2 {
-            startThread(name: "migrator-\(index)") {
+            try! startThread(name: "migrator-\(index)") {
                 do {
                     let connection = try Connection.connect(url, settings: testSettings)
                     defer { connection.close() }

@@ -73,7 +73,7 @@ func elapsed(since start: MonotonicInstant) -> Double { seconds(MonotonicInstant
 func concurrently(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
     let done = CountdownLatch(count: count)
     for index in 0..<count {
-        startThread(name: "test-\(index)") {
+        try! startThread(name: "test-\(index)") {
             body(index)
             done.countDown()
         }

@@ -68,7 +68,7 @@ public final class ChildWatcher: @unchecked Sendable {
         self.service = service
         let first = Set(service.workerPIDs())
         initial = first
-        startThread(name: "child-watcher") { [self] in
+        try! startThread(name: "child-watcher") { [self] in
             var known = first
             while !stopping.current {
                 let now = Set(service.workerPIDs())

@@ -63,7 +63,7 @@ public final class SteadyLoad: @unchecked Sendable {
         let latch = CountdownLatch(count: threads)
         done = latch
         for index in 0..<threads {
-            startThread(name: "steady-load-\(index)") { [self] in
+            try! startThread(name: "steady-load-\(index)") { [self] in
                 while !stopping.current {
                     let started = monotonicSeconds()
                     let result: LoadResult
@@ -115,7 +115,7 @@ public final class SteadyLoad: @unchecked Sendable {
 public func runConcurrently(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
     let done = CountdownLatch(count: count)
     for index in 0..<count {
-        startThread(name: "concurrent-\(index)") {
+        try! startThread(name: "concurrent-\(index)") {
             body(index)
             done.countDown()
         }

@@ -50,6 +50,20 @@ let package = Package(
         .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer", "Platform", "TestHelpers"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "FastCGIServer", "LeadCore"]),
         .target(name: "TestSupport", dependencies: ["Postgres", "Platform", "TestHelpers"], path: "Tests/TestSupport"),
+        // The fuzzers' properties, shared by the fuzz targets and the regression tests.
+        .target(name: "FuzzOracles", dependencies: ["LeadCore", "FastCGIServer"], path: "Fuzz/Oracles"),
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzOracles"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "TestHelpers", "Postgres", "LeadCore", "Service"]),
     ]
 )
+
+// The libFuzzer targets exist only for scripts/fuzz (LEADIMPORT_FUZZ=1): they have no main of
+// their own, libFuzzer's comes with -sanitize=fuzzer, so an ordinary build could not link them.
+if Context.environment["LEADIMPORT_FUZZ"] != nil {
+    for name in ["RequestHead", "Parameters", "JSON", "Identity"] {
+        package.targets.append(.executableTarget(
+            name: "Fuzz" + name, dependencies: ["FuzzOracles"], path: "Fuzz/Targets/" + name,
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]
+        ))
+    }
+}

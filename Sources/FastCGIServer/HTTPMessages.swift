@@ -76,14 +76,14 @@ public typealias RequestHandler = @Sendable (HTTPRequest) throws -> HTTPResponse
 // MARK: - From FastCGI parameters
 
 /// The parts of a request that its FastCGI parameters carry, before the body is read.
-struct RequestParameters: Equatable {
+package struct RequestParameters: Equatable {
     var method: String
     var path: String
     var query: String
     var headers: [String: String]
     var requestID: String?
     /// nil when absent, empty or not a non-negative decimal number.
-    var contentLength: Int?
+    package var contentLength: Int?
     /// nginx's `$msec` when it began sending us the request (the `REQUEST_START` parameter),
     /// in Unix seconds: the request's wait in the listening socket's backlog counts too.
     var webServerStart: Double?
@@ -111,7 +111,7 @@ struct RequestParameters: Equatable {
     /// Takes the parameters one name-value pair at a time, as bytes (straight from libfcgi's
     /// buffers), and makes strings only of those it keeps: nginx passes some thirty parameters, and
     /// most of them (DOCUMENT_ROOT, SERVER_SOFTWARE, REMOTE_PORT...) are never looked at.
-    struct Builder {
+    package struct Builder {
         private var method = ""
         private var documentURI: String?
         private var requestURI: String?
@@ -126,9 +126,9 @@ struct RequestParameters: Equatable {
         private var headerContentType: String?
         private var headerContentLength: String?
 
-        init() {}
+        package init() {}
 
-        mutating func add(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
+        package mutating func add(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
             func text() -> String { String(decoding: value, as: UTF8.self) }
             if Self.hasHTTPPrefix(name) {
                 if name.count == 17 && Self.equals(name, "HTTP_CONTENT_TYPE") {
@@ -190,7 +190,7 @@ struct RequestParameters: Equatable {
             }
         }
 
-        func finish() -> RequestParameters {
+        package func finish() -> RequestParameters {
             var headers = headers
             // nginx passes CONTENT_TYPE and CONTENT_LENGTH empty when the request has none.
             if let type = contentType ?? headerContentType, !type.isEmpty { headers["content-type"] = type }
@@ -240,7 +240,7 @@ struct RequestParameters: Equatable {
         return Int(text)
     }
 
-    func request(body: [UInt8], bodyExceedsLimit: Bool, received: MonotonicInstant = .now()) -> HTTPRequest {
+    package func request(body: [UInt8], bodyExceedsLimit: Bool, received: MonotonicInstant = .now()) -> HTTPRequest {
         var received = received
         if let webServerStart, let sent = MonotonicInstant.fromWallClock(seconds: webServerStart, notBefore: .seconds(60)),
            sent < received {

@@ -18,8 +18,8 @@
 ///   `ReadParams` calls `Malloc(nameLen + valueLen + 2)` and aborts the whole process when that
 ///   fails, and the CVE-2025-23016 fix only bounds each length on its own.
 /// - a record of this request other than PARAMS in the head or STDIN in the body.
-enum RequestHead {
-    enum Verdict: Equatable {
+package enum RequestHead {
+    package enum Verdict: Equatable {
         /// Everything libfcgi will read of the request is there and safe to hand to it.
         case complete
         /// More bytes are needed.
@@ -40,7 +40,7 @@ enum RequestHead {
     /// `bytes` are what the connection holds so far, at most `limit` of them; when they fill the
     /// limit, an incomplete request would be one larger than the limit. `headLimit` bounds one
     /// name-value pair; `bodyLimit` is how much of the body a worker reads at most.
-    static func inspect(_ bytes: ArraySlice<UInt8>, limit: Int, headLimit: Int, bodyLimit: Int) -> Verdict {
+    package static func inspect(_ bytes: ArraySlice<UInt8>, limit: Int, headLimit: Int, bodyLimit: Int) -> Verdict {
         let verdict = inspect(bytes, pairLimit: headLimit, bodyLimit: bodyLimit)
         if verdict == .incomplete && bytes.count >= limit {
             return .invalid("request larger than \(limit) bytes")
@@ -125,7 +125,7 @@ enum RequestHead {
     /// The last CONTENT_LENGTH among checked, whole pairs, as the worker reads it
     /// (`RequestParameters`); nil when absent or not a plain number. Only a length both read the
     /// same way may excuse a body from being checked: the worker then reads none of it.
-    static func declaredContentLength(_ pairs: ArraySlice<UInt8>) -> Int? {
+    package static func declaredContentLength(_ pairs: ArraySlice<UInt8>) -> Int? {
         var found: Int?
         forEachPair(pairs) { name, value in
             guard name.elementsEqual("CONTENT_LENGTH".utf8) else { return }
@@ -137,7 +137,7 @@ enum RequestHead {
     }
 
     /// Calls `body` with each name and value of a run of pairs that `pairProblem` accepted as whole.
-    private static func forEachPair(_ pairs: ArraySlice<UInt8>, _ body: (ArraySlice<UInt8>, ArraySlice<UInt8>) -> Void) {
+    package static func forEachPair(_ pairs: ArraySlice<UInt8>, _ body: (ArraySlice<UInt8>, ArraySlice<UInt8>) -> Void) {
         var offset = pairs.startIndex
         while offset < pairs.endIndex {
             guard let name = readLength(pairs, &offset), let value = readLength(pairs, &offset),
@@ -165,7 +165,7 @@ enum RequestHead {
     /// Why a run of FastCGI name-value pairs cannot be read, or nil when it can. When the run is
     /// not whole yet, only a pair too long to ever fit within `pairLimit` is a problem: such a
     /// head is refused at once instead of when its timeout passes.
-    static func pairProblem(_ pairs: ArraySlice<UInt8>, isWhole: Bool, pairLimit: Int) -> String? {
+    package static func pairProblem(_ pairs: ArraySlice<UInt8>, isWhole: Bool, pairLimit: Int) -> String? {
         var offset = pairs.startIndex
         while offset < pairs.endIndex {
             guard let nameLength = readLength(pairs, &offset), let valueLength = readLength(pairs, &offset) else {

@@ -19,7 +19,7 @@ public enum Email {
 
     /// The reference implementation, on code points (IdentityText): any input. `normalized` only
     /// comes here for values the ASCII fast path cannot decide.
-    static func normalizedGeneral(_ raw: String?) -> String? {
+    package static func normalizedGeneral(_ raw: String?) -> String? {
         guard let raw else { return nil }
         let email = IdentityText.lowercased(IdentityText.trimmedScalars(raw))
         guard !email.isEmpty, utf8Length(email) <= 254 else { return nil }
@@ -49,7 +49,7 @@ public enum LinkedInURL {
 
     /// The reference implementation, on code points (IdentityText): any input. `normalized` only
     /// comes here for values the ASCII fast path cannot decide.
-    static func normalizedGeneral(_ raw: String?) -> String? {
+    package static func normalizedGeneral(_ raw: String?) -> String? {
         guard let raw else { return nil }
         let value = IdentityText.trimmedScalars(raw)
         guard !value.isEmpty, !IdentityText.hasPrefixIgnoringCase(value, "imported-") else { return nil }

@@ -4,7 +4,7 @@
 /// input: a differential test drives both over one generated corpus. The sets and the table are
 /// frozen here, not read from the toolchain's or the database's Unicode data, which differ from
 /// version to version.
-enum IdentityText {
+package enum IdentityText {
     /// White_Space (Unicode 16): trimmed from both ends.
     static let whitespace: [ClosedRange<UInt32>] = [
         0x09...0x0D, 0x20...0x20, 0x85...0x85, 0xA0...0xA0, 0x1680...0x1680, 0x2000...0x200A,
@@ -27,7 +27,7 @@ enum IdentityText {
     }
 
     @inline(__always)
-    static func isSpaceControlOrFormat(_ value: UInt32) -> Bool {
+    package static func isSpaceControlOrFormat(_ value: UInt32) -> Bool {
         if value < 0x80 { return value <= 0x20 || value == 0x7F }
         return spaceControlOrFormat.contains { $0.contains(value) }
     }

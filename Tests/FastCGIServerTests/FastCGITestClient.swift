@@ -137,6 +137,9 @@ final class TestConnection {
         fd = -1
     }
 
+    /// No more bytes from this side: what was sent is all there will be.
+    func shutdownWrite() { _ = shutdown(fd, Int32(SHUT_WR)) }
+
     func setReadTimeout(_ timeout: Duration) {
         let micros = timeout.nanoseconds / 1000
         var value = timeval(tv_sec: Int(micros / 1_000_000), tv_usec: Int(micros % 1_000_000))

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import XCTest
 import Platform
+import TestHelpers
 @testable import FastCGIServer
 
 /// The worker process on a real unix socket, spoken to in raw FastCGI.
@@ -278,6 +279,42 @@ final class WorkerProcessTests: XCTestCase {
         ])
         XCTAssertTrue(attack.waitForClose(timeout: .seconds(2)))
 
+        let connection = try server.connect()
+        XCTAssertEqual(try connection.exchange(FastCGIRecord.request(uri: "/alive")).header("X-Path"), "/alive")
+    }
+
+    /// Seeded random record sequences, management records of every type and shape among them
+    /// (GET_VALUES with names libfcgi answers, lengths past the data, every request id), sent raw
+    /// to a worker process running in this test process: whatever reaches libfcgi and crashes
+    /// would take the test process with it. Each connection ends, and the process still answers.
+    func testRandomRecordSequencesNeverCrashTheProcess() throws {
+        var random = SplitMix64(seed: 0xFC61_0002)
+        let server = try start(workers: 2, firstRecordTimeout: .milliseconds(300))
+        func pick<T>(_ items: [T]) -> T { items[Int(random.next() % UInt64(items.count))] }
+        func content() -> [UInt8] {
+            switch random.next() % 5 {
+            case 0: return FastCGIRecord.pairs(Array(repeating: (pick(["FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS", "X"]), ""),
+                                                     count: Int(random.next() % 6)))
+            case 1: return [0xC0, 0, 0, 0, 0xC0, 0, 0, 0]
+            case 2: return [0x7F, 0x7F] + (0..<Int(random.next() % 20)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            case 3: return FastCGIRecord.pairs([("REQUEST_METHOD", "GET"), ("CONTENT_LENGTH", pick(["", "5", "70000", "x"]))])
+            default: return (0..<Int(random.next() % 64)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            }
+        }
+        for round in 0..<300 {
+            var bytes: [UInt8] = []
+            for _ in 0..<(1 + Int(random.next() % 6)) {
+                let type = pick([UInt8(1), 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 255])
+                let id = pick([UInt16(0), 1, 1, 2, 65535])
+                bytes += type == 1 ? FastCGIRecord.begin(id: id, role: pick([1, 1, 2, 9]), keepConnection: random.next() % 2 == 0)
+                    : FastCGIRecord.record(type, id: id, content(), padding: UInt8(random.next() % 9))
+            }
+            if random.next() % 3 == 0 { bytes += FastCGIRecord.request(uri: "/after-\(round)") }
+            let connection = try server.connect(readTimeout: .seconds(3))
+            try? connection.send(bytes)
+            connection.shutdownWrite()
+            XCTAssertTrue(connection.waitForClose(timeout: .seconds(3)), "round \(round): the connection stayed open")
+        }
         let connection = try server.connect()
         XCTAssertEqual(try connection.exchange(FastCGIRecord.request(uri: "/alive")).header("X-Path"), "/alive")
     }

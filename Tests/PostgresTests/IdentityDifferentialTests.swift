@@ -95,8 +95,21 @@ final class IdentityDifferentialTests: XCTestCase {
         return try result.rows.map { try $0.string(0) }
     }
 
+    /// What the identity fuzzer kept (Fuzz/corpus/identity): inputs that reached new coverage in
+    /// LeadCore are checked against the database too. PostgreSQL's text holds no NUL.
+    static func fuzzCorpus() throws -> [String] {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fuzz/corpus/identity")
+        return try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted().compactMap { name in
+            let text = String(decoding: try Data(contentsOf: folder.appendingPathComponent(name)), as: UTF8.self)
+            return text.utf8.contains(0) ? nil : text
+        }
+    }
+
     func testSwiftAndTheDatabaseKeyEveryValueAlike() throws {
-        let values = Self.corpus(count: 20_000, seed: 0x1de7_1717)
+        let kept = try Self.fuzzCorpus()
+        XCTAssertGreaterThan(kept.count, 5, "the identity fuzz corpus is missing")
+        let values = Self.corpus(count: 20_000, seed: 0x1de7_1717) + kept
         let emails = try database("leadimport_normalize_email", values)
         let profiles = try database("leadimport_normalize_linkedin", values)
         var mismatches: [String] = []

@@ -60,9 +60,10 @@ let package = Package(
 // The libFuzzer targets exist only for scripts/fuzz (LEADIMPORT_FUZZ=1): they have no main of
 // their own, libFuzzer's comes with -sanitize=fuzzer, so an ordinary build could not link them.
 if Context.environment["LEADIMPORT_FUZZ"] != nil {
+    package.targets.append(.target(name: "FuzzDriver", path: "Fuzz/Driver"))
     for name in ["RequestHead", "Parameters", "JSON", "Identity"] {
         package.targets.append(.executableTarget(
-            name: "Fuzz" + name, dependencies: ["FuzzOracles"], path: "Fuzz/Targets/" + name,
+            name: "Fuzz" + name, dependencies: ["FuzzDriver", "FuzzOracles"], path: "Fuzz/Targets/" + name,
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         ))
     }

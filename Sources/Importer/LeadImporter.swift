@@ -283,7 +283,12 @@ public struct LeadImporter: Sendable {
             case .refused(let reason):
                 result.stop = reason
                 return result
-            case .transient(let error), .failed(let error):
+            case .transient:
+                // Locks or timeouts that outlasted the retries: splitting would only wait on them
+                // again, row by row. Nothing of the slice is in; a retry imports it.
+                result.stop = .databaseBusy
+                return result
+            case .failed(let error):
                 if slice.count == 1 && error.sqlState == "LI003" {
                     // The database cannot key this identity, so its unique index could not keep
                     // the lead once: refused, and as invalid as a lead without an identity.

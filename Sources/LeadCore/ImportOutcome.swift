@@ -42,13 +42,15 @@ public enum ImportStop: Equatable, Sendable {
     /// The database was lost while a batch was committing, and whether it committed could not be
     /// learned in time: that batch is not counted, and a retry settles it.
     case databaseLost
+    /// A batch kept failing on locks or timeouts (tried five times): nothing of it is in.
+    case databaseBusy
 
     public var code: String {
         switch self {
         case .serviceStopping: return "service_stopping"
         case .campaignNotDraft: return "campaign_not_draft"
         case .campaignGone: return "campaign_not_found"
-        case .databaseLost: return "unavailable"
+        case .databaseLost, .databaseBusy: return "unavailable"
         }
     }
 
@@ -58,6 +60,7 @@ public enum ImportStop: Equatable, Sendable {
         case .campaignNotDraft: return "the campaign stopped being a draft during the import; what was imported before stays"
         case .campaignGone: return "the campaign was deleted during the import"
         case .databaseLost: return "the database was lost during the import; a retry imports the rest"
+        case .databaseBusy: return "the database kept timing out on a batch; a retry imports the rest"
         }
     }
 }

@@ -53,6 +53,17 @@ final class ImportInterruptionTests: FoundationTestCase {
                      list: try seeder.rowsList(user: user, count: rows), token: try seeder.token(user: user))
     }
 
+    /// The setup's import, through nginx, waited for.
+    func importList(_ setup: Setup, timeout: TimeInterval = 120) throws -> HTTPReply {
+        try client(timeout: timeout).post("/api/campaigns/\(setup.campaign)/leads/import-from-list",
+                                          json: #"{"listId":"\#(setup.list)"}"#, token: setup.token)
+    }
+
+    /// The setup's import on a thread of its own.
+    func startImport(_ setup: Setup, timeout: TimeInterval = 120) -> RunningImport {
+        RunningImport(http: client(timeout: timeout), campaign: setup.campaign, list: setup.list, token: setup.token)
+    }
+
     func inCampaign(_ setup: Setup) throws -> Int {
         try setup.seeder.count("SELECT count(*) FROM campaign_leads WHERE campaign_id = $1", [setup.campaign])
     }
@@ -91,7 +102,7 @@ final class ImportInterruptionTests: FoundationTestCase {
             let service = try startService("cut-\(name)", processes: 1, workers: 2)
             defer { service.stop() }
             let mark = service.logMark
-            let running = RunningImport(http: client(timeout: 120), campaign: setup.campaign, list: setup.list, token: setup.token)
+            let running = startImport(setup)
             _ = try waitUntilUnderWay(setup, rows: rows, service)
             let signalled = monotonicSeconds()
             service.signal(signal)
@@ -115,13 +126,11 @@ final class ImportInterruptionTests: FoundationTestCase {
             XCTAssertEqual(answer.headers["retry-after"], "1", answer.text)
             // A retry on a kept connection to the draining process is cut before its first batch
             // and told to retry; one reaching the new process imports the rest.
-            var retry = try client(timeout: 120).post("/api/campaigns/\(setup.campaign)/leads/import-from-list",
-                                                      json: #"{"listId":"\#(setup.list)"}"#, token: setup.token)
+            var retry = try importList(setup, timeout: 120)
             for _ in 0..<20 where retry.status == 206 {
                 XCTAssertEqual(counts(retry), [0, 0, 0, 0, 0], retry.text)
                 Thread.sleep(forTimeInterval: 0.5)
-                retry = try client(timeout: 120).post("/api/campaigns/\(setup.campaign)/leads/import-from-list",
-                                                      json: #"{"listId":"\#(setup.list)"}"#, token: setup.token)
+                retry = try importList(setup, timeout: 120)
             }
             XCTAssertEqual(retry.status, 200, "\(name) retry: \(retry.text)" + context(service))
             XCTAssertEqual(counts(retry), [rows - committed, committed, 0, 0, rows], "\(name) retry")
@@ -139,7 +148,7 @@ final class ImportInterruptionTests: FoundationTestCase {
         let setup = try setUpImport(rows: rows)
         let service = try startService("not-draft", processes: 1, workers: 2)
         defer { service.stop() }
-        let running = RunningImport(http: client(timeout: 120), campaign: setup.campaign, list: setup.list, token: setup.token)
+        let running = startImport(setup)
         _ = try waitUntilUnderWay(setup, rows: rows, service)
         // Waits for the batches holding the campaign's share lock; none commits after it.
         try setup.seeder.connection.query("UPDATE campaigns SET status = 'active' WHERE id = $1", [setup.campaign])
@@ -163,7 +172,7 @@ final class ImportInterruptionTests: FoundationTestCase {
         let service = try startService("deleted", processes: 1, workers: 2)
         defer { service.stop() }
         let mark = service.logMark
-        let running = RunningImport(http: client(timeout: 120), campaign: setup.campaign, list: setup.list, token: setup.token)
+        let running = startImport(setup)
         _ = try waitUntilUnderWay(setup, rows: rows, service)
         let deleted = monotonicSeconds()
         try setup.seeder.connection.query("DELETE FROM campaigns WHERE id = $1", [setup.campaign])
@@ -195,7 +204,7 @@ final class ImportInterruptionTests: FoundationTestCase {
         var interruptions = 0
         while attempts < 8 {
             attempts += 1
-            let running = RunningImport(http: client(timeout: 180), campaign: setup.campaign, list: setup.list, token: setup.token)
+            let running = startImport(setup, timeout: 180)
             while running.reply.current == nil {
                 Thread.sleep(forTimeInterval: Double(generator.next() % 150) / 1000 + 0.02)
                 let terminate = generator.next() % 3 == 0
@@ -218,8 +227,7 @@ final class ImportInterruptionTests: FoundationTestCase {
         }
         XCTAssertGreaterThan(interruptions, 0, "nothing was interrupted: \(answers)")
         // Whatever happened, one more import (uninterrupted) completes the list exactly.
-        let final = try client(timeout: 180).post("/api/campaigns/\(setup.campaign)/leads/import-from-list",
-                                                  json: #"{"listId":"\#(setup.list)"}"#, token: setup.token)
+        let final = try importList(setup, timeout: 180)
         XCTAssertEqual(counts(final)[4], rows, final.text)
         XCTAssertEqual(counts(final)[3], 0, final.text)
         XCTAssertEqual(try inCampaign(setup), rows, "answers: \(answers)")

@@ -19,6 +19,7 @@ final class ImportOutcomeTests: XCTestCase {
             (ImportCounts(imported: 500, invalid: 3), .stopped(.campaignNotDraft), 206),
             (ImportCounts(duplicates: 2), .stopped(.campaignGone), 206),
             (ImportCounts(imported: 1000), .stopped(.databaseLost), 206),
+            (ImportCounts(), .stopped(.databaseBusy), 206),
         ]
         for (counts, end, status) in rows {
             XCTAssertEqual(ImportOutcome(counts: counts, end: end).status, status, "\(counts) \(end)")

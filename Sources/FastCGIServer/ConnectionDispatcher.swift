@@ -359,6 +359,7 @@ final class ConnectionDispatcher: @unchecked Sendable {
                     guard leadimport_epoll_ctl(epollFD, leadimport_EPOLL_CTL_ADD, fd, Self.input | Self.peerClosed | Self.oneShot,
                                                Self.tag(fd, connection.generation)) == 0 else { return false }
                     addWaitingLocked(fd, connection)
+                    wakeKeeperLocked(by: connection.deadline)
                     return true
                 }
                 if !added {
@@ -437,14 +438,14 @@ final class ConnectionDispatcher: @unchecked Sendable {
             removeWaitingLocked(fd, connection)
             return false
         }
-        // The time keeper sleeps until the earliest time it knew of: wake it for an earlier one.
-        let due = connection.nextLook ?? connection.deadline
-        if let wakes = keeperWakesAt, due >= wakes {
-            // It wakes early enough.
-        } else {
-            lock.signal()
-        }
+        wakeKeeperLocked(by: connection.nextLook ?? connection.deadline)
         return true
+    }
+
+    /// The time keeper sleeps until the earliest time it knew of: wake it for an earlier one.
+    private func wakeKeeperLocked(by due: MonotonicInstant) {
+        if let wakes = keeperWakesAt, due >= wakes { return }
+        lock.signal()
     }
 
     private func addWaitingLocked(_ fd: Int32, _ connection: Waiting) {

@@ -248,6 +248,20 @@ final class WorkerProcessTests: XCTestCase {
         XCTAssertTrue(stalled.waitForClose(timeout: .seconds(2)))
     }
 
+    /// A new connection's deadline reaches the time keeper even while it sleeps until a later one
+    /// (a kept connection's idle deadline): a silent client is closed at its first record timeout.
+    func testASilentConnectionIsClosedInTimeWhileTheKeeperSleepsOnALaterDeadline() throws {
+        let server = try start(workers: 1, firstRecordTimeout: .milliseconds(400))
+        let kept = try server.connect()
+        XCTAssertEqual(try kept.exchange(FastCGIRecord.request(keepConnection: true)).status, 200)
+        pause(.milliseconds(100))
+        let opened = MonotonicInstant.now()
+        let silent = try server.connect()
+        XCTAssertTrue(silent.waitForClose(timeout: .seconds(3)), "the silent connection outlived its first record timeout")
+        XCTAssertLessThan(MonotonicInstant.now() - opened, .milliseconds(1500))
+        withExtendedLifetime(kept) {}
+    }
+
     func testConnectionsWithoutAWholeHeadAreClosedAfterTheFirstRecordTimeout() throws {
         let server = try start(workers: 1, firstRecordTimeout: .milliseconds(400))
         let opened = MonotonicInstant.now()

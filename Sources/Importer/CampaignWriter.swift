@@ -2,34 +2,30 @@ import LeadCore
 import Platform
 import Postgres
 
-/// Writes candidate leads into a campaign, one batch per transaction.
+/// Writes candidate leads into a campaign, one batch per statement, each committed on its own.
 ///
-/// Each attempt is `BEGIN`, one statement, `COMMIT`. The statement first takes a share lock on the
-/// campaign and refuses to insert unless it is still a draft (`leadimport_campaign_accepts_leads`),
-/// so no batch commits into a campaign that stopped being a draft or was deleted, and the status
-/// cannot change until the batch has committed. The database decides inserted versus duplicate
-/// (`ON CONFLICT DO NOTHING`), and the statement hands back its transaction id before `COMMIT` is
-/// sent: should the connection be lost while committing, `commitStatus` learns from any connection
-/// whether the batch is in.
+/// The statement first takes a share lock on the campaign and refuses to insert unless it is
+/// still a draft (`leadimport_campaign_accepts_leads`), so no batch commits into a campaign that
+/// stopped being a draft or was deleted, and the status cannot change until the batch has
+/// committed. The database decides inserted versus duplicate (`ON CONFLICT DO NOTHING`). Every
+/// row of a batch carries the batch's token (`campaign_leads.import_batch`): should the connection
+/// be lost before the answer, `committedRows` counts from any connection what the batch put in,
+/// so a batch is neither inserted twice nor counted wrong, for one round trip a batch.
 public struct CampaignWriter: Sendable {
     public let target: ImportTarget
 
     public init(target: ImportTarget) { self.target = target }
 
     static let insertSQL = """
-        WITH inserted AS (
-            INSERT INTO campaign_leads (campaign_id, user_id, status, email, linkedin_url, first_name, last_name, name,
-                                        company, position, headline, source, source_ref, custom_fields)
-            SELECT $1, $2, 'pending', t.email, t.linkedin_url, t.first_name, t.last_name, t.name,
-                   t.company, t.position, t.headline, 'list', $3, t.custom_fields::jsonb
-            FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
-                 AS t(email, linkedin_url, first_name, last_name, name, company, position, headline, custom_fields)
-            -- Evaluated once, before any row: a sub-select without outer references is an init plan.
-            WHERE (SELECT leadimport_campaign_accepts_leads($1::uuid))
-            ON CONFLICT (campaign_id, identity_key) DO NOTHING
-            RETURNING 1
-        )
-        SELECT count(*), pg_current_xact_id()::text FROM inserted
+        INSERT INTO campaign_leads (campaign_id, user_id, status, email, linkedin_url, first_name, last_name, name,
+                                    company, position, headline, source, source_ref, custom_fields, import_batch)
+        SELECT $1, $2, 'pending', t.email, t.linkedin_url, t.first_name, t.last_name, t.name,
+               t.company, t.position, t.headline, 'list', $3, t.custom_fields::jsonb, $13::uuid
+        FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+             AS t(email, linkedin_url, first_name, last_name, name, company, position, headline, custom_fields)
+        -- Evaluated once, before any row: a sub-select without outer references is an init plan.
+        WHERE (SELECT leadimport_campaign_accepts_leads($1::uuid))
+        ON CONFLICT (campaign_id, identity_key) DO NOTHING
         """
 
     /// What one attempt at a batch came to.
@@ -46,26 +42,21 @@ public struct CampaignWriter: Sendable {
         case failed(PostgresError)
     }
 
-    /// The connection broke during an attempt. `commit` is set when the attempt got as far as
-    /// `COMMIT`: it may have committed, and `commitStatus` tells.
+    /// The connection broke during an attempt: it may or may not have committed (`committedRows`
+    /// tells, by the batch's token).
     public struct LostAttempt: Error, Sendable {
-        public var commit: (transaction: String, inserted: Int)?
         public var error: any Error
     }
 
-    /// One attempt at `leads` on `connection`. Throws `LostAttempt` when the connection is lost.
-    public func attempt(_ leads: ArraySlice<CandidateLead>, on connection: Connection) throws -> Attempt {
+    /// One attempt at `leads`, tagged `batch`, on `connection`. Throws `LostAttempt` when the
+    /// connection is lost.
+    public func attempt(_ leads: ArraySlice<CandidateLead>, batch: String, on connection: Connection) throws -> Attempt {
         guard !leads.isEmpty else { return .inserted(0) }
-        var commit: (transaction: String, inserted: Int)?
         do {
-            try connection.transaction { connection in
-                let row = try connection.query(Self.insertSQL, values: parameters(leads)).rows.first
-                guard let row else { throw PostgresError(kind: .decoding, message: "the batch insert returned no row") }
-                commit = (try row.requiredString(1), try row.requiredInt(0))
-            }
-            return .inserted(commit?.inserted ?? 0)
+            // The command tag counts only the rows inserted; a conflict inserts nothing.
+            return .inserted(try connection.query(Self.insertSQL, values: parameters(leads) + [.text(batch)]).affectedRows)
         } catch let error as PostgresError {
-            if error.isConnectionProblem || connection.isBroken { throw LostAttempt(commit: commit, error: error) }
+            if error.isConnectionProblem || connection.isBroken { throw LostAttempt(error: error) }
             return Self.classify(error)
         }
     }
@@ -84,17 +75,24 @@ public struct CampaignWriter: Sendable {
         return .failed(error)
     }
 
-    public enum CommitStatus: Sendable, Equatable { case committed, aborted, unknown }
+    /// How many rows the batch tagged `batch` has in the campaign: what its attempts committed.
+    /// Only asked after a lost connection (it reads the campaign's rows).
+    public func committedRows(batch: String, on connection: Connection) throws -> Int {
+        try connection.query("SELECT count(*) FROM campaign_leads WHERE campaign_id = $1 AND import_batch = $2::uuid",
+                             [target.campaignID, batch]).rows.first?.requiredInt(0) ?? 0
+    }
 
-    /// Whether the transaction of a lost attempt committed; `unknown` while it is still in
-    /// progress (its backend has not noticed the lost connection yet).
-    public func commitStatus(_ transaction: String, on connection: Connection) throws -> CommitStatus {
-        let status = try connection.query("SELECT pg_xact_status($1::xid8)", [transaction]).rows.first?.string(0)
-        switch status {
-        case "committed": return .committed
-        case "aborted": return .aborted
-        default: return .unknown
+    /// A new batch token: a random UUID (version 4).
+    static func newBatchToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        bytes[6] = bytes[6] & 0x0F | 0x40
+        bytes[8] = bytes[8] & 0x3F | 0x80
+        let hex = bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        let parts = [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { range in
+            String(hex[hex.index(hex.startIndex, offsetBy: range.lowerBound)..<hex.index(hex.startIndex, offsetBy: range.upperBound)])
         }
+        return parts.joined(separator: "-")
     }
 
     func parameters(_ leads: ArraySlice<CandidateLead>) -> [PostgresValue] {

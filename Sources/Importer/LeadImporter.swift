@@ -315,42 +315,42 @@ public struct LeadImporter: Sendable {
 
     /// One slice's attempts until it settles: committed, refused, or failed for one of its rows
     /// (after `transientAttempts` tries when the failure is transient). A lost connection is
-    /// followed by a new one, and a lost commit is looked up before anything is tried again, so
-    /// nothing is inserted twice and no row in the table is counted an error. nil when the
-    /// database could not be reached for `stageWaitLimit`.
+    /// followed by a new one, and what the lost attempt may have committed is counted by the
+    /// slice's token before anything is tried again, so nothing is inserted twice and no row in
+    /// the table is counted an error. nil when the database could not be reached for
+    /// `stageWaitLimit`.
     private func settle(_ slice: ArraySlice<CandidateLead>, with writer: CampaignWriter, on preferred: Connection?) -> CampaignWriter.Attempt? {
         let deadline = MonotonicInstant.now() + stageWaitLimit
-        var lostCommit: (transaction: String, inserted: Int)?
+        let batch = CampaignWriter.newBatchToken()
+        var lost = false
         var transientFailures = 0
         var pause: Duration = .milliseconds(10)
         while true {
             do {
-                let attempt = try onConnection(preferred) { connection -> CampaignWriter.Attempt? in
-                    if let commit = lostCommit {
-                        switch try writer.commitStatus(commit.transaction, on: connection) {
-                        case .committed: return .inserted(commit.inserted)
-                        case .aborted: lostCommit = nil
-                        case .unknown: return nil
-                        }
+                let attempt = try onConnection(preferred) { connection -> CampaignWriter.Attempt in
+                    if lost {
+                        // A statement is all or nothing: rows of the batch mean it committed.
+                        let committed = try writer.committedRows(batch: batch, on: connection)
+                        if committed > 0 { return .inserted(committed) }
                     }
-                    return try writer.attempt(slice, on: connection)
+                    let attempt = try writer.attempt(slice, batch: batch, on: connection)
+                    // A lost attempt whose commit lands late (its backend had not yet noticed)
+                    // leaves this one only duplicates: the token counts what is in.
+                    if lost, case .inserted = attempt { return .inserted(try writer.committedRows(batch: batch, on: connection)) }
+                    return attempt
                 }
                 switch attempt {
-                case .transient(let error)?:
+                case .transient(let error):
                     transientFailures += 1
                     if transientFailures >= Self.transientAttempts { return .transient(error) }
-                case .some(let settled):
-                    return settled
-                case nil:
-                    break
+                default:
+                    return attempt
                 }
-            } catch let lost as CampaignWriter.LostAttempt {
-                if let commit = lost.commit { lostCommit = commit }
-                Log.warning("batch connection lost; trying again", [
-                    "campaign": writer.target.campaignID, "committing": lost.commit == nil ? "false" : "true", "error": describe(lost.error),
-                ])
+            } catch let failure as CampaignWriter.LostAttempt {
+                lost = true
+                Log.warning("batch connection lost; trying again", ["campaign": writer.target.campaignID, "error": describe(failure.error)])
             } catch {
-                // No connection could be had, or the commit lookup failed: the database is away.
+                // No connection could be had, or the count failed: the database is away.
             }
             if MonotonicInstant.now() + pause > deadline {
                 Log.warning("batch abandoned: the database stayed unreachable", ["campaign": writer.target.campaignID])

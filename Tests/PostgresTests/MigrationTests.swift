@@ -144,6 +144,7 @@ final class MigrationTests: XCTestCase {
                 "linkedin_url": "text|", "first_name": "text|", "last_name": "text|", "name": "text|", "company": "text|",
                 "position": "text|", "headline": "text|", "source": "text|", "source_ref": "text|",
                 "custom_fields": "jsonb|", "created_at": created, "updated_at": created, "identity_key": "text|",
+                "import_batch": "uuid|",
             ],
         ]
         let rows = try owner.query("""

@@ -27,6 +27,7 @@ public enum Migrator {
         Schema.version2,
         Schema.version3,
         Schema.version4,
+        Schema.version5,
     ]
 
     /// The key of the advisory lock held while migrating ("leadimp" in ASCII).

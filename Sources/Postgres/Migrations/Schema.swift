@@ -773,4 +773,11 @@ enum Schema {
         END
         $fn$;
         """#)
+
+    /// Version 5: each batch the import writes tags its rows, so that after a connection lost
+    /// while the batch committed, what it put in can be counted: the import then neither inserts
+    /// it twice nor counts it wrong, for one statement a batch. No index: it is read only then.
+    static let version5 = Migration(version: 5, name: "import batch tokens", sql: #"""
+        ALTER TABLE campaign_leads ADD COLUMN import_batch uuid;
+        """#)
 }

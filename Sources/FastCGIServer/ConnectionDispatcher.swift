@@ -195,14 +195,6 @@ final class ConnectionDispatcher: @unchecked Sendable {
         }
     }
 
-    static func milliseconds(until instant: MonotonicInstant?, from now: MonotonicInstant) -> Int32 {
-        guard let instant else { return -1 }
-        if instant <= now { return 0 }
-        // Rounded up: waking a little early would only poll again for nothing.
-        let nanoseconds = instant.nanoseconds - now.nanoseconds
-        return Int32(clamping: (nanoseconds + 999_999) / 1_000_000)
-    }
-
     /// Stops accepting (the listening socket leaves this process's epoll set; it stays open and
     /// untouched for the supervisor and the siblings) and starts the drain. Thread-safe, idempotent.
     func stop() {

@@ -112,7 +112,7 @@ public enum ListenSocket {
         if fstat(fd, &info) != 0 {
             let code = errno
             if code == EBADF { throw ListenSocketError("\(name) is closed, not a listening socket: \(inheritHint)") }
-            throw ListenSocketError("\(name) cannot be examined (\(errnoText(code))): \(inheritHint)")
+            throw ListenSocketError("\(name) cannot be examined (\(SocketIO.errorText(code))): \(inheritHint)")
         }
         if info.st_mode & S_IFMT != S_IFSOCK {
             throw ListenSocketError("\(name) is not a listening socket: \(inheritHint)")
@@ -140,7 +140,7 @@ public enum ListenSocket {
         try removeStaleSocket(path: path)
 
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        if fd < 0 { throw ListenSocketError("cannot create a unix socket: \(errnoText(errno))") }
+        if fd < 0 { throw ListenSocketError("cannot create a unix socket: \(SocketIO.errorText(errno))") }
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
@@ -149,19 +149,19 @@ public enum ListenSocket {
         if bound != 0 {
             let code = errno
             close(fd)
-            throw ListenSocketError("cannot bind unix:\(path): \(errnoText(code))")
+            throw ListenSocketError("cannot bind unix:\(path): \(SocketIO.errorText(code))")
         }
         if chmod(path, 0o660) != 0 {
             let code = errno
             close(fd)
             unlink(path)
-            throw ListenSocketError("cannot set the permissions of \(path): \(errnoText(code))")
+            throw ListenSocketError("cannot set the permissions of \(path): \(SocketIO.errorText(code))")
         }
         if listen(fd, backlog) != 0 {
             let code = errno
             close(fd)
             unlink(path)
-            throw ListenSocketError("cannot listen on unix:\(path): \(errnoText(code))")
+            throw ListenSocketError("cannot listen on unix:\(path): \(SocketIO.errorText(code))")
         }
         return fd
     }
@@ -186,7 +186,7 @@ public enum ListenSocket {
         if lstat(path, &info) != 0 {
             let code = errno
             if code == ENOENT { return }
-            throw ListenSocketError("cannot examine \(path): \(errnoText(code))")
+            throw ListenSocketError("cannot examine \(path): \(SocketIO.errorText(code))")
         }
         if info.st_mode & S_IFMT != S_IFSOCK {
             throw ListenSocketError("\(path) exists and is not a socket; refusing to replace it")
@@ -195,7 +195,7 @@ public enum ListenSocket {
         // instead of making us wait. (A live server sees one connection that closes at once.)
         guard var address = unixAddress(path) else { return }
         let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        if probe < 0 { throw ListenSocketError("cannot create a unix socket: \(errnoText(errno))") }
+        if probe < 0 { throw ListenSocketError("cannot create a unix socket: \(SocketIO.errorText(errno))") }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
@@ -207,10 +207,10 @@ public enum ListenSocket {
             throw ListenSocketError("another process is already listening on unix:\(path)")
         }
         guard code == ECONNREFUSED || code == ENOENT else {
-            throw ListenSocketError("cannot tell whether unix:\(path) is still in use: \(errnoText(code))")
+            throw ListenSocketError("cannot tell whether unix:\(path) is still in use: \(SocketIO.errorText(code))")
         }
         if unlink(path) != 0 && errno != ENOENT {
-            throw ListenSocketError("cannot remove the stale socket \(path): \(errnoText(errno))")
+            throw ListenSocketError("cannot remove the stale socket \(path): \(SocketIO.errorText(errno))")
         }
     }
 
@@ -224,7 +224,7 @@ public enum ListenSocket {
         var list: UnsafeMutablePointer<addrinfo>?
         let resolved = getaddrinfo(host, String(port), &hints, &list)
         if resolved != 0 {
-            let why = resolved == EAI_SYSTEM ? errnoText(errno) : String(cString: gai_strerror(resolved))
+            let why = resolved == EAI_SYSTEM ? SocketIO.errorText(errno) : String(cString: gai_strerror(resolved))
             throw ListenSocketError("cannot resolve \(ListenAddress.tcp(host: host, port: port)): \(why)")
         }
         defer { freeaddrinfo(list) }
@@ -246,7 +246,7 @@ public enum ListenSocket {
             }
             return fd
         }
-        throw ListenSocketError("cannot listen on \(ListenAddress.tcp(host: host, port: port)): \(errnoText(lastError))")
+        throw ListenSocketError("cannot listen on \(ListenAddress.tcp(host: host, port: port)): \(SocketIO.errorText(lastError))")
     }
 
     /// The port a TCP listening socket is bound to (for logs, and for tests that bind port 0).
@@ -269,13 +269,5 @@ public enum ListenSocket {
         default:
             return nil
         }
-    }
-}
-
-extension ListenSocket {
-    /// `strerror`, for messages.
-    static func errnoText(_ code: Int32) -> String {
-        guard let text = strerror(code) else { return "error \(code)" }
-        return String(cString: text)
     }
 }

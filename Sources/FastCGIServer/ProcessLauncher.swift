@@ -89,7 +89,7 @@ struct ProcessLauncher {
         // imported), so no other thread's spawn can inherit the write end and hide the EOF.
         var ends: [Int32] = [-1, -1]
         if socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) != 0 {
-            throw SupervisorError("cannot create the readiness pipe: \(ListenSocket.errnoText(errno))")
+            throw SupervisorError("cannot create the readiness pipe: \(SocketIO.errorText(errno))")
         }
         let readEnd = ends[0]
         var writeEnd = ends[1]
@@ -100,7 +100,7 @@ struct ProcessLauncher {
             close(writeEnd)
             if moved < 0 {
                 close(readEnd)
-                throw SupervisorError("cannot move the readiness pipe: \(ListenSocket.errnoText(code))")
+                throw SupervisorError("cannot move the readiness pipe: \(SocketIO.errorText(code))")
             }
             writeEnd = moved
         }
@@ -140,7 +140,7 @@ struct ProcessLauncher {
         }
         if result != 0 {
             close(readEnd)
-            throw SupervisorError("cannot start \(executable): \(ListenSocket.errnoText(result))")
+            throw SupervisorError("cannot start \(executable): \(SocketIO.errorText(result))")
         }
         return Started(pid: pid, readyFD: readEnd)
     }

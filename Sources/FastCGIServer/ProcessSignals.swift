@@ -74,7 +74,7 @@ enum ProcessSignals {
             for signal in ProcessSignals.handled { sigaddset(&set, signal) }
             let blocked = pthread_sigmask(SIG_BLOCK, &set, &previousMask)
             if blocked != 0 {
-                throw SupervisorError("cannot block signals: \(ListenSocket.errnoText(blocked))")
+                throw SupervisorError("cannot block signals: \(SocketIO.errorText(blocked))")
             }
             supervisorSignalThread = pthread_self()
             var action = sigaction()
@@ -87,7 +87,7 @@ enum ProcessSignals {
                 if sigaction(signal, &action, &previous) != 0 {
                     let code = errno
                     restore()
-                    throw SupervisorError("cannot install the handler of SIG\(ProcessSignals.name(of: signal)): \(ListenSocket.errnoText(code))")
+                    throw SupervisorError("cannot install the handler of SIG\(ProcessSignals.name(of: signal)): \(SocketIO.errorText(code))")
                 }
                 previousActions[signal] = previous
             }

@@ -111,31 +111,13 @@ enum SocketIO {
         _ = Glibc.close(fd)
     }
 
-    /// Polls for readability. `revents` come back in the same order; EINTR counts as a timeout.
-    static func poll(_ fds: inout [pollfd], timeoutMilliseconds: Int32) -> Int32 {
-        let result = Glibc.poll(&fds, nfds_t(fds.count), timeoutMilliseconds)
-        if result < 0 {
-            let code = errno
-            if code != EINTR && code != EAGAIN { return -code }
-            return 0
-        }
-        return result
-    }
-
-    /// The peer shut down its sending side (Linux's POLLRDHUP, which Swift's Glibc does not export
-    /// without _GNU_SOURCE). Unlike POLLIN it is reported even while unread bytes are waiting.
-    static let peerClosedEvent: Int16 = 0x2000
-
-    /// Events meaning the peer will send nothing more.
-    static let peerGoneEvents: Int16 = peerClosedEvent | Int16(POLLHUP) | Int16(POLLERR)
-
     static func errorText(_ code: Int32) -> String {
         guard let text = strerror(code) else { return "error \(code)" }
         return String(cString: text)
     }
 }
 
-/// A self-pipe: lets other threads interrupt the dispatcher's poll.
+/// A self-pipe: written once, it wakes every worker waiting in the dispatcher's epoll set.
 final class WakePipe: @unchecked Sendable {
     let readFD: Int32
     private let writeFD: Int32
@@ -161,10 +143,5 @@ final class WakePipe: @unchecked Sendable {
     func wake() {
         var byte: UInt8 = 1
         _ = write(writeFD, &byte, 1)
-    }
-
-    func drain() {
-        var scratch = [UInt8](repeating: 0, count: 64)
-        while read(readFD, &scratch, scratch.count) > 0 {}
     }
 }

@@ -108,9 +108,9 @@ final class ConnectionDispatcher: @unchecked Sendable {
         self.listenFD = listenFD
         self.configuration = configuration
         epollFD = leadimport_epoll_create()
-        precondition(epollFD >= 0, "cannot create the FastCGI epoll set: \(SocketIO.errorText(errno))")
+        precondition(epollFD >= 0, "cannot create the FastCGI epoll set: \(SystemError.text(errno))")
         let added = leadimport_epoll_ctl(epollFD, leadimport_EPOLL_CTL_ADD, stopPipe.readFD, Self.input, Self.stopTag)
-        precondition(added == 0, "cannot watch the stop pipe: \(SocketIO.errorText(errno))")
+        precondition(added == 0, "cannot watch the stop pipe: \(SystemError.text(errno))")
     }
 
     deinit {
@@ -127,7 +127,7 @@ final class ConnectionDispatcher: @unchecked Sendable {
                 if leadimport_epoll_ctl(epollFD, leadimport_EPOLL_CTL_ADD, listenFD, Self.input | Self.oneShot, Self.listenTag) == 0 {
                     listenState = .armed
                 } else {
-                    Log.error("cannot watch the FastCGI listening socket", ["error": SocketIO.errorText(errno)])
+                    Log.error("cannot watch the FastCGI listening socket", ["error": SystemError.text(errno)])
                 }
             }
         }
@@ -225,7 +225,7 @@ final class ConnectionDispatcher: @unchecked Sendable {
             if result < 0 {
                 let code = errno
                 if code == EINTR { continue }
-                Log.error("epoll_wait failed in a FastCGI worker", ["error": SocketIO.errorText(code)])
+                Log.error("epoll_wait failed in a FastCGI worker", ["error": SystemError.text(code)])
                 usleep(10_000)
                 continue
             }
@@ -281,7 +281,7 @@ final class ConnectionDispatcher: @unchecked Sendable {
                 return nil
             case .failed(let code):
                 if code != ECONNRESET {
-                    Log.warning("FastCGI connection failed while idle", ["error": SocketIO.errorText(code)])
+                    Log.warning("FastCGI connection failed while idle", ["error": SystemError.text(code)])
                 }
                 closeHeld(fd, worker: index)
                 return nil
@@ -355,7 +355,7 @@ final class ConnectionDispatcher: @unchecked Sendable {
                     return true
                 }
                 if !added {
-                    Log.error("cannot watch a FastCGI connection", ["error": SocketIO.errorText(errno)])
+                    Log.error("cannot watch a FastCGI connection", ["error": SystemError.text(errno)])
                     SocketIO.close(fd)
                 }
             case .nothingPending:
@@ -365,7 +365,7 @@ final class ConnectionDispatcher: @unchecked Sendable {
                 let chosen = exhausted ? Self.acceptPauseAfterExhaustion : Self.acceptPauseAfterError
                 pause = chosen
                 Log.error("accept failed on the FastCGI listening socket", [
-                    "error": SocketIO.errorText(code), "pause_ms": "\(chosen.milliseconds)",
+                    "error": SystemError.text(code), "pause_ms": "\(chosen.milliseconds)",
                 ])
                 break accepting
             }
@@ -465,7 +465,7 @@ final class ConnectionDispatcher: @unchecked Sendable {
         if leadimport_epoll_ctl(epollFD, leadimport_EPOLL_CTL_MOD, listenFD, Self.input | Self.oneShot, Self.listenTag) == 0 {
             listenState = .armed
         } else {
-            Log.error("cannot re-arm the FastCGI listening socket", ["error": SocketIO.errorText(errno)])
+            Log.error("cannot re-arm the FastCGI listening socket", ["error": SystemError.text(errno)])
             listenState = .parked
             acceptPausedUntil = .now() + Self.acceptPauseAfterError
         }

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import CFastCGI
+import HTTP
 import Platform
 
 /// One worker thread: waits (in the dispatcher's epoll set) until it holds a connection whose
@@ -133,7 +134,7 @@ final class RequestWorker: @unchecked Sendable {
         case FCGX_PARAMS_ERROR: return "malformed FastCGI parameters"
         case FCGX_CALL_SEQ_ERROR: return "FastCGI call sequence error"
         case EAGAIN: return "timed out"
-        case let errno where errno > 0: return SocketIO.errorText(errno)
+        case let errno where errno > 0: return SystemError.text(errno)
         default: return "error \(code)"
         }
     }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Platform
 
 /// The socket calls the dispatcher and the workers make, on plain descriptors.
 enum SocketIO {
@@ -111,10 +112,6 @@ enum SocketIO {
         _ = Glibc.close(fd)
     }
 
-    static func errorText(_ code: Int32) -> String {
-        guard let text = strerror(code) else { return "error \(code)" }
-        return String(cString: text)
-    }
 }
 
 /// A self-pipe: written once, it wakes every worker waiting in the dispatcher's epoll set.
@@ -125,7 +122,7 @@ final class WakePipe: @unchecked Sendable {
     init() {
         var ends: [Int32] = [-1, -1]
         let result = pipe(&ends)
-        precondition(result == 0, "cannot create the dispatcher's wake pipe: \(SocketIO.errorText(errno))")
+        precondition(result == 0, "cannot create the dispatcher's wake pipe: \(SystemError.text(errno))")
         readFD = ends[0]
         writeFD = ends[1]
         for end in ends {

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import HTTP
 import Platform
 
 public struct WorkerProcessConfiguration: Sendable {
@@ -84,7 +85,7 @@ public final class WorkerProcess: @unchecked Sendable {
 
         FastCGILibrary.initializeOnce()
         if !SocketIO.setNonBlocking(listenFD) {
-            Log.error("cannot make the listening socket non-blocking", ["fd": "\(listenFD)", "error": SocketIO.errorText(errno)])
+            Log.error("cannot make the listening socket non-blocking", ["fd": "\(listenFD)", "error": SystemError.text(errno)])
         }
 
         let workerCount = configuration.workers

@@ -4,6 +4,7 @@ import Glibc
 import LeadCore
 import Platform
 import Postgres
+import Store
 
 /// Progress after each page, for the command line's stderr.
 public struct ImportProgress: Sendable {
@@ -27,7 +28,10 @@ public struct ImportProgress: Sendable {
 /// whether the service is stopping, and a batch that finds the campaign no longer a draft (or gone) stops the rest. A
 /// stopped import counts only the members of the batches it handled.
 public struct LeadImporter: Sendable {
-    public let pool: ConnectionPool
+    /// Where every stage leases its connections (the process's pool in the service).
+    public let connections: any ConnectionSource
+    /// Who a bearer token belongs to, and what it may import (`Access.authorize` in the service).
+    public let tokens: any TokenLookup
     public let pageSize: Int
     public let batchSize: Int
     /// How long a stage of an import under way waits for a pooled connection, and how long a
@@ -40,10 +44,12 @@ public struct LeadImporter: Sendable {
     /// import that finds too few free runs on its own thread alone: slower, never more threads.
     public let stageThreads: ThreadBudget
 
-    public init(pool: ConnectionPool, pageSize: Int = 1000, batchSize: Int = 500, stageWaitLimit: Duration = .seconds(30),
+    public init(connections: any ConnectionSource, tokens: any TokenLookup = StoredTokens(), pageSize: Int = 1000,
+                batchSize: Int = 500, stageWaitLimit: Duration = .seconds(30),
                 stopRequested: @escaping @Sendable () -> Bool = { false },
                 stageThreads: ThreadBudget = ThreadBudget(LeadImporter.defaultStageThreads)) {
-        self.pool = pool
+        self.connections = connections
+        self.tokens = tokens
         self.pageSize = pageSize
         self.batchSize = batchSize
         self.stageWaitLimit = stageWaitLimit
@@ -58,7 +64,7 @@ public struct LeadImporter: Sendable {
     /// `PoolError.unavailable` only when no connection could be had for the first page: the
     /// database is unreachable, and nothing was read.
     public func run(_ target: ImportTarget, progress: (@Sendable (ImportProgress) -> Void)? = nil) throws -> ImportOutcome {
-        let begun = try pool.withConnection { begin(target, on: $0, progress: progress) }
+        let begun = try connections.withConnection(waitLimit: nil) { begin(target, on: $0, progress: progress) }
         switch begun {
         case .finished(let outcome): return outcome
         case .longer(let rest): return finish(rest, progress: progress)
@@ -66,14 +72,14 @@ public struct LeadImporter: Sendable {
     }
 
     /// How an import stands after its first page.
-    public enum Begun: Sendable {
+    enum Begun: Sendable {
         /// The list fitted in one page (or its first page could not be read): done.
         case finished(ImportOutcome)
         /// More pages follow: `finish` runs them, after the caller gave its connection back.
         case longer(Rest)
     }
 
-    public struct Rest: Sendable {
+    struct Rest: Sendable {
         let target: ImportTarget
         let first: ListPage
         let started: MonotonicInstant
@@ -81,7 +87,7 @@ public struct LeadImporter: Sendable {
 
     /// Reads the first page on `connection` (a request's own, already leased); a list that fits
     /// in it is imported there and then, with no other lease and no thread.
-    public func begin(_ target: ImportTarget, on connection: Connection, progress: (@Sendable (ImportProgress) -> Void)? = nil) -> Begun {
+    func begin(_ target: ImportTarget, on connection: Connection, progress: (@Sendable (ImportProgress) -> Void)? = nil) -> Begun {
         let started = MonotonicInstant.now()
         let source = ListSources.source(for: target)
         let first: ListPage
@@ -113,7 +119,7 @@ public struct LeadImporter: Sendable {
     }
 
     /// The pages after the first, in three stages; then the stats.
-    public func finish(_ rest: Rest, progress: (@Sendable (ImportProgress) -> Void)? = nil) -> ImportOutcome {
+    func finish(_ rest: Rest, progress: (@Sendable (ImportProgress) -> Void)? = nil) -> ImportOutcome {
         let source = ListSources.source(for: rest.target)
         let writer = CampaignWriter(target: rest.target)
         let outcome = runStages(first: rest.first, source: source, writer: writer, started: rest.started, progress: progress)
@@ -177,7 +183,7 @@ public struct LeadImporter: Sendable {
                     throw error
                 }
             }
-            feed = try makePageFeed(source: source, after: first, list: writer.target.listID, pageSize: pageSize, pool: pool,
+            feed = try makePageFeed(source: source, after: first, list: writer.target.listID, pageSize: pageSize, connections: connections,
                                     waitLimit: stageWaitLimit, hydrators: Self.hydrators)
         } catch {
             // The system would not give the threads (tasks or memory at their limit): the
@@ -250,7 +256,7 @@ public struct LeadImporter: Sendable {
             progress?(ImportProgress(rowsRead: rowsRead, counts: counts, elapsed: MonotonicInstant.now() - started))
             guard page.members.count >= pageSize, let cursor = page.last else { break }
             do {
-                page = try pool.withConnection(waitLimit: stageWaitLimit) { connection in
+                page = try connections.withConnection(waitLimit: stageWaitLimit) { connection in
                     try source.page(list: writer.target.listID, after: cursor, limit: pageSize, on: connection)
                 }
             } catch {
@@ -289,7 +295,7 @@ public struct LeadImporter: Sendable {
                 result.stop = .databaseBusy
                 return result
             case .failed(let error):
-                if slice.count == 1 && error.sqlState == "LI003" {
+                if slice.count == 1 && DatabaseFailure(sqlState: error.sqlState, connectionProblem: false) == .identityUnkeyable {
                     // The database cannot key this identity, so its unique index could not keep
                     // the lead once: refused, and as invalid as a lead without an identity.
                     Log.warning("lead without a database identity", ["campaign": writer.target.campaignID])
@@ -364,7 +370,7 @@ public struct LeadImporter: Sendable {
     /// Runs `body` on `preferred` while it is usable, else on a pooled connection.
     private func onConnection<T>(_ preferred: Connection?, _ body: (Connection) throws -> T) throws -> T {
         if let preferred, !preferred.isBroken { return try body(preferred) }
-        return try pool.withConnection(waitLimit: stageWaitLimit) { try body($0) }
+        return try connections.withConnection(waitLimit: stageWaitLimit) { try body($0) }
     }
 }
 

@@ -1,6 +1,7 @@
 import LeadCore
 import Platform
 import Postgres
+import Store
 
 /// The pages of a list after the first, in list order, read ahead on threads of their own while
 /// the importer maps the page before. Reading stops at the list's end, at the first page that
@@ -21,16 +22,16 @@ enum PageFeedItem: Sendable {
 
 /// How the feed reads: one statement per page on one thread, or, for a source whose pages are
 /// dear to fill in, keys on one thread and the filling in on `hydrators` threads at once.
-func makePageFeed(source: any ListSource, after first: ListPage, list: String, pageSize: Int, pool: ConnectionPool,
+func makePageFeed(source: any ListSource, after first: ListPage, list: String, pageSize: Int, connections: any ConnectionSource,
                   waitLimit: Duration, hydrators: Int) throws(ThreadStartError) -> any PageFeed {
     if let hydrated = source as? any HydratedListSource {
         // Pages of half the size are filled in: libpq's result and its copy for a page being
         // filled in are the largest things an import holds (about 2 MB for 1000 members, with two
         // hydrators at once), and a smaller statement costs the database no more per member.
-        return try HydratedPageFeed(source: hydrated, after: first.last, list: list, pageSize: max(1, pageSize / 2), pool: pool,
+        return try HydratedPageFeed(source: hydrated, after: first.last, list: list, pageSize: max(1, pageSize / 2), connections: connections,
                                     waitLimit: waitLimit, hydrators: hydrators)
     }
-    return try SequentialPageFeed(source: source, after: first.last, list: list, pageSize: pageSize, pool: pool, waitLimit: waitLimit)
+    return try SequentialPageFeed(source: source, after: first.last, list: list, pageSize: pageSize, connections: connections, waitLimit: waitLimit)
 }
 
 /// Threads a feed runs on.
@@ -43,7 +44,7 @@ final class SequentialPageFeed: PageFeed, @unchecked Sendable {
     private let pages = BoundedQueue<PageFeedItem>(capacity: 2)
     private let done = CountdownLatch(count: 1)
 
-    init(source: any ListSource, after cursor: ListCursor?, list: String, pageSize: Int, pool: ConnectionPool,
+    init(source: any ListSource, after cursor: ListCursor?, list: String, pageSize: Int, connections: any ConnectionSource,
          waitLimit: Duration) throws(ThreadStartError) {
         try startThread(name: "import-reader") { [pages, done] in
             defer { done.countDown() }
@@ -52,7 +53,7 @@ final class SequentialPageFeed: PageFeed, @unchecked Sendable {
             while let after = cursor {
                 number += 1
                 do {
-                    let page = try pool.withConnection(waitLimit: waitLimit) { connection in
+                    let page = try connections.withConnection(waitLimit: waitLimit) { connection in
                         try source.page(list: list, after: after, limit: pageSize, on: connection)
                     }
                     guard pages.put(.page(page)) else { return }
@@ -82,7 +83,7 @@ final class HydratedPageFeed: PageFeed, @unchecked Sendable {
     private let pages: InOrderQueue<PageFeedItem>
     private let done: CountdownLatch
 
-    init(source: any HydratedListSource, after cursor: ListCursor?, list: String, pageSize: Int, pool: ConnectionPool,
+    init(source: any HydratedListSource, after cursor: ListCursor?, list: String, pageSize: Int, connections: any ConnectionSource,
          waitLimit: Duration, hydrators: Int) throws(ThreadStartError) {
         let keyPages = BoundedQueue<(number: Int, keys: ListKeys)>(capacity: hydrators)
         // As many filled pages as there are hydrators: the one the importer waits for is always
@@ -97,7 +98,7 @@ final class HydratedPageFeed: PageFeed, @unchecked Sendable {
             var number = 0
             while let after = cursor {
                 do {
-                    let keys = try pool.withConnection(waitLimit: waitLimit) { connection in
+                    let keys = try connections.withConnection(waitLimit: waitLimit) { connection in
                         try source.keys(list: list, after: after, limit: pageSize, on: connection)
                     }
                     if keys.ids.isEmpty { break }
@@ -118,7 +119,7 @@ final class HydratedPageFeed: PageFeed, @unchecked Sendable {
         }
         for started in 0..<hydrators {
             do {
-                try startHydrator(source: source, keyPages: keyPages, pages: pages, done: done, list: list, pool: pool, waitLimit: waitLimit)
+                try startHydrator(source: source, keyPages: keyPages, pages: pages, done: done, list: list, connections: connections, waitLimit: waitLimit)
             } catch {
                 // The threads already running are told to end and waited for; the rest never ran.
                 keyPages.close()
@@ -131,13 +132,13 @@ final class HydratedPageFeed: PageFeed, @unchecked Sendable {
     }
 
     private func startHydrator(source: any HydratedListSource, keyPages: BoundedQueue<(number: Int, keys: ListKeys)>,
-                               pages: InOrderQueue<PageFeedItem>, done: CountdownLatch, list: String, pool: ConnectionPool,
+                               pages: InOrderQueue<PageFeedItem>, done: CountdownLatch, list: String, connections: any ConnectionSource,
                                waitLimit: Duration) throws(ThreadStartError) {
         try startThread(name: "import-hydrator") {
             defer { done.countDown() }
             while let (number, keys) = keyPages.take() {
                 do {
-                    let members = try pool.withConnection(waitLimit: waitLimit) { connection in
+                    let members = try connections.withConnection(waitLimit: waitLimit) { connection in
                         try source.members(of: keys, on: connection)
                     }
                     guard pages.put(number, .page(ListPage(members: members, last: keys.last))) else { return }

@@ -60,3 +60,14 @@ public enum ImportRequest {
         return .success(listID)
     }
 }
+
+/// The campaign and list a request names, once they passed the request's own checks.
+public struct ImportIDs: Sendable, Equatable {
+    public let campaign: String
+    public let list: String
+
+    public init(campaign: String, list: String) {
+        self.campaign = campaign
+        self.list = list
+    }
+}

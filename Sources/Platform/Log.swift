@@ -8,12 +8,26 @@ import Darwin
 /// Values are quoted when they hold spaces or quotes. Nothing secret is ever passed in: callers
 /// log identifiers and counts, never a token or a connection string with a password.
 public enum Log {
-    public enum Level: String, Sendable { case debug, info, warning, error }
+    public enum Level: String, Sendable, Comparable {
+        case debug, info, warning, error
 
+        public static func < (a: Level, b: Level) -> Bool { a.rank < b.rank }
+        var rank: Int {
+            switch self {
+            case .debug: 0
+            case .info: 1
+            case .warning: 2
+            case .error: 3
+            }
+        }
+    }
+
+    /// Lines below it are not written. Set once, by the command, before any other thread starts
+    /// (`serve --log-level`).
     nonisolated(unsafe) public static var minimumLevel: Level = .info
 
     public static func write(_ level: Level, _ message: String, _ fields: KeyValuePairs<String, String> = [:]) {
-        if level == .debug && minimumLevel != .debug { return }
+        if level < minimumLevel { return }
         // Built as bytes in one buffer: this runs once per request.
         var line: [UInt8] = []
         line.reserveCapacity(256)

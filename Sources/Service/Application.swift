@@ -1,7 +1,9 @@
-import FastCGIServer
+import HTTP
+import Importer
 import LeadCore
 import Platform
 import Postgres
+import Store
 
 /// Where a request becomes a response: the routes of the service and the one log line each
 /// request leaves behind.
@@ -11,10 +13,15 @@ public final class Application: Sendable {
 
     /// `stopRequested` turns true once the process is stopping: imports under way then stop at
     /// their next batch and answer 206 with what they committed.
-    public init(pool: ConnectionPool, importSettings: ImportEndpoint.Settings = .init(),
+    public convenience init(pool: ConnectionPool, configuration: ServiceConfiguration = ServiceConfiguration(cores: 1),
                 stopRequested: @escaping @Sendable () -> Bool = { false }) {
+        self.init(pool: pool, imports: configuration.importer(connections: pool, stopRequested: stopRequested))
+    }
+
+    /// With the import the endpoint calls: a test may hand its own.
+    public init(pool: ConnectionPool, imports: any ListImport) {
         self.pool = pool
-        self.imports = ImportEndpoint(pool: pool, settings: importSettings, stopRequested: stopRequested)
+        self.imports = ImportEndpoint(pool: pool, importer: imports)
     }
 
     /// Never throws and never leaves a request unanswered: a failure Swift can catch becomes a
@@ -53,7 +60,7 @@ public final class Application: Sendable {
             return (health(request), "")
         }
         if let segment = ImportRequest.campaignSegment(inPath: request.path) {
-            return try imports.respond(to: request, campaignSegment: segment)
+            return imports.respond(to: request, campaignSegment: segment)
         }
         return (Self.answer(.notFound), "")
     }
@@ -62,9 +69,7 @@ public final class Application: Sendable {
     /// wait limit.
     func health(_ request: HTTPRequest) -> HTTPResponse {
         do {
-            _ = try pool.withConnection(waitLimit: remainingWait(since: request.received, pool: pool)) { connection in
-                try connection.query("SELECT 1", [])
-            }
+            try pool.withConnection(waitLimit: remainingWait(since: request.received, pool: pool)) { try Health.check(on: $0) }
             return .json(200, #"{"status":"ok"}"#)
         } catch {
             return Self.answer(.unavailable)

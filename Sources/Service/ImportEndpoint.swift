@@ -1,4 +1,4 @@
-import FastCGIServer
+import HTTP
 import Importer
 import LeadCore
 import Platform
@@ -8,23 +8,16 @@ import Postgres
 /// order (method, token, campaign id, content type and size, body, campaign, list, draft), then
 /// the import.
 public struct ImportEndpoint: Sendable {
-    public struct Settings: Sendable {
-        public var pageSize = 1000
-        public var batchSize = 500
-        public init() {}
-    }
-
     let pool: ConnectionPool
-    let importer: LeadImporter
+    let importer: any ListImport
 
-    public init(pool: ConnectionPool, settings: Settings, stopRequested: @escaping @Sendable () -> Bool = { false }) {
+    init(pool: ConnectionPool, importer: any ListImport) {
         self.pool = pool
-        self.importer = LeadImporter(pool: pool, pageSize: settings.pageSize, batchSize: settings.batchSize,
-                                     stopRequested: stopRequested)
+        self.importer = importer
     }
 
     /// The response and a short summary of the outcome for the request's log line.
-    func respond(to request: HTTPRequest, campaignSegment: Substring) throws -> (HTTPResponse, String) {
+    func respond(to request: HTTPRequest, campaignSegment: Substring) -> (HTTPResponse, String) {
         // nginx passes HTTP_AUTHORIZATION (empty) even when the header is absent.
         let hadToken = Self.attemptsBearer(request.headers["authorization"])
         if let error = ImportRequest.checkMethod(request.method) { return (answer(error, hadToken: hadToken), error.code) }
@@ -33,35 +26,14 @@ public struct ImportEndpoint: Sendable {
         }
         // The request's own checks need no database, so they run first; their verdict is given
         // only after the token's, as the contract orders them.
-        let checked = Self.check(request, campaignSegment: campaignSegment)
-        let ids = try? checked.get()
-        let begun: Result<LeadImporter.Begun, RequestError>
-        do {
-            // One lease and one round trip for token, campaign and list; a list that fits in one
-            // page is imported on the same connection.
-            begun = try pool.withConnection(waitLimit: remainingWait(since: request.received, pool: pool)) { connection -> Result<LeadImporter.Begun, RequestError> in
-                guard let access = try ImportTarget.authorize(tokenHash: SHA256.hash(token), campaign: ids?.campaign,
-                                                              list: ids?.list, on: connection) else {
-                    return .failure(.unauthorized)
-                }
-                if case .failure(let error) = checked { return .failure(error) }
-                switch access.target! {
-                case .failure(let error): return .failure(error)
-                case .success(let target): return .success(importer.begin(target, on: connection))
-                }
-            }
-        } catch {
-            let failure = Self.databaseFailure(error)
-            return (answer(failure, hadToken: true), failure.code)
-        }
+        let order = ImportOrder(tokenHash: SHA256.hash(token), ids: Self.check(request, campaignSegment: campaignSegment),
+                                waitLimit: remainingWait(since: request.received, pool: pool))
         let outcome: ImportOutcome
-        switch begun {
-        case .failure(let error):
+        switch importer.importList(order) {
+        case .refused(let error):
             return (answer(error, hadToken: true), error.code)
-        case .success(.finished(let finished)):
-            outcome = finished
-        case .success(.longer(let rest)):
-            outcome = importer.finish(rest)
+        case .imported(let imported):
+            outcome = imported
         }
         let counts = outcome.counts
         let summary = "imported=\(counts.imported) duplicates=\(counts.duplicates) invalid=\(counts.invalid) errors=\(counts.errors) total=\(counts.total)"
@@ -71,7 +43,7 @@ public struct ImportEndpoint: Sendable {
     }
 
     /// Campaign id, content type and size, body: the checks that need nothing but the request.
-    static func check(_ request: HTTPRequest, campaignSegment: Substring) -> Result<(campaign: String, list: String), RequestError> {
+    static func check(_ request: HTTPRequest, campaignSegment: Substring) -> Result<ImportIDs, RequestError> {
         let campaign: String
         switch ImportRequest.campaignID(campaignSegment) {
         case .failure(let error): return .failure(error)
@@ -81,18 +53,8 @@ public struct ImportEndpoint: Sendable {
         if let error = ImportRequest.checkSize(exceedsLimit: request.bodyExceedsLimit, byteCount: request.body.count) { return .failure(error) }
         switch ImportRequest.listID(fromBody: request.body) {
         case .failure(let error): return .failure(error)
-        case .success(let list): return .success((campaign, list))
+        case .success(let list): return .success(ImportIDs(campaign: campaign, list: list))
         }
-    }
-
-    /// No pooled connection, a lost one, or a statement stopped by its timeout: the database
-    /// cannot serve us now, and a retry later may succeed.
-    static func databaseFailure(_ error: any Error) -> RequestError {
-        if let error = error as? PostgresError, !error.isConnectionProblem, !error.isQueryCanceled, !error.isLockNotAvailable {
-            Log.error("lookup failed", ["error": error.description])
-            return .internalError
-        }
-        return .unavailable
     }
 
     /// Whether the request tried the Bearer scheme at all. RFC 6750, 3.1: a request without any

@@ -3,6 +3,7 @@ import Importer
 import LeadCore
 import Platform
 import Postgres
+import Store
 
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,7 +31,7 @@ struct Import: ParsableCommand {
         defer { pool.close() }
         let target: ImportTarget
         do {
-            switch try pool.withConnection({ try ImportTarget.resolve(user: user, campaign: campaign, list: list, on: $0) }) {
+            switch try pool.withConnection({ try Access.target(user: user, campaign: campaign, list: list, on: $0) }) {
             case .failure(let error):
                 print(error.body)
                 throw CommandFailure("import: \(error.message)")
@@ -45,7 +46,7 @@ struct Import: ParsableCommand {
         }
         let outcome: ImportOutcome
         do {
-            outcome = try LeadImporter(pool: pool).run(target) { progress in
+            outcome = try LeadImporter(connections: pool).run(target) { progress in
                 let seconds = max(progress.elapsed.secondsDouble, 0.001)
                 let c = progress.counts
                 printError("import: read \(progress.rowsRead) rows, imported \(c.imported), duplicates \(c.duplicates), invalid \(c.invalid), errors \(c.errors), \(Int(Double(progress.rowsRead) / seconds)) rows/s")

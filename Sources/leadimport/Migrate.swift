@@ -1,5 +1,6 @@
 import ArgumentParser
 import Postgres
+import Store
 
 struct Migrate: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -5,6 +5,7 @@ import Glibc
 import FastCGIServer
 import Platform
 import Postgres
+import Supervisor
 import Service
 
 struct Serve: ParsableCommand {
@@ -37,6 +38,9 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let url = try database.resolve()
+        var configuration = worker.configuration
+        configuration.processes = processes
+        Log.minimumLevel = configuration.logLevel
         let listenFD: Int32
         do {
             if let listen {
@@ -62,7 +66,9 @@ struct Serve: ParsableCommand {
         let arguments = ["leadimport", "serve-worker"] + worker.arguments
         let supervisor = Supervisor(listenFD: listenFD, configuration: SupervisorConfiguration(
             childArguments: arguments,
-            processes: processes
+            processes: configuration.processes,
+            stopTimeout: configuration.stopTimeout,
+            readyTimeout: configuration.readyTimeout
         ))
         Log.info("serving", [
             "listen": listen ?? "standard input",
@@ -86,14 +92,28 @@ struct WorkerOptions: ParsableArguments {
     @Option(name: .customLong("wait-limit"), help: "Seconds a request waits for a database connection before it is answered 503.")
     var waitLimit: Double = 2
 
+    @Option(name: .customLong("log-level"), help: ArgumentHelp("debug, info, warning or error.", valueName: "level"))
+    var logLevel: String = Log.Level.info.rawValue
+
     func check() throws {
         guard (1...1024).contains(workers) else { throw ValidationError("--workers must be between 1 and 1024") }
         guard (1...256).contains(poolSize) else { throw ValidationError("--pool-size must be between 1 and 256") }
         guard waitLimit > 0 && waitLimit <= 60 else { throw ValidationError("--wait-limit must be between 0 and 60 seconds") }
+        guard Log.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be debug, info, warning or error") }
+    }
+
+    /// The service's configuration with these options set.
+    var configuration: ServiceConfiguration {
+        var configuration = ServiceConfiguration(cores: onlineCores())
+        configuration.workers = workers
+        configuration.poolSize = poolSize
+        configuration.waitLimit = .milliseconds(Int64(waitLimit * 1000))
+        configuration.logLevel = Log.Level(rawValue: logLevel) ?? .info
+        return configuration
     }
 
     var arguments: [String] {
-        ["--workers", String(workers), "--pool-size", String(poolSize), "--wait-limit", String(waitLimit)]
+        ["--workers", String(workers), "--pool-size", String(poolSize), "--wait-limit", String(waitLimit), "--log-level", logLevel]
     }
 }
 
@@ -112,24 +132,21 @@ struct ServeWorker: ParsableCommand {
 
     func run() throws {
         let url = try database.resolve()
+        let configuration = worker.configuration
+        Log.minimumLevel = configuration.logLevel
         let stop = try StopSignal.install()
-        let waitLimit = Duration.milliseconds(Int64(worker.waitLimit * 1000))
-        // A request that got its connection just before the wait limit must still be answered
-        // soon after it: a lock held elsewhere (DDL on campaigns, say) may hold it a quarter of
-        // the limit at most, and then it is answered 503 like a request that got no connection.
-        let lockTimeout = max(Duration.milliseconds(100), min(.seconds(1), waitLimit / 4))
-        let pool = ConnectionPool(conninfo: url, configuration: PoolConfiguration(
-            size: worker.poolSize,
-            waitLimit: waitLimit,
-            connection: ConnectionSettings(lockTimeout: lockTimeout)
-        ))
+        let pool = ConnectionPool(conninfo: url, configuration: configuration.pool)
         // Set on SIGTERM (a stop, or a reload replacing this process): imports under way stop at
         // their next batch instead of running into the drain limit.
         let stopping = Locked(false)
-        let application = Application(pool: pool, stopRequested: { stopping.current })
+        let application = Application(pool: pool, configuration: configuration, stopRequested: { stopping.current })
         let process = WorkerProcess(
             listenFD: 0,
-            configuration: WorkerProcessConfiguration(workers: worker.workers),
+            configuration: WorkerProcessConfiguration(
+                workers: configuration.workers, bodyLimit: configuration.bodyLimit, receiveTimeout: configuration.receiveTimeout,
+                firstRecordTimeout: configuration.firstRecordTimeout, idleConnectionTimeout: configuration.idleConnectionTimeout,
+                drainTimeout: configuration.drainTimeout, drainIdleTimeout: configuration.drainIdleTimeout
+            ),
             handler: { request in application.respond(to: request) }
         )
         stop.onStop {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Importer
 import LeadCore
 import Postgres
+import Store
 
 struct Token: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,4 +1,5 @@
 import Foundation
+import HTTP
 import Platform
 import XCTest
 @testable import FastCGIServer

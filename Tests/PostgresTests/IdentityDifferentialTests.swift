@@ -1,6 +1,7 @@
 import Foundation
 @testable import LeadCore
 import Postgres
+import Store
 import TestHelpers
 import TestSupport
 import XCTest

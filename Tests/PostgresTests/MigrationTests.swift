@@ -1,6 +1,7 @@
 import Foundation
 import Platform
 import Postgres
+import Store
 import TestSupport
 import XCTest
 

@@ -1,4 +1,4 @@
-import FastCGIServer
+import HTTP
 import LeadCore
 import Postgres
 import Service

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Platform
 
 /// Why the listening socket could not be had: one line, for the command to print before it exits
 /// non-zero.
@@ -112,7 +113,7 @@ public enum ListenSocket {
         if fstat(fd, &info) != 0 {
             let code = errno
             if code == EBADF { throw ListenSocketError("\(name) is closed, not a listening socket: \(inheritHint)") }
-            throw ListenSocketError("\(name) cannot be examined (\(SocketIO.errorText(code))): \(inheritHint)")
+            throw ListenSocketError("\(name) cannot be examined (\(SystemError.text(code))): \(inheritHint)")
         }
         if info.st_mode & S_IFMT != S_IFSOCK {
             throw ListenSocketError("\(name) is not a listening socket: \(inheritHint)")
@@ -140,7 +141,7 @@ public enum ListenSocket {
         try removeStaleSocket(path: path)
 
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        if fd < 0 { throw ListenSocketError("cannot create a unix socket: \(SocketIO.errorText(errno))") }
+        if fd < 0 { throw ListenSocketError("cannot create a unix socket: \(SystemError.text(errno))") }
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
@@ -149,19 +150,19 @@ public enum ListenSocket {
         if bound != 0 {
             let code = errno
             close(fd)
-            throw ListenSocketError("cannot bind unix:\(path): \(SocketIO.errorText(code))")
+            throw ListenSocketError("cannot bind unix:\(path): \(SystemError.text(code))")
         }
         if chmod(path, 0o660) != 0 {
             let code = errno
             close(fd)
             unlink(path)
-            throw ListenSocketError("cannot set the permissions of \(path): \(SocketIO.errorText(code))")
+            throw ListenSocketError("cannot set the permissions of \(path): \(SystemError.text(code))")
         }
         if listen(fd, backlog) != 0 {
             let code = errno
             close(fd)
             unlink(path)
-            throw ListenSocketError("cannot listen on unix:\(path): \(SocketIO.errorText(code))")
+            throw ListenSocketError("cannot listen on unix:\(path): \(SystemError.text(code))")
         }
         return fd
     }
@@ -186,7 +187,7 @@ public enum ListenSocket {
         if lstat(path, &info) != 0 {
             let code = errno
             if code == ENOENT { return }
-            throw ListenSocketError("cannot examine \(path): \(SocketIO.errorText(code))")
+            throw ListenSocketError("cannot examine \(path): \(SystemError.text(code))")
         }
         if info.st_mode & S_IFMT != S_IFSOCK {
             throw ListenSocketError("\(path) exists and is not a socket; refusing to replace it")
@@ -195,7 +196,7 @@ public enum ListenSocket {
         // instead of making us wait. (A live server sees one connection that closes at once.)
         guard var address = unixAddress(path) else { return }
         let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        if probe < 0 { throw ListenSocketError("cannot create a unix socket: \(SocketIO.errorText(errno))") }
+        if probe < 0 { throw ListenSocketError("cannot create a unix socket: \(SystemError.text(errno))") }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
@@ -207,10 +208,10 @@ public enum ListenSocket {
             throw ListenSocketError("another process is already listening on unix:\(path)")
         }
         guard code == ECONNREFUSED || code == ENOENT else {
-            throw ListenSocketError("cannot tell whether unix:\(path) is still in use: \(SocketIO.errorText(code))")
+            throw ListenSocketError("cannot tell whether unix:\(path) is still in use: \(SystemError.text(code))")
         }
         if unlink(path) != 0 && errno != ENOENT {
-            throw ListenSocketError("cannot remove the stale socket \(path): \(SocketIO.errorText(errno))")
+            throw ListenSocketError("cannot remove the stale socket \(path): \(SystemError.text(errno))")
         }
     }
 
@@ -224,7 +225,7 @@ public enum ListenSocket {
         var list: UnsafeMutablePointer<addrinfo>?
         let resolved = getaddrinfo(host, String(port), &hints, &list)
         if resolved != 0 {
-            let why = resolved == EAI_SYSTEM ? SocketIO.errorText(errno) : String(cString: gai_strerror(resolved))
+            let why = resolved == EAI_SYSTEM ? SystemError.text(errno) : String(cString: gai_strerror(resolved))
             throw ListenSocketError("cannot resolve \(ListenAddress.tcp(host: host, port: port)): \(why)")
         }
         defer { freeaddrinfo(list) }
@@ -246,7 +247,7 @@ public enum ListenSocket {
             }
             return fd
         }
-        throw ListenSocketError("cannot listen on \(ListenAddress.tcp(host: host, port: port)): \(SocketIO.errorText(lastError))")
+        throw ListenSocketError("cannot listen on \(ListenAddress.tcp(host: host, port: port)): \(SystemError.text(lastError))")
     }
 
     /// The port a TCP listening socket is bound to (for logs, and for tests that bind port 0).

@@ -12,12 +12,22 @@ public protocol ListSource: Sendable {
 public struct ListCursor: Sendable, Equatable {
     public var createdAt: String
     public var id: String
+
+    public init(createdAt: String, id: String) {
+        self.createdAt = createdAt
+        self.id = id
+    }
 }
 
 public struct ListPage: Sendable {
     public var members: [ListMember]
     /// The position of the last member read; nil when the page is empty.
     public var last: ListCursor?
+
+    public init(members: [ListMember], last: ListCursor?) {
+        self.members = members
+        self.last = last
+    }
 }
 
 /// One keyset range: the first page's statement or the next one's, each row decoded. Both

@@ -63,16 +63,12 @@ public struct CampaignWriter: Sendable {
 
     /// What a failed batch statement means for the import (not a lost connection).
     static func classify(_ error: PostgresError) -> Attempt {
-        switch error.sqlState {
-        case "LI001": return .refused(.campaignNotDraft)
-        // The campaign, or its owner with it, was deleted: every row would fail its foreign key.
-        case "LI002", "23503": return .refused(.campaignGone)
-        default: break
+        let failure = DatabaseFailure(sqlState: error.sqlState, connectionProblem: false)
+        switch failure {
+        case .campaignNotDraft: return .refused(.campaignNotDraft)
+        case .campaignGone: return .refused(.campaignGone)
+        default: return failure.isTransient ? .transient(error) : .failed(error)
         }
-        if error.isDeadlockDetected || error.isSerializationFailure || error.isLockNotAvailable || error.isQueryCanceled {
-            return .transient(error)
-        }
-        return .failed(error)
     }
 
     /// How many rows the batch tagged `batch` has in the campaign: what its attempts committed.
@@ -83,7 +79,7 @@ public struct CampaignWriter: Sendable {
     }
 
     /// A new batch token: a random UUID (version 4).
-    static func newBatchToken() -> String {
+    public static func newBatchToken() -> String {
         var generator = SystemRandomNumberGenerator()
         var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
         bytes[6] = bytes[6] & 0x0F | 0x40

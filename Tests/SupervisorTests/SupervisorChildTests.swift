@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import XCTest
-@testable import FastCGIServer
+@testable import Supervisor
 
 /// The child's side of the readiness protocol.
 final class SupervisorChildTests: XCTestCase {

@@ -1,27 +1,10 @@
 import LeadCore
 import Postgres
 
-/// The campaign and list an import reads and writes, checked against their owner: what belongs
-/// to someone else is reported exactly as what does not exist.
-public struct ImportTarget: Sendable, Equatable {
-    public enum Storage: String, Sendable { case rows, leads }
-
-    public let userID: String
-    public let campaignID: String
-    public let listID: String
-    public let channel: Channel
-    public let storage: Storage
-
-    public init(userID: String, campaignID: String, listID: String, channel: Channel, storage: Storage) {
-        self.userID = userID
-        self.campaignID = campaignID
-        self.listID = listID
-        self.channel = channel
-        self.storage = storage
-    }
-
+/// The lookups an import begins with: what a token grants, and the target a user names.
+public enum Access {
     /// The user's campaign and list, in the contract's order: campaign, list, draft.
-    public static func resolve(user: String, campaign: String, list: String, on connection: Connection) throws -> Result<ImportTarget, RequestError> {
+    public static func target(user: String, campaign: String, list: String, on connection: Connection) throws -> Result<ImportTarget, RequestError> {
         let result = try connection.query("""
             SELECT $1::uuid, c.channel, c.status, l.storage
             FROM (SELECT 1) AS one
@@ -35,13 +18,12 @@ public struct ImportTarget: Sendable, Equatable {
     /// unknown, revoked or expired) and, when the ids passed the request's own checks, the
     /// target. `last_used_at` is written in the same statement only when it is more than a minute
     /// old, so a busy token costs no write per request, and by one request only.
-    public static func authorize(tokenHash: [UInt8], campaign: String?, list: String?, on connection: Connection) throws
-        -> (user: String, target: Result<ImportTarget, RequestError>?)? {
-        let result = try connection.query(authorizeSQL, values: [.bytea(tokenHash), PostgresValue(campaign), PostgresValue(list)])
+    public static func authorize(tokenHash: [UInt8], ids: ImportIDs?, on connection: Connection) throws -> TokenGrant? {
+        let result = try connection.query(authorizeSQL, values: [.bytea(tokenHash), PostgresValue(ids?.campaign), PostgresValue(ids?.list)])
         guard let row = result.first else { return nil }
         let user = try row.requiredString(0)
-        guard let campaign, let list else { return (user, nil) }
-        return (user, try decide(row, campaign: campaign, list: list))
+        guard let ids else { return TokenGrant(user: user, target: nil) }
+        return TokenGrant(user: user, target: try decide(row, campaign: ids.campaign, list: ids.list))
     }
 
     static let authorizeSQL = """
@@ -68,12 +50,24 @@ public struct ImportTarget: Sendable, Equatable {
 
     /// Columns: user, channel, status, storage.
     static func decide(_ row: Row, campaign: String, list: String) throws -> Result<ImportTarget, RequestError> {
-        guard let channelText = try row.string(1) else { return .failure(.campaignNotFound) }
-        guard let storageText = try row.string(3) else { return .failure(.listNotFound) }
-        guard try row.string(2) == "draft" else { return .failure(.campaignNotDraft) }
-        guard let channel = Channel(rawValue: channelText), let storage = Storage(rawValue: storageText) else {
-            throw PostgresError(kind: .decoding, message: "unknown campaign channel or list storage")
+        do {
+            return try ImportTarget.verdict(user: try row.requiredString(0), campaign: campaign, list: list,
+                                            channel: try row.string(1), status: try row.string(2), storage: try row.string(3))
+        } catch let unknown as ImportTarget.UnknownKind {
+            throw PostgresError(kind: .decoding, message: unknown.message)
         }
-        return .success(ImportTarget(userID: try row.requiredString(0), campaignID: campaign, listID: list, channel: channel, storage: storage))
+    }
+}
+
+/// What a live bearer token grants for one request.
+public struct TokenGrant: Sendable, Equatable {
+    /// The token's user.
+    public let user: String
+    /// The verdict on the request's campaign and list; nil when no ids were asked about.
+    public let target: Result<ImportTarget, RequestError>?
+
+    public init(user: String, target: Result<ImportTarget, RequestError>?) {
+        self.user = user
+        self.target = target
     }
 }

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import Foundation
 import XCTest
-@testable import FastCGIServer
+@testable import Supervisor
 
 final class ListenSocketTests: XCTestCase {
     private var directory = ""

@@ -5,7 +5,7 @@ import Foundation
 import Platform
 import TestHelpers
 import XCTest
-@testable import FastCGIServer
+@testable import Supervisor
 
 // The supervisor with real processes. `Supervisor.run` owns the signals of its process and blocks,
 // so it runs in a process of its own: this test bundle started again with one test selected,
@@ -135,7 +135,7 @@ final class SupervisorHarness: @unchecked Sendable {
 
         let testBundle = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         process.executableURL = URL(fileURLWithPath: testBundle)
-        process.arguments = ["FastCGIServerTests.SupervisorHostProcess/testHost"]
+        process.arguments = ["SupervisorTests.SupervisorHostProcess/testHost"]
         var environment = ProcessInfo.processInfo.environment
         environment["LEADIMPORT_TEST_SUPERVISOR_HOST"] = "1"
         environment["LEADIMPORT_TEST_PROCESSES"] = String(processes)

@@ -1,4 +1,5 @@
 import Platform
+import Postgres
 
 /// One schema version, shipped in the binary. Its SQL is a string literal: nothing built at run time.
 public struct Migration: Sendable {

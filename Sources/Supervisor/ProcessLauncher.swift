@@ -3,9 +3,10 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Platform
 
 // The protocol between the supervisor and a child process (the child's side is the FastCGI worker,
-// `leadimport serve-child` or whatever `SupervisorConfiguration.childArguments` names):
+// `leadimport serve-worker` or whatever `SupervisorConfiguration.childArguments` names):
 //
 // - fd 0 is the shared listening socket. The child accepts on it and never calls shutdown() on it.
 //   Its file status flags belong to one open file description shared by every sibling (and by
@@ -89,7 +90,7 @@ struct ProcessLauncher {
         // imported), so no other thread's spawn can inherit the write end and hide the EOF.
         var ends: [Int32] = [-1, -1]
         if socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) != 0 {
-            throw SupervisorError("cannot create the readiness pipe: \(SocketIO.errorText(errno))")
+            throw SupervisorError("cannot create the readiness pipe: \(SystemError.text(errno))")
         }
         let readEnd = ends[0]
         var writeEnd = ends[1]
@@ -100,7 +101,7 @@ struct ProcessLauncher {
             close(writeEnd)
             if moved < 0 {
                 close(readEnd)
-                throw SupervisorError("cannot move the readiness pipe: \(SocketIO.errorText(code))")
+                throw SupervisorError("cannot move the readiness pipe: \(SystemError.text(code))")
             }
             writeEnd = moved
         }
@@ -140,7 +141,7 @@ struct ProcessLauncher {
         }
         if result != 0 {
             close(readEnd)
-            throw SupervisorError("cannot start \(executable): \(SocketIO.errorText(result))")
+            throw SupervisorError("cannot start \(executable): \(SystemError.text(result))")
         }
         return Started(pid: pid, readyFD: readEnd)
     }

@@ -11,7 +11,7 @@ public struct SupervisorConfiguration: Sendable {
     /// What to start. The default is the running binary itself. (It names the file this process
     /// was started from: a binary replaced on disk since is not picked up by a reload.)
     public var executable: String
-    /// The child's argv, argv[0] included, e.g. `["leadimport", "serve-child", "--workers", "4"]`.
+    /// The child's argv, argv[0] included, e.g. `["leadimport", "serve-worker", "--workers", "4"]`.
     public var childArguments: [String]
     /// After SIGTERM, how long a child may take to finish before SIGKILL.
     public var stopTimeout: Duration

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Platform
 
 /// The thread that takes the supervisor's signals; read by `forwardSignalToSupervisor`.
 /// Written once before the handlers are installed, so a handler only ever reads it.
@@ -74,7 +75,7 @@ enum ProcessSignals {
             for signal in ProcessSignals.handled { sigaddset(&set, signal) }
             let blocked = pthread_sigmask(SIG_BLOCK, &set, &previousMask)
             if blocked != 0 {
-                throw SupervisorError("cannot block signals: \(SocketIO.errorText(blocked))")
+                throw SupervisorError("cannot block signals: \(SystemError.text(blocked))")
             }
             supervisorSignalThread = pthread_self()
             var action = sigaction()
@@ -87,7 +88,7 @@ enum ProcessSignals {
                 if sigaction(signal, &action, &previous) != 0 {
                     let code = errno
                     restore()
-                    throw SupervisorError("cannot install the handler of SIG\(ProcessSignals.name(of: signal)): \(SocketIO.errorText(code))")
+                    throw SupervisorError("cannot install the handler of SIG\(ProcessSignals.name(of: signal)): \(SystemError.text(code))")
                 }
                 previousActions[signal] = previous
             }

@@ -1,6 +1,6 @@
 import Platform
 import XCTest
-@testable import FastCGIServer
+@testable import Supervisor
 
 /// The supervisor's decisions, without processes.
 final class SupervisorStateTests: XCTestCase {

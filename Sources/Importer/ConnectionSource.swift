@@ -1,0 +1,12 @@
+import Postgres
+
+/// Where an import gets its database connections: the process's pool in the service, whatever a
+/// test supplies in `ImporterTests` (a pool of its own, one that is closed, one whose connections
+/// are taken away mid-import).
+public protocol ConnectionSource: Sendable {
+    /// Runs `body` on a leased connection, waiting at most `waitLimit` for one (nil: the source's
+    /// own limit). Throws what the lease or the body throws.
+    func withConnection<T>(waitLimit: Duration?, _ body: (Connection) throws -> T) throws -> T
+}
+
+extension ConnectionPool: ConnectionSource {}

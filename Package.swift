@@ -46,18 +46,19 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .target(name: "TestHelpers", path: "Tests/TestHelpers"),
-        .testTarget(name: "LeadCoreTests", dependencies: ["LeadCore", "TestHelpers"]),
+        .testTarget(name: "LeadCoreTests", dependencies: ["LeadCore", "TestSupport"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
-        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "Store", "Platform", "TestSupport", "TestHelpers", "LeadCore"]),
-        .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer", "HTTP", "Platform", "TestHelpers"]),
-        .testTarget(name: "SupervisorTests", dependencies: ["Supervisor", "Platform", "TestHelpers"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "Store", "Platform", "TestSupport", "LeadCore"]),
+        .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer", "HTTP", "Platform", "TestSupport"]),
+        .testTarget(name: "SupervisorTests", dependencies: ["Supervisor", "Platform", "TestSupport"]),
         .testTarget(name: "ServiceTests", dependencies: ["Service", "HTTP", "LeadCore"]),
-        .target(name: "TestSupport", dependencies: ["Postgres", "Platform", "TestHelpers"], path: "Tests/TestSupport"),
+        .testTarget(name: "ImporterTests", dependencies: ["Importer", "Store", "Postgres", "LeadCore", "Platform", "TestSupport"]),
+        .testTarget(name: "ContractTests", dependencies: ["Service", "HTTP", "Postgres", "TestSupport"]),
+        .target(name: "TestSupport", dependencies: ["Postgres", "Platform"], path: "Tests/TestSupport"),
         // The fuzzers' properties, shared by the fuzz targets and the regression tests.
         .target(name: "FuzzOracles", dependencies: ["LeadCore", "FastCGIServer", "HTTP"], path: "Fuzz/Oracles"),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzOracles"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "TestHelpers", "Postgres", "LeadCore", "Service"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "Postgres", "LeadCore", "Service"]),
     ]
 )
 

@@ -1,7 +1,6 @@
 import Foundation
 import Postgres
 import Service
-import TestHelpers
 import TestSupport
 import XCTest
 #if canImport(Glibc)
@@ -12,12 +11,12 @@ import Glibc
 /// the campaign leaving draft or deleted, the database's backends cancelled and terminated. Each
 /// ends with honest counts (only members whose batch was handled, every row in the table counted
 /// as what it is), nothing half-written, and a retry that finishes the list.
-final class ImportInterruptionTests: FoundationTestCase {
+final class ImportInterruptionTests: LiveServiceTestCase {
 
     /// An import running on its own thread.
     final class RunningImport: @unchecked Sendable {
-        let reply = FoundationLocked<Result<HTTPReply, Error>?>(nil)
-        let answeredAt = FoundationLocked<Double?>(nil)
+        let reply = SharedValue<Result<HTTPReply, Error>?>(nil)
+        let answeredAt = SharedValue<Double?>(nil)
         let thread: Thread
 
         init(http: HTTPClient, campaign: String, list: String, token: String) {
@@ -320,7 +319,7 @@ final class ImportInterruptionTests: FoundationTestCase {
         try "\(threads + 1)".write(toFile: group + "/pids.max", atomically: false, encoding: .utf8)
         try "\(worker)".write(toFile: group + "/cgroup.procs", atomically: false, encoding: .utf8)
 
-        let replies = FoundationLocked<[Int: HTTPReply]>([:])
+        let replies = SharedValue<[Int: HTTPReply]>([:])
         runConcurrently(jobs.count) { index in
             let job = jobs[index]
             if let reply = try? http.post("/api/campaigns/\(job.campaign)/leads/import-from-list",

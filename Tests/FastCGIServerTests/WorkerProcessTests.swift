@@ -6,7 +6,7 @@ import Darwin
 import HTTP
 import XCTest
 import Platform
-import TestHelpers
+import TestSupport
 @testable import FastCGIServer
 
 /// The worker process on a real unix socket, spoken to in raw FastCGI.

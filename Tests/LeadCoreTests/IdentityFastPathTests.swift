@@ -1,5 +1,5 @@
 @testable import LeadCore
-import TestHelpers
+import TestSupport
 import XCTest
 
 /// The ASCII fast paths must answer exactly what the general implementations answer. These run

@@ -2,7 +2,6 @@ import Foundation
 @testable import LeadCore
 import Postgres
 import Store
-import TestHelpers
 import TestSupport
 import XCTest
 

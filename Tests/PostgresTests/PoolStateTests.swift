@@ -1,6 +1,6 @@
 import Platform
 @testable import Postgres
-import TestHelpers
+import TestSupport
 import XCTest
 
 /// The pool's decisions, driven with made-up instants: no database, no clock, no threads.

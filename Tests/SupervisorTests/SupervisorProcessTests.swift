@@ -3,7 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Platform
-import TestHelpers
+import TestSupport
 import XCTest
 @testable import Supervisor
 

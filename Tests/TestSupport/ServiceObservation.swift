@@ -1,5 +1,4 @@
 import Foundation
-import TestHelpers
 import Platform
 #if canImport(Glibc)
 import Glibc

@@ -10,7 +10,7 @@ import Glibc
 /// setUp, stopped in its tearDown), helpers that check the contract's answers exactly, and a
 /// record of every token a test sent, so that each test's tearDown can check that none of them
 /// (nor its SHA-256) ever reached the service's log.
-class ContractErrorCase: XCTestCase {
+class ContractTestCase: XCTestCase {
     nonisolated(unsafe) static var service: ServiceProcess?
     nonisolated(unsafe) static var startFailure: String?
     /// Every token (valid or not) any ContractError test put in an Authorization header.
@@ -275,7 +275,7 @@ func contractErrorRawExchange(host: String, port: UInt16, _ raw: Data, halfClose
 }
 
 /// Problems found on several threads at once, reported after they join.
-final class ContractErrorProblems: @unchecked Sendable {
+final class ContractProblems: @unchecked Sendable {
     private let lock = NSLock()
     private var problems: [String] = []
     func add(_ problem: String) { lock.lock(); problems.append(problem); lock.unlock() }

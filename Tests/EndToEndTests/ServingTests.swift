@@ -8,7 +8,7 @@ import Glibc
 
 /// The service as nginx and a client see it: health, routing, and the limits that keep it
 /// answering (kept connections, a saturated database, clients that say nothing).
-final class FoundationTests: FoundationTestCase {
+final class ServingTests: LiveServiceTestCase {
 
     // MARK: 1. /healthz follows the database, without a restart
 
@@ -125,7 +125,7 @@ final class FoundationTests: FoundationTestCase {
         let rounds = 4
 
         for round in 0..<rounds {
-            let replies = FoundationResults()
+            let replies = RequestResults()
             let started = monotonicSeconds()
             runConcurrently(concurrent) { index in
                 let begun = monotonicSeconds()
@@ -190,7 +190,7 @@ final class FoundationTests: FoundationTestCase {
                        seconds, retryAfter ?? "-", error ?? message ?? "")
             }
         }
-        let answers = FoundationLocked<[Answer]>([])
+        let answers = SharedValue<[Answer]>([])
         let imports = 16
         let probes = 4
         // The imports, and at the same time a thread that asks /healthz now and then.
@@ -292,7 +292,7 @@ final class FoundationTests: FoundationTestCase {
             XCTAssertEqual(reply.status, 200, "sequential request \(index): \(reply.text)" + context(service))
             XCTAssertLessThan(took, 1.0, "sequential request \(index) took \(took) s" + context(service))
         }
-        let concurrent = FoundationResults()
+        let concurrent = RequestResults()
         runConcurrently(12) { index in
             let started = monotonicSeconds()
             let result: LoadResult
@@ -322,7 +322,7 @@ final class FoundationTests: FoundationTestCase {
 }
 
 /// Results collected from several threads.
-final class FoundationResults: @unchecked Sendable {
+final class RequestResults: @unchecked Sendable {
     private let lock = NSLock()
     private var results: [LoadResult] = []
     func append(_ result: LoadResult) { lock.lock(); results.append(result); lock.unlock() }
@@ -330,7 +330,7 @@ final class FoundationResults: @unchecked Sendable {
 }
 
 /// A value behind a lock, for the test threads (Platform's `Locked` is not this target's import).
-final class FoundationLocked<Value>: @unchecked Sendable {
+final class SharedValue<Value>: @unchecked Sendable {
     private let lock = NSLock()
     private var value: Value
     init(_ value: Value) { self.value = value }

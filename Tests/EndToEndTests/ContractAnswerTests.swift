@@ -6,7 +6,7 @@ import XCTest
 /// order in which the checks apply, what is ignored, the success answer's shape, and the token's
 /// `last_used_at`. Every error answer is checked whole: status, `application/json`, and a body
 /// with exactly `error` and `message`.
-final class ContractErrorTests: ContractErrorCase {
+final class ContractAnswerTests: ContractTestCase {
     // MARK: - 400 invalid_campaign_id
 
     func testInvalidCampaignIDs() throws {

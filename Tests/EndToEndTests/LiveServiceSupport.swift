@@ -7,7 +7,7 @@ import Glibc
 
 /// What the foundation and fault tests share: starting the service the way the tests need it,
 /// and failure messages that carry the service's log.
-class FoundationTestCase: XCTestCase {
+class LiveServiceTestCase: XCTestCase {
     var env: TestEnvironment!
 
     /// The service's own 503 body (nginx's own 503 page says "the import service is not reachable").

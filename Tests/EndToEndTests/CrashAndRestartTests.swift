@@ -9,7 +9,7 @@ import Glibc
 /// Faults under a steady load through nginx: malformed records on the FastCGI socket, a worker
 /// process killed, the service restarted and reloaded, a stop with a slow request in flight.
 /// What a fault may cost is counted: only requests in flight on a worker process that died.
-final class FoundationFaultTests: FoundationTestCase {
+final class CrashAndRestartTests: LiveServiceTestCase {
 
     /// The pitfall's 32 bytes: BEGIN_REQUEST, then a PARAMS record with two 0xC0000000 lengths.
     static let overflowingParams = FastCGIBytes.hex("0101000100080000 0001000000000000 0104000100080000 c0000000c0000000")

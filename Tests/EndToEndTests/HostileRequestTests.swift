@@ -1,12 +1,11 @@
 import Foundation
 import TestSupport
-import TestHelpers
 import XCTest
 
 /// Garbage through the real nginx: random bodies, odd and oversized headers, broken framing.
 /// After each batch a valid import still gets exactly the right answer, /healthz is 200 and no
 /// worker process died; and no token ever reaches the service's log.
-final class ContractErrorRobustnessTests: ContractErrorCase {
+final class HostileRequestTests: ContractTestCase {
     /// The same "random" bytes on every run, so a failure can be replayed.
     typealias Bytes = SplitMix64
 
@@ -265,7 +264,7 @@ final class ContractErrorRobustnessTests: ContractErrorCase {
         let http = self.http!
         let paths = targets.map { path($0.campaign) }
         let lists = targets.map(\.list)
-        let problems = ContractErrorProblems()
+        let problems = ContractProblems()
         DispatchQueue.concurrentPerform(iterations: 8) { client in
             var random = Bytes(seed: UInt64(client) &* 7919 &+ 1)
             let auth = ("Authorization", "Bearer \(owner.token)")

@@ -21,21 +21,19 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     /// The server's primary message, or ours for connection and decoding errors.
     public var message: String
     public var detail: String?
-    public var hint: String?
     /// `PG_DIAG_CONSTRAINT_NAME`: the constraint a statement violated.
     public var constraint: String?
     public var table: String?
     public var column: String?
 
     public init(
-        kind: Kind, sqlState: String? = nil, message: String, detail: String? = nil, hint: String? = nil,
+        kind: Kind, sqlState: String? = nil, message: String, detail: String? = nil,
         constraint: String? = nil, table: String? = nil, column: String? = nil
     ) {
         self.kind = kind
         self.sqlState = sqlState
         self.message = message
         self.detail = detail
-        self.hint = hint
         self.constraint = constraint
         self.table = table
         self.column = column
@@ -43,8 +41,6 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
 
     public var isUniqueViolation: Bool { sqlState == "23505" }
     public var isCheckViolation: Bool { sqlState == "23514" }
-    public var isForeignKeyViolation: Bool { sqlState == "23503" }
-    public var isNotNullViolation: Bool { sqlState == "23502" }
     public var isQueryCanceled: Bool { sqlState == "57014" }
     public var isLockNotAvailable: Bool { sqlState == "55P03" }
     public var isInsufficientPrivilege: Bool { sqlState == "42501" }
@@ -52,8 +48,6 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     public var isDeadlockDetected: Bool { sqlState == "40P01" }
     /// Class 22: the value itself is bad (invalid text for a uuid, a jsonb that does not parse...).
     public var isDataException: Bool { sqlState?.hasPrefix("22") ?? false }
-    /// Class 23: an integrity constraint refused the row.
-    public var isIntegrityConstraintViolation: Bool { sqlState?.hasPrefix("23") ?? false }
     /// The database could not be reached or the connection broke: a caller answers 503, not 500.
     public var isConnectionProblem: Bool { kind == .connectionFailed || kind == .connectionLost }
 

@@ -16,7 +16,6 @@ public enum PostgresValue: Sendable, Hashable, ExpressibleByStringLiteral, Expre
     public init(booleanLiteral value: Bool) { self = .text(value ? "true" : "false") }
 
     public static func int(_ value: Int?) -> PostgresValue { value.map { .text(String($0)) } ?? .null }
-    public static func bool(_ value: Bool?) -> PostgresValue { value.map { .text($0 ? "true" : "false") } ?? .null }
 
     /// The type OID and bytes of a parameter sent in binary format; nil for text and NULL.
     var binaryForm: (type: UInt32, bytes: [UInt8])? {

@@ -102,7 +102,7 @@ extension Connection {
         let rows = (0..<rowCount).map { Row(storage: storage, row: $0) }
         let tag = PQcmdStatus(result).map { String(cString: $0) } ?? ""
         let affected = PQcmdTuples(result).flatMap { Int(String(cString: $0)) } ?? 0
-        return QueryResult(columns: names, columnTypes: types, rows: rows, affectedRows: affected, commandTag: tag)
+        return QueryResult(columns: names, rows: rows, affectedRows: affected, commandTag: tag)
     }
 
     /// bytea in text format: `\x` and hex digits (the default), else the old escape format.
@@ -139,7 +139,6 @@ extension Connection {
             sqlState: field(Int32(UInt8(ascii: "C"))),
             message: message.isEmpty && lost ? "the connection to \(endpoint) was lost" : message,
             detail: field(Int32(UInt8(ascii: "D"))),
-            hint: field(Int32(UInt8(ascii: "H"))),
             constraint: field(Int32(UInt8(ascii: "n"))),
             table: field(Int32(UInt8(ascii: "t"))),
             column: field(Int32(UInt8(ascii: "c")))

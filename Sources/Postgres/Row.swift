@@ -6,8 +6,6 @@ public struct Row: Sendable {
     let row: Int
 
     var index: ColumnIndex { storage.index }
-    public var columns: [String] { storage.index.names }
-    public var count: Int { storage.columnCount }
 
     // MARK: by index
 
@@ -55,7 +53,6 @@ public struct Row: Sendable {
 
     public func requiredString(_ column: Int) throws -> String { try required(column, string(column)) }
     public func requiredInt(_ column: Int) throws -> Int { try required(column, int(column)) }
-    public func requiredDouble(_ column: Int) throws -> Double { try required(column, double(column)) }
     public func requiredBool(_ column: Int) throws -> Bool { try required(column, bool(column)) }
     public func requiredBytes(_ column: Int) throws -> [UInt8] { try required(column, bytes(column)) }
 
@@ -69,7 +66,6 @@ public struct Row: Sendable {
     public func bytes(_ column: String) throws -> [UInt8]? { try bytes(position(column)) }
     public func requiredString(_ column: String) throws -> String { try requiredString(position(column)) }
     public func requiredInt(_ column: String) throws -> Int { try requiredInt(position(column)) }
-    public func requiredDouble(_ column: String) throws -> Double { try requiredDouble(position(column)) }
     public func requiredBool(_ column: String) throws -> Bool { try requiredBool(position(column)) }
     public func requiredBytes(_ column: String) throws -> [UInt8] { try requiredBytes(position(column)) }
 

@@ -21,7 +21,7 @@ enum Cell: Sendable {
 
 /// Every value of a result in one byte buffer, with where each cell starts and how long it is
 /// (-1: NULL). A String is made only for a cell that is read: a page of a list is thousands of
-/// cells, and a String and an array per row were a fifth of an import's CPU in the service.
+/// cells, and a String and an array per row were a large share of an import's CPU in the service.
 final class ResultStorage: Sendable {
     let index: ColumnIndex
     let columnCount: Int
@@ -65,8 +65,8 @@ extension Connection {
         let index = ColumnIndex(names)
         let cellCount = rowCount * columnCount
         // The exact size up front (bytea shrinks when decoded, so this is an upper bound): a page
-        // of a list is half a megabyte of text, and growing by doubling kept the old and the new
-        // buffer alive together at every step.
+        // of a list is a large buffer, and growing by doubling kept the old and the new buffer
+        // alive together at every step.
         var total = 0
         for row in 0..<Int32(rowCount) {
             for column in 0..<Int32(columnCount) { total += Int(PQgetlength(result, row, column)) }

@@ -4,7 +4,7 @@ extension PostgresValue {
     ///
     /// It goes in PostgreSQL's binary array format (`array_recv`): each element is its length and
     /// its bytes, so neither side scans for quotes and backslashes. The text literal this replaced
-    /// cost a quarter of an import's CPU in the service to write, and the server's `array_in`
+    /// was a large share of an import's CPU in the service to write, and the server's `array_in`
     /// parses it character by character.
     public static func textArray(_ values: [String?]) -> PostgresValue {
         var hasNull = false, payload = 0
@@ -36,7 +36,7 @@ extension PostgresValue {
 /// per dimension its size and lower bound (1); then each element: its length (-1 for NULL) and
 /// bytes. Every integer is big-endian. An empty array has no dimensions.
 struct BinaryArray {
-    // Type OIDs, fixed in PostgreSQL's catalog (pg_type.dat).
+    // Type OIDs, fixed in PostgreSQL's catalog (`pg_type`).
     static let text: UInt32 = 25, textArray: UInt32 = 1009
     static let uuid: UInt32 = 2950, uuidArray: UInt32 = 2951
 

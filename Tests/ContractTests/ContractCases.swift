@@ -126,7 +126,7 @@ extension ContractCase {
             let ready = try world.ready(listSize: 5)
             return .importing(campaign: ready.campaign, body: ready.body, token: ready.owner.token)
         }, status: 200, error: nil, counts: [5, 0, 0, 0, 5]),
-        ContractCase(name: "the same import again", request: { world in
+        ContractCase(name: "nothing new to import", request: { world in
             let ready = try world.ready(listSize: 4)
             let request = ContractRequest.importing(campaign: ready.campaign, body: ready.body, token: ready.owner.token)
             // The first import, straight into the tables as an earlier import would have left them.
@@ -135,6 +135,6 @@ extension ContractCase {
                 SELECT $1, $2, 'pending', 'https://www.linkedin.com/in/p' || i, 'list' FROM generate_series(1, 4) AS i
                 """, [ready.campaign, ready.owner.user])
             return request
-        }, status: 200, error: nil, counts: [0, 4, 0, 0, 4]),
+        }, status: 422, error: nil, counts: [0, 4, 0, 0, 4]),
     ]
 }

@@ -25,7 +25,7 @@ final class ContractTableTests: XCTestCase {
 
     func testEveryCaseLive() throws {
         let service = try ServiceProcess(environment: env, logName: "contract-table")
-        try service.start(arguments: ["--processes", "1", "--workers", "4", "--pool-size", "2"])
+        try service.start(arguments: ["--workers", "4", "--pool-size", "2"])
         defer { XCTAssertEqual(service.stop(), 0) }
         try run(LiveTransport(http: HTTPClient(baseURL: env.nginxURL)))
     }

@@ -133,9 +133,8 @@ func isSpaceOrControl(_ scalar: Unicode.Scalar) -> Bool { IdentityText.isSpaceCo
 
 // MARK: - ASCII fast paths
 //
-// Profiling a 100,000-member import put the general `normalized` functions at about a third of the
-// service's CPU (index walking, splits, `lowercased()`, substrings, rebuilt strings), and nearly
-// every real value is ASCII. For ASCII the Unicode rules they apply come down to byte tests:
+// The general `normalized` functions walk indexes, split, lowercase and rebuild strings, and
+// showed up high in profiles of imports (docs/performance.md); nearly every real value is ASCII. For ASCII the Unicode rules they apply come down to byte tests:
 // whitespace and space-or-control are the `< 0x80` branches of `isWhitespace` and
 // `isSpaceOrControl`, lowercasing maps only A-Z, every Character is one byte once control
 // characters are ruled out (CR LF, the one multi-scalar ASCII Character, is rejected before any

@@ -33,7 +33,7 @@ public enum Access {
         ), touched AS (
             -- At most one writer a minute per token, and nobody waits for it: when the minute
             -- turns, every concurrent request sees a stale last_used_at, and queueing them all
-            -- on the token's row lock stalled requests for hundreds of milliseconds.
+            -- on the token's row lock stalled them.
             UPDATE tokens SET last_used_at = now()
             WHERE tokens.id IN (
                 SELECT t.id FROM tokens t JOIN live ON t.id = live.id

@@ -111,13 +111,13 @@ public struct LeadGenRows: ListSource {
 /// put it there) comes back as a foreign member, which is invalid, with nothing of that Lead.
 ///
 /// A page after the first is two statements: its keys (a keyset range of the membership index,
-/// half a millisecond), then its members filled in for those keys. The second is one statement
+/// cheap), then its members filled in for those keys. The second is one statement
 /// in parts told apart by the first column, each row carrying the member's position in the
 /// page: `l`, one row per member (the Lead's columns), or `f` for a member whose Lead is not the
 /// owner's; `c`, one per work_email contact with its rank among the Lead's contacts; `a`, one per
 /// attribute (key, value as JSON). The parts and
 /// their rows may arrive in any order: position and rank say where each belongs. This costs the
-/// database about two thirds of what a lateral aggregate per member did, nothing is built as
+/// database less than a lateral aggregate per member did (docs/performance.md), nothing is built as
 /// JSON on the server only to be taken apart again here, and neither statement's plan depends on
 /// the list, so both keep one plan per connection instead of being planned again at every
 /// execution. The first page is both in one statement (`firstPageSQL`).
@@ -185,10 +185,10 @@ public struct CanonicalLeads: HydratedListSource {
     /// Written so that its plan cannot depend on the list. The list id is read through a
     /// sub-select, so the planner estimates every list alike (given the value, it planned a
     /// 10-member list apart from a large one and planned the statement again at every
-    /// execution: a third of a short import); the page size is in the text; and the members
-    /// are filled in from an array of the keys, which the planner takes for a few rows whatever
-    /// the list, so it always probes the indexes per member (estimating a full page on a small
-    /// database, it chose to scan whole tables: 100 ms for a 10-member list).
+    /// execution); the page size is in the text; and the members are filled in from an array of
+    /// the keys, which the planner takes for a few rows whatever the list, so it always probes the
+    /// indexes per member (estimating a full page on a small database, it chose to scan whole
+    /// tables). docs/performance.md has what each cost.
     static func firstPageSQL(limit: Int) -> String {
         """
         WITH keys AS MATERIALIZED (

@@ -297,7 +297,7 @@ enum Schema {
         """#)
 
     /// Version 2: the identity trigger made cheaper (it ran a lookup and a SQL function that was
-    /// parsed again in every statement, about a fifth of PostgreSQL's time on a ten-row insert), and
+    /// parsed again in every statement), and
     /// LinkedIn URLs with `://` in their query no longer taken for an unknown scheme. Existing
     /// `identity_key`s are left as they are: a row the old rule gave no identity keeps none until
     /// it is next updated, since recomputing them here could make two rows of a campaign collide

@@ -90,7 +90,7 @@ public enum FuzzOracle {
     }
 }
 
-/// How libfcgi 2.4.2 reads one request on a connection (fcgiapp.c: FCGX_Accept_r, then
+/// How libfcgi 2.4.2 reads one request on a connection (docs/fastcgi.md, 10: FCGX_Accept_r, then
 /// FCGX_GetStr on STDIN up to bodyLimit + 1 bytes), written apart from RequestHead: what would it
 /// meet that is unsafe, if it read these bytes.
 enum LibfcgiModel {

@@ -10,14 +10,14 @@ import Platform
 //
 // libfcgi is never allowed to accept a connection or to wait for one. The dispatcher accepts, waits
 // until a whole request head has arrived, and hands the connection to a worker, which puts it into
-// `FCGX_Request.ipcFd`: FCGX_Accept_r only calls OS_Accept when ipcFd < 0 (libfcgi 2.4.2,
-// fcgiapp.c), so it then reads the records already waiting on our descriptor.
+// `FCGX_Request.ipcFd`: FCGX_Accept_r only accepts when ipcFd < 0, so it then reads the records
+// already waiting on our descriptor (docs/fastcgi.md, 8).
 
 enum FastCGILibrary {
     private static let initialized = Locked(false)
 
     /// FCGX_Init, once per process. It installs handlers for SIGPIPE, SIGUSR1 and SIGTERM wherever
-    /// they are at their default (os_unix.c, OS_InstallSignalHandlers); its SIGTERM handler only sets
+    /// they are at their default (docs/fastcgi.md, 9); its SIGTERM handler only sets
     /// a flag that its own accept loop reads, which we never run, so a SIGTERM would be swallowed
     /// silently. The process's own dispositions are put back; SIGPIPE is ignored.
     static func initializeOnce() {

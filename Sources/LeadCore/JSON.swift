@@ -241,8 +241,6 @@ public struct JSONObjectWriter: Sendable {
     public mutating func add(_ name: String, _ value: String) { key(name); JSONObjectWriter.appendQuoted(value, to: &text) }
     public mutating func add(_ name: String, _ value: Int) { key(name); text += String(value) }
     public mutating func add(_ name: String, _ value: Bool) { key(name); text += value ? "true" : "false" }
-    /// Adds an already-encoded JSON value.
-    public mutating func add(_ name: String, raw: String) { key(name); text += raw }
 
     public var result: String { text + "}" }
 

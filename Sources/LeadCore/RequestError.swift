@@ -27,7 +27,8 @@ public struct RequestError: Error, Equatable, Sendable {
     public static let unauthorized = RequestError(status: 401, code: "unauthorized", message: "a valid bearer token is required")
     public static let invalidCampaignID = RequestError(status: 400, code: "invalid_campaign_id", message: "the campaign id in the path is not a valid UUID")
     public static let unsupportedMediaType = RequestError(status: 415, code: "unsupported_media_type", message: "send the body as application/json")
-    public static let payloadTooLarge = RequestError(status: 413, code: "payload_too_large", message: "the request body is larger than 64 KiB")
+    public static let payloadTooLarge = RequestError(status: 413, code: "payload_too_large",
+                                                     message: "the request body is larger than \(ImportRequest.bodyLimit / 1024) KiB")
     public static let invalidJSON = RequestError(status: 400, code: "invalid_json", message: "the body must be a JSON object")
     public static let invalidListID = RequestError(status: 400, code: "invalid_list_id", message: "listId must be a string holding a valid UUID")
     public static let campaignNotFound = RequestError(status: 404, code: "campaign_not_found", message: "no such campaign")

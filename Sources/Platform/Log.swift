@@ -26,8 +26,10 @@ public enum Log {
     /// (`serve --log-level`).
     nonisolated(unsafe) public static var minimumLevel: Level = .info
 
+    static func isWritten(_ level: Level, minimum: Level) -> Bool { level >= minimum }
+
     public static func write(_ level: Level, _ message: String, _ fields: KeyValuePairs<String, String> = [:]) {
-        if level < minimumLevel { return }
+        if !isWritten(level, minimum: minimumLevel) { return }
         // Built as bytes in one buffer: this runs once per request.
         var line: [UInt8] = []
         line.reserveCapacity(256)

@@ -15,6 +15,13 @@ final class LogTests: XCTestCase {
         XCTAssertEqual(Log.quoted("tab\there"), "tab\there")
     }
 
+    func testTheLevelLeavesOutWhatIsBelowIt() {
+        let levels: [Log.Level] = [.debug, .info, .warning, .error]
+        for (rank, minimum) in levels.enumerated() {
+            XCTAssertEqual(levels.map { Log.isWritten($0, minimum: minimum) }, levels.indices.map { $0 >= rank }, "\(minimum)")
+        }
+    }
+
     func testNonASCIIValues() {
         XCTAssertEqual(Log.quoted("café"), "café")
         XCTAssertEqual(Log.quoted("café au lait"), "\"café au lait\"")

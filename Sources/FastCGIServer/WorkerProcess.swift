@@ -29,14 +29,15 @@ public struct WorkerProcessConfiguration: Sendable {
     /// first, and a POST is never sent on a connection we are closing.
     public var drainIdleTimeout: Duration
 
+    /// No defaults: the service's values are in its `ServiceConfiguration`.
     public init(
-        workers: Int = 4,
-        bodyLimit: Int = 65536,
-        receiveTimeout: Duration = .seconds(3),
-        firstRecordTimeout: Duration = .seconds(5),
-        idleConnectionTimeout: Duration = .seconds(120),
-        drainTimeout: Duration = .seconds(30),
-        drainIdleTimeout: Duration = .seconds(4)
+        workers: Int,
+        bodyLimit: Int,
+        receiveTimeout: Duration,
+        firstRecordTimeout: Duration,
+        idleConnectionTimeout: Duration,
+        drainTimeout: Duration,
+        drainIdleTimeout: Duration
     ) {
         self.workers = workers
         self.bodyLimit = bodyLimit

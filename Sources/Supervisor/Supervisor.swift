@@ -18,12 +18,13 @@ public struct SupervisorConfiguration: Sendable {
     /// How long a new child may take to report ready before it is killed.
     public var readyTimeout: Duration
 
+    /// The service's values are in its `ServiceConfiguration`.
     public init(
         childArguments: [String],
-        processes: Int = 2,
+        processes: Int,
         executable: String = "/proc/self/exe",
-        stopTimeout: Duration = .seconds(45),
-        readyTimeout: Duration = .seconds(15)
+        stopTimeout: Duration,
+        readyTimeout: Duration
     ) {
         self.processes = processes
         self.executable = executable

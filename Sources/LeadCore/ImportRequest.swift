@@ -66,8 +66,5 @@ public struct ImportIDs: Sendable, Equatable {
     public let campaign: String
     public let list: String
 
-    public init(campaign: String, list: String) {
-        self.campaign = campaign
-        self.list = list
-    }
+    public init(campaign: String, list: String) { (self.campaign, self.list) = (campaign, list) }
 }

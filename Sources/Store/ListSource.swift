@@ -12,11 +12,6 @@ public protocol ListSource: Sendable {
 public struct ListCursor: Sendable, Equatable {
     public var createdAt: String
     public var id: String
-
-    public init(createdAt: String, id: String) {
-        self.createdAt = createdAt
-        self.id = id
-    }
 }
 
 public struct ListPage: Sendable {

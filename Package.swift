@@ -2,14 +2,20 @@
 import PackageDescription
 
 // Layout, from the pure centre outwards:
-//   LeadCore       decides: UUID pattern, identities, row -> lead mapping, request parsing, counts -> status
+//   LeadCore       decides, no I/O: UUID pattern, identities, where a row becomes a lead, request
+//                  checks, the target verdict, what a database failure means, counts -> status
 //   Platform       threads, locks, the monotonic clock, the log line (no C library beyond libc;
 //                  CMalloc is glibc's <malloc.h>)
-//   Postgres       libpq: connection, typed rows, the pool, migrations
-//   FastCGIServer  libfcgi: accept loop, request, response, the supervisor of child processes
-//   Importer       list sources, the campaign writer, the import loop, tokens
-//   Service        where a request becomes a response: routes and handlers
-//   leadimport     the commands
+//   HTTP           the request and response a handler sees: no socket, no libfcgi
+//   Postgres       the libpq driver: connection, transactions, prepared statements, results, the pool
+//   Store          where the SQL lives: every statement of the service and the migrations
+//   Importer       the import: its loop, page feeds and batches, behind ListImport
+//   Service        where a request becomes a response: routes, the import endpoint, the configuration
+//   FastCGIServer  libfcgi: one process's dispatcher (a pure DispatcherState and its epoll shell),
+//                  its workers, the request head checks
+//   Supervisor     where processes are supervised: the supervisor, its state, the launcher,
+//                  signals, the listening socket
+//   leadimport     the commands, which put the pieces together
 let package = Package(
     name: "leadimport",
     platforms: [.macOS(.v14)],

@@ -23,6 +23,10 @@ public struct TokenStore: Sendable {
         return Created(id: try result.first!.requiredString(0), token: token)
     }
 
+    public func userExists(_ user: String, on connection: Connection) throws -> Bool {
+        try connection.query("SELECT 1 FROM users WHERE id = $1", [user]).rowCount == 1
+    }
+
     /// True when a live token was revoked now; false when there is no such token or it was
     /// already revoked.
     public func revoke(id: String, on connection: Connection) throws -> Bool {

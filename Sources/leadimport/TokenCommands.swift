@@ -34,8 +34,7 @@ struct Token: ParsableCommand {
             do {
                 let connection = try Connection.connect(url)
                 defer { connection.close() }
-                let known = try connection.query("SELECT 1 FROM users WHERE id = $1", [user]).rowCount == 1
-                guard known else { throw CommandFailure("token create: no user \(user)") }
+                guard try TokenStore().userExists(user, on: connection) else { throw CommandFailure("token create: no user \(user)") }
                 let created = try TokenStore().create(user: user, name: name, expiresIn: expiresIn.flatMap(parseTokenLifetime), on: connection)
                 print(created.token)
                 printError("token create: token \(created.id) for user \(user)")

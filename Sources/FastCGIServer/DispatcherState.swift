@@ -375,9 +375,10 @@ struct DispatcherState: Sendable {
         var connection = connection
         connection.generation = nextGeneration()
         add(id, connection)
-        let actions: [Action] = [.arm(id, generation: connection.generation, watchingInput: watchingInput)]
-        guard wakingKeeper else { return actions }
-        return actions + wakeKeeper(by: connection.nextLook ?? connection.deadline)
+        // Built once: this runs after every request.
+        let armed = Action.arm(id, generation: connection.generation, watchingInput: watchingInput)
+        guard wakingKeeper, keeperSleepsPast(connection.nextLook ?? connection.deadline) else { return [armed] }
+        return [armed, .wakeKeeper]
     }
 
     /// Back into `waiting`, or closed once the process is done.
@@ -385,16 +386,14 @@ struct DispatcherState: Sendable {
         _ id: ConnectionID, _ connection: Waiting, worker: WorkerID, watchingInput: Bool, now: MonotonicInstant
     ) -> [Action] {
         busy[worker] = nil
-        var actions: [Action] = stopping ? [.wakeKeeper] : []
-        if finished { return actions + [.close(id)] }
+        if finished { return (stopping ? [.wakeKeeper] : []) + [.close(id)] }
         var connection = connection
         if stopping && connection.origin == .kept && connection.nextLook == nil {
             connection.deadline = min(connection.deadline, now + configuration.drainIdleTimeout)
         }
-        for action in arm(id, connection, watchingInput: watchingInput, wakingKeeper: true) where !actions.contains(action) {
-            actions.append(action)
-        }
-        return actions
+        let armed = arm(id, connection, watchingInput: watchingInput, wakingKeeper: true)
+        guard stopping else { return armed }
+        return [.wakeKeeper] + armed.filter { $0 != .wakeKeeper }
     }
 
     /// The worker lets go of it before it is closed, so a drain that times out never shuts down a
@@ -406,8 +405,12 @@ struct DispatcherState: Sendable {
 
     /// The time keeper sleeps until the earliest instant it knew of: wake it for an earlier one.
     private func wakeKeeper(by due: MonotonicInstant) -> [Action] {
-        if let wakes = keeperWakesAt, due >= wakes { return [] }
-        return [.wakeKeeper]
+        keeperSleepsPast(due) ? [.wakeKeeper] : []
+    }
+
+    private func keeperSleepsPast(_ due: MonotonicInstant) -> Bool {
+        if let wakes = keeperWakesAt, due >= wakes { return false }
+        return true
     }
 
     private mutating func canAccept(now: MonotonicInstant) -> Bool {

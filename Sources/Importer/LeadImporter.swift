@@ -6,13 +6,6 @@ import Platform
 import Postgres
 import Store
 
-/// Progress after each page, for the command line's stderr.
-public struct ImportProgress: Sendable {
-    public var rowsRead: Int
-    public var counts: ImportCounts
-    public var elapsed: Duration
-}
-
 /// The import loop: read a page, plan it into batches, write them, until the list ends, a page
 /// cannot be read, or the import is stopped. No transaction spans the import: every batch stands on
 /// its own, so a retry after a stop picks up the rest (what is in already comes back as

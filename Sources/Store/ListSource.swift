@@ -59,6 +59,14 @@ public struct ListKeys: Sendable {
 let bound = ListMember.fieldLimit + 1
 
 public enum ListSources {
+    /// How many members the target's list has: the progress line's "of N".
+    public static func size(of target: ImportTarget, on connection: Connection) throws -> Int {
+        let sql = target.storage == .rows
+            ? "SELECT count(*) FROM list_rows WHERE list_id = $1"
+            : "SELECT count(*) FROM list_memberships WHERE list_id = $1"
+        return try connection.query(sql, [target.listID]).first?.requiredInt(0) ?? 0
+    }
+
     /// The source of the target's list; a `leads` list reads only Leads of the list's owner.
     public static func source(for target: ImportTarget) -> any ListSource {
         switch target.storage {

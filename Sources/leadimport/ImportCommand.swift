@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import Importer
 import LeadCore
@@ -9,8 +12,10 @@ struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Import a list into a campaign from the shell: the endpoint's import, without HTTP.",
         discussion: """
-        Progress goes to stderr after every page; the same JSON body the endpoint answers goes to \
-        stdout. Exits 0 when the endpoint would answer 200, non-zero otherwise.
+        Progress goes to stderr: on a terminal one line redrawn in place (members handled of the \
+        list's size, the counts, rows per second, time left), otherwise a plain line every 5 \
+        seconds and the last one. The same JSON body the endpoint answers goes to stdout. Exits 0 \
+        when the endpoint would answer 200, non-zero otherwise.
         """
     )
 
@@ -44,17 +49,22 @@ struct Import: ParsableCommand {
             print(RequestError.unavailable.body)
             throw CommandFailure("import: \(error)")
         }
+        // The size only feeds the progress line: an import goes on without it.
+        let size = try? pool.withConnection { try ListSources.size(of: target, on: $0) }
+        let pacing = Locked(ProgressPacing(output: isatty(2) == 1 ? .terminal : .plain))
+        let started = MonotonicInstant.now()
+        @Sendable func report(_ progress: ImportProgress, final: Bool) {
+            let line = "import: " + progress.line(listSize: size)
+            if let text = pacing.withLock({ $0.text(for: line, at: .now(), final: final) }) { writeError(text) }
+        }
         let outcome: ImportOutcome
         do {
-            outcome = try LeadImporter(connections: pool).run(target) { progress in
-                let seconds = max(progress.elapsed.secondsDouble, 0.001)
-                let c = progress.counts
-                printError("import: read \(progress.rowsRead) rows, imported \(c.imported), duplicates \(c.duplicates), invalid \(c.invalid), errors \(c.errors), \(Int(Double(progress.rowsRead) / seconds)) rows/s")
-            }
+            outcome = try LeadImporter(connections: pool).run(target) { report($0, final: false) }
         } catch {
             print(RequestError.unavailable.body)
             throw CommandFailure("import: \(error)")
         }
+        report(ImportProgress(rowsRead: outcome.counts.total, counts: outcome.counts, elapsed: MonotonicInstant.now() - started), final: true)
         print(outcome.body)
         guard outcome.status == 200 else {
             throw CommandFailure("import: finished with status \(outcome.status)")

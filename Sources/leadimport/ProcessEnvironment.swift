@@ -17,7 +17,12 @@ func onlineCores() -> Int {
 }
 
 func printError(_ line: String) {
-    var bytes = Array((line + "\n").utf8)
+    writeError(line + "\n")
+}
+
+/// To stderr as it is, in one write.
+func writeError(_ text: String) {
+    var bytes = Array(text.utf8)
     _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
 }
 

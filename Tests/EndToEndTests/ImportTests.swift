@@ -539,6 +539,9 @@ final class ImportTests: XCTestCase {
                        #"{"imported":1500,"duplicates":0,"invalid":0,"errors":0,"total":1500}"#)
         XCTAssertTrue(first.stderr.contains("rows/s"), first.stderr)
         XCTAssertTrue(first.stderr.contains("imported 1500"), first.stderr)
+        // Not a terminal: no line per page (the list has two), the last line only, with the list's size.
+        XCTAssertEqual(first.stderr.split(separator: "\n").filter { $0.contains("rows/s") }.count, 1, first.stderr)
+        XCTAssertTrue(first.stderr.contains("1500 of 1500 members (100%)"), first.stderr)
         let second = try env.run(arguments, environment: ["DATABASE_URL": env.databaseURL])
         XCTAssertNotEqual(second.status, 0)
         XCTAssertEqual(second.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
@@ -549,6 +552,30 @@ final class ImportTests: XCTestCase {
         let denied = try env.run(["import", "--user", stranger, "--campaign", campaign, "--list", list], environment: ["DATABASE_URL": env.databaseURL])
         XCTAssertNotEqual(denied.status, 0)
         XCTAssertTrue(denied.stdout.contains("campaign_not_found"), denied.stdout)
+    }
+
+    /// On a terminal the progress line is redrawn in place and ends with a newline. The import
+    /// runs under script(1), which gives it a pseudo-terminal for stdout and stderr alike.
+    func testCommandLineProgressOnATerminalIsOneLineRedrawnInPlace() throws {
+        let owner = try owner()
+        let campaign = try seed.campaign(user: owner.user, channel: "email")
+        let list = try seed.bulkRowsList(user: owner.user, count: 2_500, domain: "tty.example.com")
+        let command = [env.binary, "import", "--user", owner.user, "--campaign", campaign, "--list", list].joined(separator: " ")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        process.arguments = ["-qec", command, "/dev/null"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["DATABASE_URL"] = env.databaseURL
+        process.environment = environment
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("\r\u{1B}[2Kimport: 2500 of 2500 members (100%), imported 2500"), text)
+        XCTAssertTrue(text.contains(#"{"imported":2500,"duplicates":0,"invalid":0,"errors":0,"total":2500}"#), text)
     }
 
     func testTokenCommands() throws {

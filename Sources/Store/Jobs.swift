@@ -128,7 +128,7 @@ public struct JobStore: Sendable {
                 UPDATE import_jobs j
                 SET state = 'cancelled', finished_at = now(), lease_token = NULL, lease_expires_at = NULL
                 FROM target
-                WHERE j.id = target.id AND target.state IN ('queued', 'running')
+                WHERE j.id = target.id AND j.state IN ('queued', 'running')
                 RETURNING j.*, target.state AS was
             )
             SELECT \(Self.columns("c")), c.was FROM cancelled c

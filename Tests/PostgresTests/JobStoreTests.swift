@@ -195,23 +195,52 @@ final class JobStoreTests: XCTestCase {
         XCTAssertEqual(try count("SELECT count(DISTINCT lease_token) FROM import_jobs"), 40)
     }
 
+    /// Claimers started together, round after round, while running jobs finish and free places:
+    /// no user ever has more than two running.
     func testAUserRunsAtMostTwoJobsEvenWithManyClaimers() throws {
-        let user = try newUser()
-        try queue(10, user: user, campaign: try newCampaign(user))
-        let claimed = Locked<Int>(0)
+        let users = try (0..<3).map { _ in try newUser() }
+        for user in users { try queue(30, user: user, campaign: try newCampaign(user)) }
         let url = database.serviceURL
-        concurrently(10) { _ in
-            do {
-                let connection = try Connection.connect(url, settings: testSettings)
-                defer { connection.close() }
-                if try JobStore().claim(on: connection) != nil { claimed.withLock { $0 += 1 } }
-            } catch {
-                XCTFail("\(error)")
+        let threads = 8
+        let connections = try (0..<threads).map { _ in try Connection.connect(url, settings: testSettings) }
+        defer { connections.forEach { $0.close() } }
+        for _ in 0..<20 {
+            let claimed = Locked<[JobRecord]>([])
+            let start = CountdownLatch(count: 1)
+            let ready = CountdownLatch(count: threads)
+            let done = CountdownLatch(count: threads)
+            for index in 0..<threads {
+                try startThread(name: "claimer-\(index)") {
+                    defer { done.countDown() }
+                    ready.countDown()
+                    start.wait()
+                    do {
+                        while let record = try JobStore().claim(on: connections[index]) { claimed.withLock { $0.append(record) } }
+                    } catch {
+                        XCTFail("\(error)")
+                    }
+                }
+            }
+            ready.wait()
+            start.countDown()
+            done.wait()
+            let running = try connection.query("""
+                SELECT max(n) FROM (SELECT count(*) AS n FROM import_jobs WHERE state = 'running' GROUP BY user_id) per_user
+                """).first?.int(0) ?? 0
+            XCTAssertLessThanOrEqual(running, 2)
+            if running > 2 { return }
+            // One running job of each user ends; the next round's claimers race for the places.
+            for user in users {
+                if let hold = try connection.query(
+                    "SELECT id, lease_token FROM import_jobs WHERE user_id = $1 AND state = 'running' LIMIT 1", [user]
+                ).first.map({ JobHold(jobID: try $0.requiredString(0), token: try $0.requiredString(1)) }) {
+                    XCTAssertNotNil(try store.finish(hold, httpStatus: 200, on: connection))
+                }
             }
         }
-        XCTAssertEqual(claimed.current, 2)
-        XCTAssertEqual(try count("SELECT count(*) FROM import_jobs WHERE state = 'running'"), 2)
-        XCTAssertNil(try store.claim(on: connection))
+        // After twenty rounds each user ran twenty jobs to their end and has one running.
+        XCTAssertEqual(try count("SELECT count(*) FROM import_jobs WHERE state = 'finished'"), 60)
+        XCTAssertEqual(try count("SELECT count(*) FROM import_jobs WHERE state = 'running'"), 3)
     }
 
     func testClaimsAreFirstInFirstOutAndABusyUserNeverDelaysAnother() throws {
@@ -518,6 +547,39 @@ final class JobStoreTests: XCTestCase {
         XCTAssertEqual(record.job.state, .cancelled)
         XCTAssertEqual(record.job.counts, ImportCounts(imported: 1, invalid: 1))
         XCTAssertEqual(record.resumePosition, 2)
+    }
+
+    /// A cancel that meets a finish committing at that moment answers with the finished job and
+    /// leaves it finished.
+    func testACancelDuringAFinishLeavesTheJobFinished() throws {
+        let user = try newUser()
+        let job = try queue(1, user: user, campaign: try newCampaign(user))[0]
+        let hold = try XCTUnwrap(store.claim(on: connection)?.hold)
+        let finisher = try database.service()
+        defer { finisher.close() }
+        try finisher.queryUnprepared("BEGIN")
+        XCTAssertNotNil(try store.finish(hold, httpStatus: 200, on: finisher))
+        let answer = Locked<Result<JobRecord?, PostgresError>?>(nil)
+        let url = database.serviceURL
+        let done = CountdownLatch(count: 1)
+        try startThread(name: "cancel") {
+            defer { done.countDown() }
+            do {
+                let connection = try Connection.connect(url, settings: testSettings)
+                defer { connection.close() }
+                let record = try JobStore().cancel(id: job, user: user, on: connection)
+                answer.withLock { $0 = .success(record) }
+            } catch {
+                answer.withLock { $0 = .failure(error as! PostgresError) }
+            }
+        }
+        usleep(300_000)
+        try finisher.queryUnprepared("COMMIT")
+        XCTAssertTrue(done.wait(until: .now() + .seconds(10)))
+        let record = try XCTUnwrap(XCTUnwrap(answer.current).get())
+        XCTAssertEqual(record.job.state, .finished)
+        XCTAssertEqual(record.job.httpStatus, 200)
+        XCTAssertEqual(try store.job(id: job, user: user, on: connection)?.job.state, .finished)
     }
 
     // MARK: rejections

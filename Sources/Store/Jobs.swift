@@ -90,7 +90,7 @@ public struct JobStore: Sendable {
     public func record(_ request: NewImportJob, on connection: Connection) throws -> JobCreation {
         let result = try connection.query(
             "SELECT r.outcome, \(Self.columns("(r.job)")) FROM leadimport_record_import_job("
-                + "$1::uuid, $2::uuid, $3::uuid, $4::jsonb, $5::boolean, $6, $7, $8::bigint * interval '1 millisecond', $9) AS r",
+                + "$1::uuid, $2::uuid, $3::uuid, $4::json, $5::boolean, $6, $7, $8::bigint * interval '1 millisecond', $9) AS r",
             values: [
                 .text(request.user), .text(request.campaign), .text(request.list), PostgresValue(request.filter?.serialized),
                 request.dryRun.map { .text($0 ? "true" : "false") } ?? .null, PostgresValue(request.key?.text),

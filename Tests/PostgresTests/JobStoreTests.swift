@@ -46,7 +46,9 @@ final class JobStoreTests: XCTestCase {
         XCTAssertNil(job.startedAt)
         XCTAssertNil(job.finishedAt)
         XCTAssertEqual(job.dryRun, true)
-        XCTAssertEqual(try JSONReader.parse(job.body)["filter"]?["limit"], .number("5"))
+        XCTAssertEqual(job.filter, filter, "echoed as given: members in their order, numbers as written")
+        XCTAssertTrue(job.body.hasSuffix(#""filter":{"where":[{"field":"company","value":["Acme","Initech"]}],"limit":5},"dryRun":true}"#),
+                      job.body)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         XCTAssertLessThan(abs(job.createdAt.millisecondsSinceEpoch - now), 60_000)
 

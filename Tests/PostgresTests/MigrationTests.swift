@@ -149,7 +149,7 @@ final class MigrationTests: XCTestCase {
             ],
             // The service's own tables (version 6).
             "import_jobs": [
-                "id": id, "user_id": "uuid|", "campaign_id": "uuid|", "list_id": "uuid|", "filter": "jsonb|", "dry_run": "boolean|",
+                "id": id, "user_id": "uuid|", "campaign_id": "uuid|", "list_id": "uuid|", "filter": "json|", "dry_run": "boolean|",
                 "state": "text|'queued'::text", "idempotency_key": "text|", "request_fingerprint": "bytea|",
                 "imported": "integer|0", "duplicates": "integer|0", "invalid": "integer|0", "errors": "integer|0",
                 "http_status": "smallint|", "created_at": created, "started_at": "timestamp with time zone|",

@@ -794,8 +794,9 @@ enum Schema {
             -- answered when they went.
             campaign_id uuid NOT NULL,
             list_id uuid NOT NULL,
-            -- As the request gave them. SQL NULL: the key was not in the body; a JSON null was.
-            filter jsonb,
+            -- As the request gave them (json keeps the members' order and text, to echo them).
+            -- SQL NULL: the key was not in the body; a JSON null was.
+            filter json,
             dry_run boolean,
             state text NOT NULL DEFAULT 'queued',
             idempotency_key text,
@@ -865,7 +866,7 @@ enum Schema {
         -- snapshot for each statement, so every check below sees what was committed before the
         -- user's lock was granted: concurrent POSTs are decided one after the other.
         CREATE FUNCTION leadimport_record_import_job(
-            p_user uuid, p_campaign uuid, p_list uuid, p_filter jsonb, p_dry_run boolean,
+            p_user uuid, p_campaign uuid, p_list uuid, p_filter json, p_dry_run boolean,
             p_key text, p_fingerprint bytea, p_key_window interval, p_queued_limit int
         ) RETURNS TABLE (outcome text, job import_jobs)
         LANGUAGE plpgsql VOLATILE

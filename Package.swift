@@ -36,7 +36,8 @@ let package = Package(
             providers: [.apt(["libpq-dev"])]
         ),
         .systemLibrary(name: "CMalloc"),
-        .target(name: "LeadCore"),
+        // Platform for MonotonicInstant only: the job lease decides on instants it is given.
+        .target(name: "LeadCore", dependencies: ["Platform"]),
         .target(name: "Platform", dependencies: [.target(name: "CMalloc", condition: .when(platforms: [.linux]))]),
         .target(name: "Postgres", dependencies: ["CLibPQ", "Platform"]),
         .target(name: "HTTP", dependencies: ["Platform"]),

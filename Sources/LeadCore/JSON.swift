@@ -226,12 +226,12 @@ public enum JSONReader {
 
 /// Writes flat JSON objects in the order their members are added.
 public struct JSONObjectWriter: Sendable {
-    private var text = "{"
+    fileprivate var text = "{"
     private var first = true
 
     public init() {}
 
-    private mutating func key(_ name: String) {
+    fileprivate mutating func key(_ name: String) {
         if !first { text += "," }
         first = false
         JSONObjectWriter.appendQuoted(name, to: &text)
@@ -266,5 +266,49 @@ public struct JSONObjectWriter: Sendable {
             }
         }
         out += "\""
+    }
+}
+
+extension JSONObjectWriter {
+    /// A member whose value is any JSON value: null, a nested object, or a value read back as given.
+    public mutating func add(_ name: String, _ value: JSONValue) {
+        var rendered = ""
+        value.write(to: &rendered)
+        key(name)
+        text += rendered
+    }
+}
+
+extension JSONValue {
+    /// The value as compact JSON text; numbers as they were written, members in their order.
+    public var serialized: String {
+        var out = ""
+        write(to: &out)
+        return out
+    }
+
+    func write(to out: inout String) {
+        switch self {
+        case .null: out += "null"
+        case .bool(let value): out += value ? "true" : "false"
+        case .number(let text): out += text
+        case .string(let text): JSONObjectWriter.appendQuoted(text, to: &out)
+        case .array(let elements):
+            out += "["
+            for (index, element) in elements.enumerated() {
+                if index > 0 { out += "," }
+                element.write(to: &out)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (index, (name, value)) in members.enumerated() {
+                if index > 0 { out += "," }
+                JSONObjectWriter.appendQuoted(name, to: &out)
+                out += ":"
+                value.write(to: &out)
+            }
+            out += "}"
+        }
     }
 }

@@ -101,12 +101,16 @@ public struct CampaignWriter: Sendable {
 
     /// `{"total": N, "<status>": N, ...}` over the campaign's leads, in one statement.
     public func recomputeStats(on connection: Connection) throws {
+        try Self.recomputeStats(campaignID: target.campaignID, on: connection)
+    }
+
+    public static func recomputeStats(campaignID: String, on connection: Connection) throws {
         _ = try connection.query("""
             UPDATE campaigns SET updated_at = now(), stats = (
                 SELECT jsonb_build_object('total', COALESCE(sum(n), 0)) || COALESCE(jsonb_object_agg(status, n), '{}'::jsonb)
                 FROM (SELECT status, count(*) AS n FROM campaign_leads WHERE campaign_id = $1 GROUP BY status) AS by_status
             )
             WHERE id = $1
-            """, [target.campaignID])
+            """, [campaignID])
     }
 }

@@ -147,6 +147,16 @@ final class MigrationTests: XCTestCase {
                 "custom_fields": "jsonb|", "created_at": created, "updated_at": created, "identity_key": "text|",
                 "import_batch": "uuid|",
             ],
+            // The service's own tables (version 6).
+            "import_jobs": [
+                "id": id, "user_id": "uuid|", "campaign_id": "uuid|", "list_id": "uuid|", "filter": "json|", "dry_run": "boolean|",
+                "state": "text|'queued'::text", "idempotency_key": "text|", "request_fingerprint": "bytea|",
+                "imported": "integer|0", "duplicates": "integer|0", "invalid": "integer|0", "errors": "integer|0",
+                "http_status": "smallint|", "created_at": created, "started_at": "timestamp with time zone|",
+                "finished_at": "timestamp with time zone|", "lease_token": "uuid|", "lease_expires_at": "timestamp with time zone|",
+                "attempts": "integer|0", "resume_position": "integer|0", "resume_cursor": "text|",
+            ],
+            "import_rejections": ["job_id": "uuid|", "position": "integer|", "member_id": "uuid|", "reason": "text|", "detail": "text|"],
         ]
         let rows = try owner.query("""
             SELECT table_name, column_name, data_type, coalesce(column_default, '') AS def, is_nullable
@@ -182,8 +192,9 @@ final class MigrationTests: XCTestCase {
             "tokens->users:c", "lists->users:c", "list_rows->lists:c", "leads->users:c", "lead_socials->leads:c",
             "lead_contacts->leads:c", "lead_attributes->leads:c", "list_memberships->lists:c", "list_memberships->leads:c",
             "campaigns->users:c", "campaign_leads->campaigns:c", "campaign_leads->users:c",
+            "import_jobs->users:c", "import_rejections->import_jobs:c",
         ])
-        XCTAssertEqual(foreignKeys.count, 12)
+        XCTAssertEqual(foreignKeys.count, 14)
 
         // Primary keys and uniques.
         let keys = try owner.query("""

@@ -29,6 +29,7 @@ public enum Migrator {
         Schema.version3,
         Schema.version4,
         Schema.version5,
+        Schema.version6,
     ]
 
     /// The key of the advisory lock held while migrating ("leadimp" in ASCII).

@@ -780,4 +780,174 @@ enum Schema {
     static let version5 = Migration(version: 5, name: "import batch tokens", sql: #"""
         ALTER TABLE campaign_leads ADD COLUMN import_batch uuid;
         """#)
+
+    /// Version 6: import jobs (contract, section 5). A job is a row that any service process may
+    /// run: it claims it with a lease (a token and an expiry on the database's clock), renews it
+    /// while it runs, and names it in every write, so a process that died or stalled has its job
+    /// taken over and can commit nothing after. Each batch commits its leads, its rejections and
+    /// the job's counts and resume position in one statement. docs/jobs.md tells the whole design.
+    static let version6 = Migration(version: 6, name: "import jobs", sql: #"""
+        CREATE TABLE import_jobs (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            -- No references: a job outlives its campaign and its list, and tells what the import
+            -- answered when they went.
+            campaign_id uuid NOT NULL,
+            list_id uuid NOT NULL,
+            -- As the request gave them (json keeps the members' order and text, to echo them).
+            -- SQL NULL: the key was not in the body; a JSON null was.
+            filter json,
+            dry_run boolean,
+            state text NOT NULL DEFAULT 'queued',
+            idempotency_key text,
+            -- SHA-256 of the campaign id and the body: what makes a retry with the key the same request.
+            request_fingerprint bytea,
+            imported int NOT NULL DEFAULT 0,
+            duplicates int NOT NULL DEFAULT 0,
+            invalid int NOT NULL DEFAULT 0,
+            errors int NOT NULL DEFAULT 0,
+            http_status smallint,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            started_at timestamptz,
+            finished_at timestamptz,
+            -- The runner holding the job: a token per claim, and when its lease runs out.
+            lease_token uuid,
+            lease_expires_at timestamptz,
+            -- Claims so far: more than one means runners died or stopped under it.
+            attempts int NOT NULL DEFAULT 0,
+            -- The members of the selection settled by committed batches, and where reading
+            -- resumes after them (the page feed's cursor, opaque here).
+            resume_position int NOT NULL DEFAULT 0,
+            resume_cursor text,
+            CONSTRAINT import_jobs_state_check CHECK (state IN ('queued', 'running', 'finished', 'cancelled')),
+            CONSTRAINT import_jobs_http_status_check
+                CHECK ((state = 'finished') = (http_status IS NOT NULL) AND (http_status IS NULL OR http_status IN (200, 206, 422, 500))),
+            -- Every settled member counted once, in exactly one column.
+            CONSTRAINT import_jobs_counts_check
+                CHECK (imported >= 0 AND duplicates >= 0 AND invalid >= 0 AND errors >= 0
+                       AND imported + duplicates + invalid + errors = resume_position),
+            CONSTRAINT import_jobs_lease_check
+                CHECK ((state = 'running') = (lease_token IS NOT NULL) AND (lease_token IS NULL) = (lease_expires_at IS NULL)),
+            CONSTRAINT import_jobs_times_check
+                CHECK ((finished_at IS NOT NULL) = (state IN ('finished', 'cancelled'))
+                       AND (state <> 'queued' OR started_at IS NULL)
+                       AND (state NOT IN ('running', 'finished') OR started_at IS NOT NULL)),
+            CONSTRAINT import_jobs_idempotency_check
+                CHECK ((idempotency_key IS NULL) = (request_fingerprint IS NULL)
+                       AND (idempotency_key IS NULL OR idempotency_key ~ '^[ -~]{1,255}$')),
+            CONSTRAINT import_jobs_attempts_check CHECK (attempts >= 0)
+        );
+        -- The queue, oldest first: the claim reads it in this order.
+        CREATE INDEX import_jobs_queue_idx ON import_jobs (created_at, id) WHERE state = 'queued';
+        -- Leases that ran out: the claim looks here first, on every poll.
+        CREATE INDEX import_jobs_lease_idx ON import_jobs (lease_expires_at) WHERE state = 'running';
+        -- A user's running and queued jobs, counted by the claim and by each POST; the cascade
+        -- from users.
+        CREATE INDEX import_jobs_user_id_state_idx ON import_jobs (user_id, state);
+        -- Idempotency-Key lookups.
+        CREATE INDEX import_jobs_idempotency_idx ON import_jobs (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+        -- The members a job did not insert, in the order they were handled. The primary key
+        -- keeps any member from being recorded twice, whatever a runner retries, and pages them.
+        CREATE TABLE import_rejections (
+            job_id uuid NOT NULL REFERENCES import_jobs (id) ON DELETE CASCADE,
+            position int NOT NULL,
+            member_id uuid NOT NULL,
+            reason text NOT NULL,
+            detail text NOT NULL,
+            PRIMARY KEY (job_id, position),
+            CONSTRAINT import_rejections_position_check CHECK (position >= 1),
+            CONSTRAINT import_rejections_reason_check CHECK (reason IN ('invalid', 'duplicate', 'error'))
+        );
+
+        -- Records a job unless the user's Idempotency-Key or queue says otherwise, in the
+        -- contract's order: a key used within the window (the same request: that job; another:
+        -- key_reused), then the queue (too_many). A VOLATILE plpgsql function takes a new
+        -- snapshot for each statement, so every check below sees what was committed before the
+        -- user's lock was granted: concurrent POSTs are decided one after the other.
+        CREATE FUNCTION leadimport_record_import_job(
+            p_user uuid, p_campaign uuid, p_list uuid, p_filter json, p_dry_run boolean,
+            p_key text, p_fingerprint bytea, p_key_window interval, p_queued_limit int
+        ) RETURNS TABLE (outcome text, job import_jobs)
+        LANGUAGE plpgsql VOLATILE
+        AS $fn$
+        DECLARE
+            keyed import_jobs;
+            recorded import_jobs;
+        BEGIN
+            -- 'joba': admissions, one user at a time.
+            PERFORM pg_advisory_xact_lock(1785684577, hashtext(p_user::text));
+            IF p_key IS NOT NULL THEN
+                SELECT * INTO keyed FROM import_jobs j
+                WHERE j.user_id = p_user AND j.idempotency_key = p_key AND j.created_at > now() - p_key_window
+                ORDER BY j.created_at DESC LIMIT 1;
+                IF keyed.id IS NOT NULL THEN
+                    IF keyed.request_fingerprint = p_fingerprint THEN
+                        RETURN QUERY SELECT 'existing'::text, keyed;
+                    ELSE
+                        RETURN QUERY SELECT 'key_reused'::text, NULL::import_jobs;
+                    END IF;
+                    RETURN;
+                END IF;
+            END IF;
+            IF (SELECT count(*) FROM import_jobs j WHERE j.user_id = p_user AND j.state = 'queued') >= p_queued_limit THEN
+                RETURN QUERY SELECT 'too_many'::text, NULL::import_jobs;
+                RETURN;
+            END IF;
+            INSERT INTO import_jobs (user_id, campaign_id, list_id, filter, dry_run, idempotency_key, request_fingerprint)
+            VALUES (p_user, p_campaign, p_list, p_filter, p_dry_run, p_key, CASE WHEN p_key IS NULL THEN NULL ELSE p_fingerprint END)
+            RETURNING * INTO recorded;
+            RETURN QUERY SELECT 'created'::text, recorded;
+        END
+        $fn$;
+
+        -- Gives the next job to the runner holding p_token, or nothing. First a job whose
+        -- runner's lease ran out (it holds one of its user's running places already); then the
+        -- oldest queued job of a user with fewer than p_running_limit running. SKIP LOCKED lets
+        -- claimers pass each other's rows and batches being committed; the running places are
+        -- counted again under the user's lock on a fresh snapshot, so two claimers never both
+        -- take a user's last place.
+        CREATE FUNCTION leadimport_claim_import_job(p_token uuid, p_lease interval, p_running_limit int)
+        RETURNS SETOF import_jobs
+        LANGUAGE plpgsql VOLATILE
+        AS $fn$
+        DECLARE
+            candidate record;
+            claimed import_jobs;
+        BEGIN
+            UPDATE import_jobs j
+            SET lease_token = p_token, lease_expires_at = now() + p_lease, attempts = j.attempts + 1
+            WHERE j.id = (SELECT r.id FROM import_jobs r
+                          WHERE r.state = 'running' AND r.lease_expires_at <= now()
+                          ORDER BY r.lease_expires_at LIMIT 1
+                          FOR UPDATE SKIP LOCKED)
+            RETURNING j.* INTO claimed;
+            IF FOUND THEN
+                RETURN NEXT claimed;
+                RETURN;
+            END IF;
+            FOR candidate IN
+                SELECT q.id, q.user_id FROM import_jobs q
+                WHERE q.state = 'queued'
+                  AND (SELECT count(*) FROM import_jobs r WHERE r.user_id = q.user_id AND r.state = 'running') < p_running_limit
+                ORDER BY q.created_at, q.id
+            LOOP
+                -- 'jobs': a user's running places, one claimer at a time; a busy user is passed over.
+                CONTINUE WHEN NOT pg_try_advisory_xact_lock(1785684595, hashtext(candidate.user_id::text));
+                CONTINUE WHEN (SELECT count(*) FROM import_jobs r
+                               WHERE r.user_id = candidate.user_id AND r.state = 'running') >= p_running_limit;
+                UPDATE import_jobs j
+                SET state = 'running', started_at = now(), lease_token = p_token, lease_expires_at = now() + p_lease,
+                    attempts = j.attempts + 1
+                WHERE j.id = (SELECT q.id FROM import_jobs q WHERE q.id = candidate.id AND q.state = 'queued'
+                              FOR UPDATE SKIP LOCKED)
+                RETURNING j.* INTO claimed;
+                IF FOUND THEN
+                    RETURN NEXT claimed;
+                    RETURN;
+                END IF;
+            END LOOP;
+        END
+        $fn$;
+        """#)
 }

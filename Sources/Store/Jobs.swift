@@ -1,0 +1,369 @@
+import LeadCore
+import Platform
+import Postgres
+
+/// A job as stored: what the API shows of it, and what its runner needs to go on.
+public struct JobRecord: Sendable, Equatable {
+    public var job: ImportJob
+    public var userID: String
+    /// The token of the runner holding the job; nil unless it is running.
+    public var leaseToken: String?
+    /// How many times a runner claimed it.
+    public var attempts: Int
+    /// The members of the selection settled by committed batches.
+    public var resumePosition: Int
+    /// Where reading resumes after them, in the page feed's terms.
+    public var resumeCursor: String?
+
+    /// What a runner names in every write, while it holds the job.
+    public var hold: JobHold? { leaseToken.map { JobHold(jobID: job.id, token: $0) } }
+}
+
+/// A runner's hold on a job: the job and the token of its claim. Every write a runner makes is
+/// refused once the hold is gone (the lease ran out, another runner took the job, it was
+/// cancelled), so a runner that stalled can never write over the one that took over.
+public struct JobHold: Sendable, Equatable, Hashable {
+    public let jobID: String
+    public let token: String
+
+    public init(jobID: String, token: String) {
+        self.jobID = jobID
+        self.token = token
+    }
+}
+
+/// What an asynchronous POST asks to record, once every check of sections 1 and 4 passed.
+public struct NewImportJob: Sendable, Equatable {
+    public var user: String
+    public var campaign: String
+    public var list: String
+    public var filter: JSONValue?
+    public var dryRun: Bool?
+    public var key: IdempotencyKey?
+    /// `RequestFingerprint.of(campaign:body:)`; compared only when there is a key.
+    public var fingerprint: [UInt8]
+
+    public init(user: String, campaign: String, list: String, filter: JSONValue? = nil, dryRun: Bool? = nil,
+                key: IdempotencyKey? = nil, fingerprint: [UInt8]) {
+        self.user = user
+        self.campaign = campaign
+        self.list = list
+        self.filter = filter
+        self.dryRun = dryRun
+        self.key = key
+        self.fingerprint = fingerprint
+    }
+}
+
+/// What committing one batch of a job came to.
+public enum BatchCommit: Sendable {
+    /// Committed: the batch's leads, its rejections, and the job's counts and position, which
+    /// the record shows. The commit renewed the lease.
+    case committed(JobRecord)
+    /// Nothing was written: the runner no longer holds the job (its lease ran out, another
+    /// runner took it, it was cancelled or has ended) or the job does not stand where the batch
+    /// starts (this batch, or another, already committed).
+    case notHeld
+    /// The campaign no longer takes leads: nothing was written.
+    case refused(ImportStop)
+    /// Lock timeout, statement timeout, deadlock: nothing was written; the same batch may
+    /// commit later.
+    case transient(PostgresError)
+    /// The statement failed for one of the leads: nothing was written; smaller batches find
+    /// the leads that cannot be inserted, which then commit as errors.
+    case failed(PostgresError)
+}
+
+/// Every statement of import jobs. Each is one round trip and one transaction; the admission and
+/// the claim are functions of the schema (version 6), which decide under a per-user lock.
+public struct JobStore: Sendable {
+    public let timing: LeaseTiming
+
+    public init(timing: LeaseTiming = .standard) { self.timing = timing }
+
+    /// A batch whose positions do not cover its span exactly once; never sent.
+    public struct BatchNotWhole: Error, Sendable {}
+
+    // MARK: the endpoints' statements
+
+    /// Records a job, or answers with the first one for a retried Idempotency-Key, or refuses.
+    public func record(_ request: NewImportJob, on connection: Connection) throws -> JobCreation {
+        let result = try connection.query(
+            "SELECT r.outcome, \(Self.columns("(r.job)")) FROM leadimport_record_import_job("
+                + "$1::uuid, $2::uuid, $3::uuid, $4::json, $5::boolean, $6, $7, $8::bigint * interval '1 millisecond', $9) AS r",
+            values: [
+                .text(request.user), .text(request.campaign), .text(request.list), PostgresValue(request.filter?.serialized),
+                request.dryRun.map { .text($0 ? "true" : "false") } ?? .null, PostgresValue(request.key?.text),
+                request.key == nil ? .null : .bytea(request.fingerprint),
+                .int(Int(JobAdmission.keyWindow.milliseconds)), .int(JobRules.queuedLimitPerUser),
+            ])
+        guard let row = result.first, let outcome = JobAdmission.Verdict(rawValue: try row.requiredString("outcome")) else {
+            throw PostgresError(kind: .decoding, message: "the job admission answered nothing known")
+        }
+        switch outcome {
+        case .record: return .created(try Self.record(row).job)
+        case .returnKeyedJob: return .existing(try Self.record(row).job)
+        case .keyReused: return .keyReused
+        case .tooManyQueued: return .tooManyQueued
+        }
+    }
+
+    /// The job, for its owner only: nil when it does not exist or belongs to someone else.
+    public func job(id: String, user: String, on connection: Connection) throws -> JobRecord? {
+        try connection.query("SELECT \(Self.columns("j")) FROM import_jobs j WHERE j.id = $1 AND j.user_id = $2", [id, user])
+            .first.map(Self.record)
+    }
+
+    /// Cancels a queued or running job of `user` at once: its runner's next write is refused, so
+    /// no batch starts after this. A job that already ended is answered as it ended. nil when
+    /// there is no such job of this user. The campaign's stats are recomputed when the job had
+    /// inserted leads.
+    public func cancel(id: String, user: String, on connection: Connection) throws -> JobRecord? {
+        // The row is locked first: a batch committing now ends before, and the answer is the
+        // job as it stands after that batch, not as the statement's snapshot saw it.
+        let result = try connection.query("""
+            WITH target AS (
+                SELECT j.* FROM import_jobs j WHERE j.id = $1 AND j.user_id = $2 FOR UPDATE
+            ), cancelled AS (
+                UPDATE import_jobs j
+                SET state = 'cancelled', finished_at = now(), lease_token = NULL, lease_expires_at = NULL
+                FROM target
+                WHERE j.id = target.id AND j.state IN ('queued', 'running')
+                RETURNING j.*, target.state AS was
+            )
+            SELECT \(Self.columns("c")), c.was FROM cancelled c
+            UNION ALL
+            SELECT \(Self.columns("t")), t.state FROM target t WHERE NOT EXISTS (SELECT 1 FROM cancelled)
+            """, [id, user])
+        guard let row = result.first else { return nil }
+        let record = try Self.record(row)
+        if try row.requiredString("was") == JobState.running.rawValue, record.job.counts.imported > 0, record.job.dryRun != true {
+            // In a statement of its own, after the cancel: its snapshot sees the last batch.
+            do {
+                try CampaignWriter.recomputeStats(campaignID: record.job.campaignID, on: connection)
+            } catch {
+                Log.warning("stats recompute failed after a cancel", ["campaign": record.job.campaignID, "error": "\(error)"])
+            }
+        }
+        return record
+    }
+
+    /// A page of the job's rejections, for its owner only: nil when there is no such job of
+    /// this user. The job's state and its rejections come from one snapshot, so a final job's
+    /// last page is its last.
+    public func rejections(id: String, user: String, request: RejectionsRequest, on connection: Connection) throws -> RejectionPage? {
+        let result = try connection.query("""
+            SELECT j.state, r.position, r.member_id, r.reason, r.detail
+            FROM import_jobs j
+            LEFT JOIN LATERAL (
+                SELECT x.position, x.member_id, x.reason, x.detail FROM import_rejections x
+                WHERE x.job_id = j.id AND x.position > $3
+                ORDER BY x.position
+                LIMIT $4
+            ) r ON true
+            WHERE j.id = $1 AND j.user_id = $2
+            ORDER BY r.position
+            """, values: [.text(id), .text(user), .int(request.after?.afterPosition ?? 0), .int(request.limit + 1)])
+        guard let first = result.first else { return nil }
+        guard let state = JobState(rawValue: try first.requiredString("state")) else { throw Self.unknown("state") }
+        var fetched: [Rejection] = []
+        for row in result.rows {
+            guard let position = try row.int("position") else { continue }
+            guard let reason = RejectionReason(rawValue: try row.requiredString("reason")) else { throw Self.unknown("reason") }
+            fetched.append(Rejection(position: position, memberID: try row.requiredString("member_id"), reason: reason,
+                                     detail: try row.requiredString("detail")))
+        }
+        return RejectionPage.make(request: request, fetched: fetched, jobIsFinal: state.isFinal)
+    }
+
+    // MARK: the runner's statements
+
+    /// Takes the next job for a new runner: first one whose runner's lease ran out, then the
+    /// oldest queued job of a user with fewer than two running. nil when there is none.
+    public func claim(on connection: Connection) throws -> JobRecord? {
+        try claim(token: CampaignWriter.newBatchToken(), on: connection)
+    }
+
+    /// `claim` with a token of the caller's (after a connection lost during a claim, the job
+    /// holding it is the one that was claimed).
+    public func claim(token: String, on connection: Connection) throws -> JobRecord? {
+        try connection.query(
+            "SELECT \(Self.columns("c")) FROM leadimport_claim_import_job($1::uuid, $2::bigint * interval '1 millisecond', $3) AS c",
+            values: [.text(token), .int(Int(timing.duration.milliseconds)), .int(JobRules.runningLimitPerUser)]
+        ).first.map(Self.record)
+    }
+
+    /// Extends the lease by `timing.duration` from now; false when the runner no longer holds
+    /// the job (the lease ran out, another runner took it, it was cancelled or has ended).
+    public func renew(_ hold: JobHold, on connection: Connection) throws -> Bool {
+        try connection.query("""
+            UPDATE import_jobs SET lease_expires_at = now() + $3::bigint * interval '1 millisecond'
+            WHERE id = $1 AND lease_token = $2 AND state = 'running' AND lease_expires_at > now()
+            """, values: [.text(hold.jobID), .text(hold.token), .int(Int(timing.duration.milliseconds))]).affectedRows == 1
+    }
+
+    /// Gives the job back, still running, for any process's next claim to resume at once
+    /// (the service stopping, the database unreachable); false when it was no longer held.
+    public func release(_ hold: JobHold, on connection: Connection) throws -> Bool {
+        try connection.query("""
+            UPDATE import_jobs SET lease_expires_at = now()
+            WHERE id = $1 AND lease_token = $2 AND state = 'running' AND lease_expires_at > now()
+            """, [hold.jobID, hold.token]).affectedRows == 1
+    }
+
+    /// Ends the job with the synchronous import's status; nil when the runner no longer holds
+    /// it (then whoever holds it, or the cancel, decided). Stats are the caller's to recompute,
+    /// as the synchronous import does.
+    public func finish(_ hold: JobHold, httpStatus: Int, on connection: Connection) throws -> JobRecord? {
+        precondition(JobRules.finishedStatuses.contains(httpStatus), "a job finishes with the synchronous import's status")
+        return try connection.query("""
+            UPDATE import_jobs j
+            SET state = 'finished', http_status = $3, finished_at = now(), lease_token = NULL, lease_expires_at = NULL
+            WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' AND j.lease_expires_at > now()
+            RETURNING \(Self.columns("j"))
+            """, values: [.text(hold.jobID), .text(hold.token), .int(httpStatus)]).first.map(Self.record)
+    }
+
+    /// Commits one batch of the job in one statement and one transaction: its leads into the
+    /// campaign (only into a draft, `ON CONFLICT DO NOTHING`, as `CampaignWriter` does; nothing
+    /// on a dry run, where what is not in the campaign yet counts as imported), its rejections,
+    /// and the job's counts and position, which also renews the lease. The lease guards all of
+    /// it: a runner that no longer holds the job writes nothing. Throws
+    /// `CampaignWriter.LostAttempt` when the connection is lost: the job's position then tells
+    /// whether the batch committed.
+    public func commit(_ batch: JobBatch, of hold: JobHold, on connection: Connection) throws -> BatchCommit {
+        guard batch.isWhole else { throw BatchNotWhole() }
+        let leads = batch.leads
+        let values: [PostgresValue] = [
+            .text(hold.jobID), .text(hold.token), .int(batch.after), .int(batch.through), PostgresValue(batch.resumeAfter),
+            .int(Int(timing.duration.milliseconds)),
+            .textArray(leads.map { String($0.position) }), .textArray(leads.map(\.memberID)),
+            .textArray(leads.map(\.lead.email)), .textArray(leads.map(\.lead.linkedinURL)),
+            .textArray(leads.map(\.lead.firstName)), .textArray(leads.map(\.lead.lastName)), .textArray(leads.map(\.lead.name)),
+            .textArray(leads.map(\.lead.company)), .textArray(leads.map(\.lead.position)), .textArray(leads.map(\.lead.headline)),
+            .textArray(leads.map(\.lead.customFields)),
+            .textArray(batch.settled.map { String($0.position) }), .textArray(batch.settled.map(\.memberID)),
+            .textArray(batch.settled.map(\.reason.rawValue)), .textArray(batch.settled.map(\.detail)),
+            .text(RejectionDetail.alreadyInCampaign), .text(RejectionDetail.repeatOfPositionPrefix),
+        ]
+        do {
+            guard let row = try connection.query(Self.commitSQL, values: values).first else { return .notHeld }
+            return .committed(try Self.record(row))
+        } catch let error as PostgresError {
+            if error.isConnectionProblem || connection.isBroken { throw CampaignWriter.LostAttempt(error: error) }
+            switch CampaignWriter.classify(error) {
+            case .refused(let stop): return .refused(stop)
+            case .transient(let error): return .transient(error)
+            case .failed(let error): return .failed(error)
+            case .inserted: return .failed(error)
+            }
+        }
+    }
+
+    static let commitSQL = """
+        WITH job AS (
+            -- The guard: the runner still holds the job, and the job stands where the batch starts.
+            -- The row lock keeps claimers and the cancel waiting until this commits.
+            SELECT j.id, j.user_id, j.campaign_id, j.list_id, j.dry_run
+            FROM import_jobs j
+            WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' AND j.lease_expires_at > now()
+              AND j.resume_position = $3
+            FOR UPDATE
+        ), candidate AS (
+            -- Each lead's identity as the campaign's unique index will key it.
+            SELECT t.place, t.member_id, t.email, t.linkedin_url, t.first_name, t.last_name, t.name, t.company, t.title,
+                   t.headline, t.custom_fields,
+                   CASE c.channel WHEN 'email' THEN leadimport_normalize_email(t.email)
+                                  WHEN 'linkedin' THEN leadimport_normalize_linkedin(t.linkedin_url) END AS identity
+            FROM job
+            LEFT JOIN campaigns c ON c.id = job.campaign_id
+            CROSS JOIN unnest($7::int[], $8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+                              $14::text[], $15::text[], $16::text[], $17::text[])
+                 AS t(place, member_id, email, linkedin_url, first_name, last_name, name, company, title, headline, custom_fields)
+        ), ranked AS (
+            -- Of leads with one identity only the first is tried; the others repeat it. A lead the
+            -- database cannot key is tried, so that the trigger refuses it.
+            SELECT c.*, CASE WHEN c.identity IS NULL THEN c.place ELSE min(c.place) OVER (PARTITION BY c.identity) END AS first_place
+            FROM candidate c
+        ), accepting AS (
+            -- Once, only for a batch with leads, as the synchronous import: refuses unless the
+            -- campaign is still a draft, and share-locks it until this commits.
+            SELECT leadimport_campaign_accepts_leads(job.campaign_id) AS ok FROM job WHERE EXISTS (SELECT 1 FROM candidate)
+        ), inserted AS (
+            INSERT INTO campaign_leads (campaign_id, user_id, status, email, linkedin_url, first_name, last_name, name,
+                                        company, position, headline, source, source_ref, custom_fields)
+            SELECT job.campaign_id, job.user_id, 'pending', r.email, r.linkedin_url, r.first_name, r.last_name, r.name,
+                   r.company, r.title, r.headline, 'list', job.list_id::text, r.custom_fields::jsonb
+            FROM ranked r CROSS JOIN job
+            WHERE r.place = r.first_place AND job.dry_run IS NOT TRUE AND (SELECT ok FROM accepting)
+            ON CONFLICT (campaign_id, identity_key) DO NOTHING
+            RETURNING identity_key
+        ), would_insert AS (
+            SELECT r.identity FROM ranked r CROSS JOIN job
+            WHERE r.place = r.first_place AND job.dry_run AND (SELECT ok FROM accepting)
+              AND NOT EXISTS (SELECT 1 FROM campaign_leads l WHERE l.campaign_id = job.campaign_id AND l.identity_key = r.identity)
+        ), rejected AS (
+            INSERT INTO import_rejections (job_id, position, member_id, reason, detail)
+            SELECT job.id, r.place, r.member_id, 'duplicate',
+                   CASE WHEN r.place <> r.first_place THEN $23 || r.first_place ELSE $22 END
+            FROM ranked r CROSS JOIN job
+            WHERE r.place <> r.first_place
+               OR NOT EXISTS (SELECT 1 FROM inserted i WHERE i.identity_key = r.identity)
+                  AND NOT EXISTS (SELECT 1 FROM would_insert w WHERE w.identity = r.identity)
+            UNION ALL
+            SELECT job.id, s.place, s.member_id, s.reason, s.detail
+            FROM job CROSS JOIN unnest($18::int[], $19::uuid[], $20::text[], $21::text[]) AS s(place, member_id, reason, detail)
+            RETURNING reason
+        ), progress AS (
+            -- Counted from what was recorded, so a finished job's rejections of each reason
+            -- number exactly its counts; the counts CHECK refuses a batch that lost a member.
+            UPDATE import_jobs j
+            SET imported = j.imported + (SELECT count(*) FROM inserted) + (SELECT count(*) FROM would_insert),
+                duplicates = j.duplicates + (SELECT count(*) FROM rejected WHERE reason = 'duplicate'),
+                invalid = j.invalid + (SELECT count(*) FROM rejected WHERE reason = 'invalid'),
+                errors = j.errors + (SELECT count(*) FROM rejected WHERE reason = 'error'),
+                resume_position = $4, resume_cursor = $5,
+                lease_expires_at = now() + $6::bigint * interval '1 millisecond'
+            FROM job
+            WHERE j.id = job.id
+            RETURNING j.*
+        )
+        SELECT \(columns("p")) FROM progress p
+        """
+
+    // MARK: decoding
+
+    /// The columns `record` reads, from the row `row` (an alias, or a composite such as `(r.job)`).
+    static func columns(_ row: String) -> String {
+        func milliseconds(_ column: String) -> String { "floor(extract(epoch FROM \(row).\(column)) * 1000)::bigint AS \(column)_ms" }
+        return """
+            \(row).id, \(row).user_id, \(row).campaign_id, \(row).list_id, \(row).state, \(row).imported, \(row).duplicates, \
+            \(row).invalid, \(row).errors, \(row).http_status, \(milliseconds("created_at")), \(milliseconds("started_at")), \
+            \(milliseconds("finished_at")), \(row).filter::text AS filter, \(row).dry_run, \(row).lease_token, \(row).attempts, \
+            \(row).resume_position, \(row).resume_cursor
+            """
+    }
+
+    static func record(_ row: Row) throws -> JobRecord {
+        guard let state = JobState(rawValue: try row.requiredString("state")) else { throw unknown("state") }
+        var filter: JSONValue?
+        if let text = try row.string("filter") {
+            do { filter = try JSONReader.parse(text) } catch { throw PostgresError(kind: .decoding, message: "a job's filter is not JSON") }
+        }
+        func time(_ column: String) throws -> JobTime? { try row.int(column).map { JobTime(millisecondsSinceEpoch: Int64($0)) } }
+        let job = ImportJob(
+            id: try row.requiredString("id"), campaignID: try row.requiredString("campaign_id"), listID: try row.requiredString("list_id"),
+            state: state,
+            counts: ImportCounts(imported: try row.requiredInt("imported"), duplicates: try row.requiredInt("duplicates"),
+                                 invalid: try row.requiredInt("invalid"), errors: try row.requiredInt("errors")),
+            httpStatus: try row.int("http_status"), createdAt: JobTime(millisecondsSinceEpoch: Int64(try row.requiredInt("created_at_ms"))),
+            startedAt: try time("started_at_ms"), finishedAt: try time("finished_at_ms"), filter: filter, dryRun: try row.bool("dry_run"))
+        return JobRecord(job: job, userID: try row.requiredString("user_id"), leaseToken: try row.string("lease_token"),
+                         attempts: try row.requiredInt("attempts"), resumePosition: try row.requiredInt("resume_position"),
+                         resumeCursor: try row.string("resume_cursor"))
+    }
+
+    static func unknown(_ what: String) -> PostgresError {
+        PostgresError(kind: .decoding, message: "a job's \(what) is not one this service knows")
+    }
+}

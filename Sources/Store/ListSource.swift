@@ -242,7 +242,8 @@ public struct CanonicalLeads: HydratedListSource {
     /// The parts back into members, in page order; a `k` row goes to `cursor`. A member
     /// whose Lead has gone since its key was read leaves an empty slot, dropped here: it is no
     /// longer in the list. `count` is how many positions there can be.
-    static func decode(_ result: QueryResult, count: Int, cursor: ((Row) throws -> Void)? = nil) throws -> [ListMember] {
+    static func decode(_ result: QueryResult, count: Int, cursor: ((Row) throws -> Void)? = nil,
+                       kept: ((Int) -> Void)? = nil) throws -> [ListMember] {
         // Filled in place (an optional element would be copied out and back for every change),
         // and only as far as the positions seen go: the first page of a 10-member list must not
         // make room for a full page (200 kB, mapped and unmapped at every request).
@@ -301,7 +302,10 @@ public struct CanonicalLeads: HydratedListSource {
         }
         var members: [ListMember] = []
         members.reserveCapacity(leads.count)
-        for position in leads.indices where found[position] { members.append(leads[position].member) }
+        for position in leads.indices where found[position] {
+            members.append(leads[position].member)
+            kept?(position)
+        }
         return members
     }
 }

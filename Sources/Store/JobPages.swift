@@ -1,0 +1,69 @@
+import LeadCore
+import Postgres
+
+/// A member of a list as a job reads it: with its id (the rejections report names it) and its own
+/// cursor, so that a batch ending anywhere in a page can store where reading resumes after it.
+public struct JobMember: Sendable {
+    /// The Lead id (`leads` lists) or row id (`rows` lists).
+    public var id: String
+    public var member: ListMember
+    public var cursor: ListCursor
+}
+
+extension ListCursor {
+    /// The cursor as a job stores it (`resume_cursor`): the id, a space, then `created_at` as the
+    /// database wrote it (a UUID holds no space, so the first one separates them).
+    public var text: String { id + " " + createdAt }
+
+    public init?(text: String) {
+        guard let space = text.firstIndex(of: " ") else { return nil }
+        let id = String(text[..<space]), createdAt = String(text[text.index(after: space)...])
+        guard UUIDPattern.matches(id[...]), !createdAt.isEmpty else { return nil }
+        self.init(createdAt: createdAt, id: id)
+    }
+}
+
+/// A list's members in list order, each with its id and cursor: the pages a job reads. The same
+/// statements as the synchronous import's (`LeadGenRows`, `CanonicalLeads`), so a job selects and
+/// maps exactly what the synchronous import would.
+public enum JobPages {
+    public struct Page: Sendable {
+        public var members: [JobMember]
+        /// Keys read: fewer than the limit means the list ended here.
+        public var read: Int
+        /// Where the next page starts, also past members skipped at the page's end.
+        public var last: ListCursor?
+    }
+
+    public static func page(of target: ImportTarget, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> Page {
+        switch target.storage {
+        case .rows:
+            let (items, last) = try readKeyset(first: LeadGenRows.firstPage, next: LeadGenRows.nextPage, list: target.listID, after: cursor,
+                                            limit: limit, on: connection) { row -> JobMember in
+                let cursor = ListCursor(createdAt: try row.requiredString(0), id: try row.requiredString(1))
+                let member = LeadGenRow(
+                    linkedinURL: try row.string(2), firstName: try row.string(3), lastName: try row.string(4),
+                    fullName: try row.string(5), currentCompany: try row.string(6), currentRole: try row.string(7),
+                    headline: try row.string(8), workEmail: try row.string(9)
+                ).member
+                return JobMember(id: cursor.id, member: member, cursor: cursor)
+            }
+            return Page(members: items, read: items.count, last: last)
+        case .leads:
+            let (keys, last) = try readKeyset(first: CanonicalLeads.firstKeys, next: CanonicalLeads.nextKeys, list: target.listID,
+                                           after: cursor, limit: limit, on: connection) { row in
+                ListCursor(createdAt: try row.requiredString(0), id: try row.requiredString(1))
+            }
+            guard !keys.isEmpty else { return Page(members: [], read: 0, last: nil) }
+            let ids = keys.map(\.id)
+            let result = try connection.query(CanonicalLeads.membersOfKeys,
+                                              values: [PostgresValue.uuidArray(ids) ?? .textArray(ids), .text(target.userID)])
+            var kept: [Int] = []
+            let members = try CanonicalLeads.decode(result, count: keys.count, kept: { kept.append($0) })
+            // A member whose Lead went since its key was read is no longer in the list: skipped,
+            // as the synchronous import skips it.
+            return Page(members: zip(kept, members).map { JobMember(id: keys[$0].id, member: $1, cursor: keys[$0]) }, read: keys.count,
+                        last: last)
+        }
+    }
+}

@@ -1,0 +1,114 @@
+/// A member of a job's selection at its place, as the runner plans it.
+public struct PlannedMember: Sendable, Equatable {
+    public var position: Int
+    public var memberID: String
+    public var member: ListMember
+    /// Where reading resumes after this member (the page feed's cursor, opaque here).
+    public var resumeAfter: String
+
+    public init(position: Int, memberID: String, member: ListMember, resumeAfter: String) {
+        self.position = position
+        self.memberID = memberID
+        self.member = member
+        self.resumeAfter = resumeAfter
+    }
+}
+
+/// A batch of a job with each position's resume cursor, so that it can be cut into parts that
+/// each commit on their own and still store where reading resumes after them.
+public struct PlannedJobBatch: Sendable, Equatable {
+    public var batch: JobBatch
+    /// The cursor after each position of the batch, `after + 1` first.
+    public var cursors: [String]
+
+    public init(batch: JobBatch, cursors: [String]) {
+        self.batch = batch
+        self.cursors = cursors
+    }
+
+    /// The batch of `members` (consecutive positions, the first right after `after`): invalid
+    /// members settled with why, every other one a lead. Repeats are left to the commit, which
+    /// settles them against the campaign and the batch in one statement; batches of a job
+    /// commit one after the other, so no repeat can race its first.
+    public static func of(_ members: [PlannedMember], after: Int, channel: Channel) -> PlannedJobBatch {
+        var leads: [JobBatch.Lead] = []
+        var settled: [Rejection] = []
+        for planned in members {
+            if let lead = LeadMapping.lead(from: planned.member, channel: channel) {
+                leads.append(JobBatch.Lead(position: planned.position, memberID: planned.memberID, lead: lead))
+            } else {
+                settled.append(Rejection(position: planned.position, memberID: planned.memberID, reason: .invalid,
+                                         detail: JobPlan.invalidDetail(planned.member, channel: channel)))
+            }
+        }
+        let through = after + members.count
+        return PlannedJobBatch(batch: JobBatch(after: after, through: through, leads: leads, settled: settled,
+                                               resumeAfter: members.last?.resumeAfter),
+                               cursors: members.map(\.resumeAfter))
+    }
+
+    /// Two parts, each whole, with half the leads each: the first ends just before the second
+    /// half's first lead. nil for a batch of fewer than two leads, which cannot be cut.
+    public func split() -> (PlannedJobBatch, PlannedJobBatch)? {
+        guard batch.leads.count >= 2 else { return nil }
+        let middle = batch.leads.count / 2
+        let boundary = batch.leads[middle].position - 1
+        return (part(after: batch.after, through: boundary), part(after: boundary, through: batch.through))
+    }
+
+    /// The batch with its only lead settled as `rejection` instead: the commit that records a
+    /// lead that cannot be inserted.
+    public func settlingOnlyLead(as reason: RejectionReason, detail: String) -> PlannedJobBatch? {
+        guard batch.leads.count == 1, let lead = batch.leads.first else { return nil }
+        var settled = batch.settled
+        settled.append(Rejection(position: lead.position, memberID: lead.memberID, reason: reason, detail: detail))
+        settled.sort { $0.position < $1.position }
+        var copy = self
+        copy.batch.leads = []
+        copy.batch.settled = settled
+        return copy
+    }
+
+    private func part(after: Int, through: Int) -> PlannedJobBatch {
+        // Both parts of a split hold a lead, so neither range is empty.
+        let within = { (position: Int) in position > after && position <= through }
+        let cursors = Array(self.cursors[(after - batch.after)..<(through - batch.after)])
+        return PlannedJobBatch(
+            batch: JobBatch(after: after, through: through, leads: batch.leads.filter { within($0.position) },
+                            settled: batch.settled.filter { within($0.position) },
+                            resumeAfter: through == batch.through ? batch.resumeAfter : cursors.last ?? batch.resumeAfter),
+            cursors: cursors)
+    }
+}
+
+public enum JobPlan {
+    /// Why a member is invalid for `channel`, in words for the rejections report.
+    public static func invalidDetail(_ member: ListMember, channel: Channel) -> String {
+        switch member.rejection {
+        case .foreign?: return "the Lead belongs to another user"
+        case .fieldTooLong?: return "a field longer than \(ListMember.fieldLimit) characters"
+        case nil: break
+        }
+        switch channel {
+        case .email:
+            return member.emails.isEmpty ? "no work email" : "no usable work email"
+        case .linkedin:
+            guard let url = member.linkedinURL, LeadMapping.present(url) != nil else { return "no LinkedIn URL" }
+            return isPlaceholder(url) ? "a placeholder LinkedIn URL" : "not a LinkedIn profile URL"
+        }
+    }
+
+    /// `imported-…` as the value or as the profile name: what another system writes for a
+    /// profile it does not know.
+    static func isPlaceholder(_ url: String) -> Bool {
+        let text = url.trimmingWhitespace().lowercased()
+        if text.hasPrefix("imported-") { return true }
+        return text.split(separator: "/").contains { $0.hasPrefix("imported-") }
+    }
+}
+
+extension String {
+    fileprivate func trimmingWhitespace() -> String {
+        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+    }
+}

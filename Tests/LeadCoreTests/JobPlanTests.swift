@@ -1,0 +1,65 @@
+import LeadCore
+import XCTest
+
+/// A job's batches as the runner plans them: positions, member ids, invalid members settled with
+/// why, and the parts a failing batch is cut into.
+final class JobPlanTests: XCTestCase {
+    /// Members at positions after+1..., `nil` email an invalid one.
+    func members(_ emails: [String?], after: Int) -> [PlannedMember] {
+        emails.enumerated().map { offset, email in
+            PlannedMember(position: after + offset + 1, memberID: "m\(after + offset + 1)",
+                          member: ListMember(emails: email.map { [$0] } ?? []), resumeAfter: "c\(after + offset + 1)")
+        }
+    }
+
+    func testABatchIsWholeWithInvalidMembersSettled() {
+        let planned = PlannedJobBatch.of(members(["a@example.com", nil, "b@example.com", "a@example.com"], after: 10), after: 10,
+                                         channel: .email)
+        XCTAssertTrue(planned.batch.isWhole)
+        XCTAssertEqual(planned.batch.after, 10)
+        XCTAssertEqual(planned.batch.through, 14)
+        XCTAssertEqual(planned.batch.leads.map(\.position), [11, 13, 14], "repeats are the commit's to settle")
+        XCTAssertEqual(planned.batch.leads.map(\.memberID), ["m11", "m13", "m14"])
+        XCTAssertEqual(planned.batch.settled, [Rejection(position: 12, memberID: "m12", reason: .invalid, detail: "no work email")])
+        XCTAssertEqual(planned.batch.resumeAfter, "c14")
+        XCTAssertEqual(planned.cursors, ["c11", "c12", "c13", "c14"])
+    }
+
+    func testSplittingGivesTwoWholePartsThatCoverTheBatch() {
+        let planned = PlannedJobBatch.of(members([nil, "a@x.com", nil, "b@x.com", "c@x.com", nil, "d@x.com", nil], after: 0), after: 0,
+                                         channel: .email)
+        let (first, second) = try! XCTUnwrap(planned.split())
+        XCTAssertTrue(first.batch.isWhole)
+        XCTAssertTrue(second.batch.isWhole)
+        XCTAssertEqual(first.batch.after, 0)
+        XCTAssertEqual(first.batch.through, second.batch.after)
+        XCTAssertEqual(second.batch.through, 8)
+        XCTAssertEqual(first.batch.leads.map(\.position), [2, 4])
+        XCTAssertEqual(second.batch.leads.map(\.position), [5, 7])
+        XCTAssertEqual(first.batch.resumeAfter, "c4", "where reading resumes after the first part's last position")
+        XCTAssertEqual(second.batch.resumeAfter, "c8")
+        XCTAssertEqual(first.cursors + second.cursors, planned.cursors)
+
+        // Down to one lead, which cannot be cut; it is settled as an error in its place.
+        var part = planned
+        while let halves = part.split() { part = halves.0 }
+        XCTAssertEqual(part.batch.leads.map(\.position), [2])
+        XCTAssertNil(part.split())
+        let settled = try! XCTUnwrap(part.settlingOnlyLead(as: .error, detail: "refused"))
+        XCTAssertTrue(settled.batch.isWhole)
+        XCTAssertEqual(settled.batch.leads, [])
+        XCTAssertEqual(settled.batch.settled.map(\.position), [1, 2, 3])
+        XCTAssertEqual(settled.batch.settled[1], Rejection(position: 2, memberID: "m2", reason: .error, detail: "refused"))
+        XCTAssertNil(planned.settlingOnlyLead(as: .error, detail: "refused"), "only a batch of one lead")
+    }
+
+    func testWhyAMemberIsInvalid() {
+        XCTAssertEqual(JobPlan.invalidDetail(ListMember(emails: ["not an email"]), channel: .email), "no usable work email")
+        XCTAssertEqual(JobPlan.invalidDetail(ListMember(), channel: .linkedin), "no LinkedIn URL")
+        XCTAssertEqual(JobPlan.invalidDetail(ListMember(linkedinURL: " https://linkedin.com/in/Imported-123 "), channel: .linkedin),
+                       "a placeholder LinkedIn URL")
+        XCTAssertEqual(JobPlan.invalidDetail(ListMember(linkedinURL: "https://example.com/x"), channel: .linkedin),
+                       "not a LinkedIn profile URL")
+        XCTAssertEqual(JobPlan.invalidDetail(.foreign, channel: .email), "the Lead belongs to another user")
+    }
+}

@@ -1,0 +1,348 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LeadCore
+import Platform
+import Postgres
+import Store
+
+/// Runs import jobs: while idle it polls for one (`JobStore.claim`), then imports it batch by
+/// batch, each batch committing its leads, rejections, counts and position in one statement, so
+/// that whoever resumes the job after a stop or a crash starts exactly after the last batch that
+/// committed. One job at a time, on the caller's thread: a job needs no answer in a hurry, and
+/// its batches must commit one after the other anyway.
+public final class JobRunner: @unchecked Sendable {
+    public let connections: any ConnectionSource
+    public let store: JobStore
+    /// Members per page read, and per batch: a batch never straddles two pages.
+    public let batchSize: Int
+    /// How long a statement waits for a connection, and how long a batch or a page keeps trying
+    /// while the database is unreachable before the job is given back.
+    public let waitLimit: Duration
+    /// True once the service is stopping: the job under way is given back at its next batch.
+    public let stopRequested: @Sendable () -> Bool
+
+    public init(connections: any ConnectionSource, timing: LeaseTiming = .standard, batchSize: Int = 500,
+                waitLimit: Duration = .seconds(10), stopRequested: @escaping @Sendable () -> Bool = { false }) {
+        self.connections = connections
+        self.store = JobStore(timing: timing)
+        self.batchSize = batchSize
+        self.waitLimit = waitLimit
+        self.stopRequested = stopRequested
+    }
+
+    /// How a run of one job ended, for the caller's log and for tests.
+    public enum RunEnd: Equatable, Sendable {
+        /// Finished with the synchronous import's status; the record as it ended.
+        case finished(JobRecord)
+        /// Given back for another run to resume: the service is stopping or the database went.
+        case released
+        /// The runner no longer holds the job (its lease ran out, another runner took it, it
+        /// was cancelled): it wrote nothing more.
+        case lost
+    }
+
+    /// Polls for jobs and runs them until a stop is requested.
+    public func runUntilStopped() {
+        while !stopRequested() {
+            if let end = runNext() {
+                Log.info("import job run ended", ["end": "\(end)"])
+                continue
+            }
+            pause(store.timing.pollEvery)
+        }
+    }
+
+    /// Claims one job and runs it; nil when there was none to claim (or the claim failed).
+    public func runNext() -> RunEnd? {
+        let sent = MonotonicInstant.now()
+        let claimed: JobRecord?
+        do {
+            claimed = try connections.withConnection(waitLimit: waitLimit) { try store.claim(on: $0) }
+        } catch {
+            Log.warning("job claim failed", ["error": describe(error)])
+            return nil
+        }
+        guard let claimed else { return nil }
+        return run(claimed, claimSentAt: sent)
+    }
+
+    /// Sleeps `duration` in short steps, waking early for a stop.
+    private func pause(_ duration: Duration) {
+        let until = MonotonicInstant.now() + duration
+        while !stopRequested(), MonotonicInstant.now() < until {
+            usleep(UInt32(min(until - MonotonicInstant.now(), .milliseconds(100)).nanoseconds / 1000))
+        }
+    }
+
+    // MARK: one job
+
+    /// What one run of a job holds.
+    private struct Run {
+        let hold: JobHold
+        let target: ImportTarget
+        let dryRun: Bool
+        var lease: JobLease
+        var record: JobRecord
+    }
+
+    /// Why the import loop of a run ended.
+    private enum LoopEnd {
+        case outcome(ImportOutcome, databaseUnreachable: Bool)
+        case lost
+    }
+
+    func run(_ claimed: JobRecord, claimSentAt: MonotonicInstant) -> RunEnd {
+        guard let hold = claimed.hold else { return .lost }
+        let lease = JobLease(claimSentAt: claimSentAt, timing: store.timing)
+        let target: ImportTarget?
+        do {
+            target = try withRetries { try Self.target(of: claimed, on: $0) }
+        } catch {
+            Log.warning("job target not read", ["job": hold.jobID, "error": describe(error)])
+            return release(hold)
+        }
+        guard let target else {
+            return end(hold: hold, record: claimed, dryRun: claimed.job.dryRun == true,
+                       .outcome(ImportOutcome(counts: claimed.job.counts, end: .stopped(.campaignGone)), databaseUnreachable: false))
+        }
+        if let filter = claimed.job.filter, filter != .null, filter != .object([]) {
+            // The selection of section 4 is not built yet: a job with a filter must never import
+            // the whole list, so it waits for a runner that can.
+            Log.warning("job with a filter left for a later runner", ["job": hold.jobID])
+            return release(hold)
+        }
+        var run = Run(hold: hold, target: target, dryRun: claimed.job.dryRun == true, lease: lease, record: claimed)
+        let loopEnd = importLoop(&run)
+        return end(hold: hold, record: run.record, dryRun: run.dryRun, loopEnd)
+    }
+
+    private func importLoop(_ run: inout Run) -> LoopEnd {
+        var cursor = run.record.resumeCursor.flatMap(ListCursor.init(text:))
+        // The outcome counts every run of the job: a resumed job read pages before.
+        var pagesRead = run.record.resumePosition > 0 ? 1 : 0
+        func outcome(_ end: ImportEnd) -> ImportOutcome { ImportOutcome(counts: run.record.job.counts, end: end) }
+        while true {
+            if stopRequested() { return .outcome(outcome(.stopped(.serviceStopping)), databaseUnreachable: false) }
+            guard keepLease(&run) else { return .lost }
+            let page: JobPages.Page
+            do {
+                page = try withRetries { [target = run.target, batchSize] in
+                    try JobPages.page(of: target, after: cursor, limit: batchSize, on: $0)
+                }
+            } catch {
+                Log.warning("job page fetch failed", ["job": run.hold.jobID, "error": describe(error)])
+                return .outcome(outcome(.pageFetchFailed(pagesRead: pagesRead)), databaseUnreachable: Self.isUnreachable(error))
+            }
+            pagesRead += 1
+            if !page.members.isEmpty {
+                let position = run.record.resumePosition
+                let members = page.members.enumerated().map { offset, member in
+                    PlannedMember(position: position + offset + 1, memberID: member.id, member: member.member, resumeAfter: member.cursor.text)
+                }
+                let planned = PlannedJobBatch.of(members, after: position, channel: run.target.channel)
+                switch commitSplitting(planned, &run) {
+                case nil: break
+                case .lost: return .lost
+                case .stopped(let stop): return .outcome(outcome(.stopped(stop)), databaseUnreachable: false)
+                }
+            }
+            guard page.read >= batchSize, let last = page.last else { return .outcome(outcome(.completed), databaseUnreachable: false) }
+            cursor = last
+        }
+    }
+
+    private enum CommitStop {
+        case lost
+        case stopped(ImportStop)
+    }
+
+    /// Commits a batch, cutting it in halves while it fails for one of its leads, down to the
+    /// leads that fail alone, which commit as `error` rejections (as `LeadImporter.write` does).
+    /// nil once every part committed.
+    private func commitSplitting(_ batch: PlannedJobBatch, _ run: inout Run) -> CommitStop? {
+        var pending = [batch]
+        while !pending.isEmpty {
+            let part = pending.removeFirst()
+            guard run.lease.mayCommit(now: .now()) else { return .lost }
+            switch commitSettled(part, &run) {
+            case .committed(let record):
+                run.record = record
+            case .notHeld:
+                run.lease.lost()
+                return .lost
+            case .refused(let stop):
+                return .stopped(stop)
+            case .transient:
+                return .stopped(.databaseBusy)
+            case .unreachable:
+                return .stopped(.databaseLost)
+            case .failed(let error):
+                if let (first, second) = part.split() {
+                    pending.insert(contentsOf: [first, second], at: 0)
+                } else if DatabaseFailure(sqlState: error.sqlState, connectionProblem: false) == .identityUnkeyable,
+                          let settled = part.settlingOnlyLead(as: .invalid, detail: "an identity the database cannot key") {
+                    pending.insert(settled, at: 0)
+                } else if let settled = part.settlingOnlyLead(as: .error, detail: error.message) {
+                    Log.warning("job lead not inserted", ["job": run.hold.jobID, "sqlstate": error.sqlState ?? "-"])
+                    pending.insert(settled, at: 0)
+                } else {
+                    // Only settled members, and still refused: nothing a retry of this run mends.
+                    Log.warning("job batch refused", ["job": run.hold.jobID, "error": error.description])
+                    return .stopped(.databaseBusy)
+                }
+            }
+        }
+        return nil
+    }
+
+    private enum Settled {
+        case committed(JobRecord)
+        case notHeld
+        case refused(ImportStop)
+        case transient
+        case unreachable
+        case failed(PostgresError)
+    }
+
+    static let transientAttempts = 5
+
+    /// One part's attempts until it settles. After a lost connection the job's row tells whether
+    /// the part landed: its position moved to the part's end (committed), stayed (send it again),
+    /// or the runner no longer holds it.
+    private func commitSettled(_ part: PlannedJobBatch, _ run: inout Run) -> Settled {
+        let deadline = MonotonicInstant.now() + waitLimit
+        var transientFailures = 0
+        var lost = false
+        var pause: Duration = .milliseconds(10)
+        while true {
+            let sent = MonotonicInstant.now()
+            do {
+                let answer = try connections.withConnection(waitLimit: waitLimit) { connection -> BatchCommit in
+                    if lost, let found = try store.job(id: run.hold.jobID, user: run.record.userID, on: connection) {
+                        if found.hold == run.hold, found.resumePosition == part.batch.through { return .committed(found) }
+                        if found.hold != run.hold || found.job.state != .running { return .notHeld }
+                    }
+                    return try store.commit(part.batch, of: run.hold, on: connection)
+                }
+                switch answer {
+                case .committed(let record):
+                    run.lease.granted(sentAt: sent)
+                    return .committed(record)
+                case .notHeld: return .notHeld
+                case .refused(let stop): return .refused(stop)
+                case .failed(let error): return .failed(error)
+                case .transient:
+                    transientFailures += 1
+                    if transientFailures >= Self.transientAttempts { return .transient }
+                }
+            } catch let failure as CampaignWriter.LostAttempt {
+                lost = true
+                Log.warning("job batch connection lost; trying again", ["job": run.hold.jobID, "error": describe(failure.error)])
+            } catch {
+                // No connection could be had, or the read after a lost one failed.
+                lost = true
+            }
+            guard run.lease.mayCommit(now: .now()) else { return .notHeld }
+            if MonotonicInstant.now() + pause > deadline { return .unreachable }
+            usleep(UInt32(pause.nanoseconds / 1000))
+            pause = min(pause * 2, .seconds(1))
+        }
+    }
+
+    /// Renews the lease when it is due; false once the runner must stop.
+    private func keepLease(_ run: inout Run) -> Bool {
+        let now = MonotonicInstant.now()
+        switch run.lease.action(now: now) {
+        case .stop: return false
+        case .carryOn: return true
+        case .renew:
+            run.lease.renewalSent(at: now)
+            do {
+                let held = try connections.withConnection(waitLimit: waitLimit) { try store.renew(run.hold, on: $0) }
+                if held { run.lease.granted(sentAt: now) } else { run.lease.lost() }
+            } catch {
+                run.lease.renewalFailed(at: MonotonicInstant.now())
+            }
+            return run.lease.action(now: MonotonicInstant.now()) != .stop
+        }
+    }
+
+    /// Ends the run as `JobRules.afterRun` says: finish with the synchronous import's status (and
+    /// its stats recompute), or give the job back.
+    private func end(hold: JobHold, record: JobRecord, dryRun: Bool, _ loopEnd: LoopEnd) -> RunEnd {
+        guard case .outcome(let outcome, let unreachable) = loopEnd else { return .lost }
+        switch JobRules.afterRun(outcome, databaseUnreachable: unreachable) {
+        case .release:
+            return release(hold)
+        case .finish(let status):
+            let finished: JobRecord?
+            do {
+                finished = try withRetries { try store.finish(hold, httpStatus: status, on: $0) }
+            } catch {
+                Log.warning("job finish failed; its lease runs out and another run finishes it", ["job": hold.jobID, "error": describe(error)])
+                return .released
+            }
+            guard let finished else { return .lost }
+            if outcome.counts.imported > 0, !dryRun, outcome.end != .stopped(.campaignGone) {
+                do {
+                    try connections.withConnection(waitLimit: waitLimit) {
+                        try CampaignWriter.recomputeStats(campaignID: finished.job.campaignID, on: $0)
+                    }
+                } catch {
+                    // The leads are in; stats are derived and the next import recomputes them.
+                    Log.warning("stats recompute failed", ["campaign": finished.job.campaignID, "error": describe(error)])
+                }
+            }
+            return .finished(finished)
+        }
+    }
+
+    private func release(_ hold: JobHold) -> RunEnd {
+        do {
+            _ = try connections.withConnection(waitLimit: waitLimit) { try store.release(hold, on: $0) }
+        } catch {
+            // Its lease runs out instead: another run resumes it a little later.
+            Log.warning("job release failed", ["job": hold.jobID, "error": describe(error)])
+        }
+        return .released
+    }
+
+    /// A read tried again on a new connection while the database is unreachable (a backend
+    /// terminated, a failover), for up to `waitLimit`; other failures are thrown at once.
+    private func withRetries<T>(_ body: (Connection) throws -> T) throws -> T {
+        let deadline = MonotonicInstant.now() + waitLimit
+        var pause: Duration = .milliseconds(10)
+        while true {
+            do {
+                return try connections.withConnection(waitLimit: waitLimit, body)
+            } catch {
+                guard Self.isUnreachable(error), MonotonicInstant.now() + pause <= deadline else { throw error }
+            }
+            usleep(UInt32(pause.nanoseconds / 1000))
+            pause = min(pause * 2, .seconds(1))
+        }
+    }
+
+    static func isUnreachable(_ error: any Error) -> Bool {
+        if error is PoolError { return true }
+        if let error = error as? PostgresError { return error.isConnectionProblem }
+        return false
+    }
+
+    /// The job's campaign channel and list storage; nil when the campaign is gone. A list that is
+    /// gone reads as empty, as its members went with it.
+    static func target(of record: JobRecord, on connection: Connection) throws -> ImportTarget? {
+        let result = try connection.query("""
+            SELECT c.channel, (SELECT l.storage FROM lists l WHERE l.id = $2) AS storage
+            FROM campaigns c WHERE c.id = $1
+            """, [record.job.campaignID, record.job.listID])
+        guard let row = result.first else { return nil }
+        guard let channel = Channel(rawValue: try row.requiredString("channel")) else {
+            throw PostgresError(kind: .decoding, message: "a campaign's channel is not one this service knows")
+        }
+        let storage = try row.string("storage").flatMap(ImportTarget.Storage.init(rawValue:)) ?? .rows
+        return ImportTarget(userID: record.userID, campaignID: record.job.campaignID, listID: record.job.listID, channel: channel,
+                            storage: storage)
+    }
+}

@@ -1,0 +1,333 @@
+import Foundation
+@testable import Importer
+import LeadCore
+import Platform
+import Postgres
+import Store
+import TestSupport
+import XCTest
+
+/// The job runner against the real PostgreSQL: a job ends with exactly what the synchronous
+/// import of the same list into an equal campaign answers, whatever stops, kills or cancels it
+/// on the way.
+final class JobRunnerTests: XCTestCase {
+    var env: TestEnvironment!
+    var seed: Seed!
+    var pools: [ConnectionPool] = []
+    let store = JobStore()
+
+    override func setUpWithError() throws {
+        env = try TestEnvironment.require()
+        seed = try Seed(env)
+        // Runners claim any job of the database: jobs other tests left behind are ended first.
+        try seed.sql("""
+            UPDATE import_jobs SET state = 'cancelled', finished_at = now(), lease_token = NULL, lease_expires_at = NULL
+            WHERE state IN ('queued', 'running')
+            """)
+    }
+
+    override func tearDown() {
+        for pool in pools { pool.close() }
+        pools = []
+        super.tearDown()
+    }
+
+    func pool(size: Int = 3) -> ConnectionPool {
+        let pool = ConnectionPool(conninfo: env.databaseURL, configuration: PoolConfiguration(size: size, waitLimit: .seconds(5)))
+        pools.append(pool)
+        return pool
+    }
+
+    /// A source whose leases are numbered; `onLease` runs before the body with the lease's
+    /// number and connection (to terminate its backend, cancel the job, or stall).
+    func hooked(losingAnswersOf losing: Set<Int> = [], _ onLease: @escaping @Sendable (Int, Connection) throws -> Void = { _, _ in })
+        -> HookedConnections {
+        HookedConnections(pool: pool(), losingAnswersOf: losing, onLease: onLease)
+    }
+
+    func record(user: String, campaign: String, list: String, dryRun: Bool? = nil) throws -> String {
+        try pool().withConnection(waitLimit: nil) { connection in
+            guard case .created(let job) = try store.record(NewImportJob(user: user, campaign: campaign, list: list, dryRun: dryRun,
+                                                                         fingerprint: []), on: connection) else {
+                throw XCTSkip("the job was not recorded")
+            }
+            return job.id
+        }
+    }
+
+    func job(_ id: String, user: String) throws -> JobRecord {
+        try XCTUnwrap(try pool().withConnection(waitLimit: nil) { try store.job(id: id, user: user, on: $0) })
+    }
+
+    /// Every rejection of the job, through the report's pages.
+    func rejections(_ id: String, user: String) throws -> [Rejection] {
+        var all: [Rejection] = []
+        var request = RejectionsRequest(limit: 7)
+        while true {
+            let page = try XCTUnwrap(try pool().withConnection(waitLimit: nil) { try store.rejections(id: id, user: user, request: request, on: $0) })
+            all += page.items
+            guard let next = page.next else { return all }
+            request.after = next
+        }
+    }
+
+    /// The synchronous import of `list` into a fresh campaign of `channel` with the same leads
+    /// already in (`present`, emails or LinkedIn URLs).
+    func synchronous(user: String, list: String, storage: ImportTarget.Storage, channel: String, present: [String] = []) throws -> ImportOutcome {
+        let campaign = try seed.campaign(user: user, channel: channel)
+        try addPresent(present, campaign: campaign, user: user, channel: channel)
+        let target = ImportTarget(userID: user, campaignID: campaign, listID: list, channel: Channel(rawValue: channel)!, storage: storage)
+        return try LeadImporter(connections: pool(), pageSize: 9, batchSize: 4).run(target)
+    }
+
+    func addPresent(_ identities: [String], campaign: String, user: String, channel: String) throws {
+        let column = channel == "email" ? "email" : "linkedin_url"
+        for identity in identities {
+            try seed.sql("INSERT INTO campaign_leads (campaign_id, user_id, status, \(column), source) VALUES ($1, $2, 'pending', $3, 'manual')",
+                         [campaign, user, identity])
+        }
+    }
+
+    /// The job's rejections: each position once, each reason numbering its count.
+    func assertReportMatches(_ record: JobRecord, file: StaticString = #filePath, line: UInt = #line) throws {
+        let items = try rejections(record.job.id, user: record.userID)
+        XCTAssertEqual(Set(items.map(\.position)).count, items.count, "a member recorded twice", file: file, line: line)
+        XCTAssertEqual(items.filter { $0.reason == .duplicate }.count, record.job.counts.duplicates, file: file, line: line)
+        XCTAssertEqual(items.filter { $0.reason == .invalid }.count, record.job.counts.invalid, file: file, line: line)
+        XCTAssertEqual(items.filter { $0.reason == .error }.count, record.job.counts.errors, file: file, line: line)
+        XCTAssertTrue(items.allSatisfy { !$0.detail.isEmpty }, file: file, line: line)
+    }
+
+    /// 60 rows over several pages: repeats of neighbours and of far members, members without an
+    /// email, two already in the campaign.
+    func repeatingRowsList(user: String) throws -> String {
+        var rows: [(linkedin: String?, profile: String)] = []
+        for index in 0..<60 {
+            let person = index % 7 == 6 ? index - 3 : (index % 13 == 12 ? index - 12 : index)
+            let email = index % 11 == 10 ? "" : #","enrichment":{"work_email":"p\#(person)@example.com"}"#
+            rows.append((nil, #"{"firstName":"P\#(index)"\#(email)}"#))
+        }
+        return try seed.rowsList(user: user, rows: rows)
+    }
+
+    /// 37 canonical Leads: every fifth repeats the email of the one before it, one has no email.
+    func repeatingLeadsList(user: String) throws -> String {
+        var leads: [Seed.LeadSpec] = []
+        for index in 0..<37 {
+            let person = index % 5 == 4 ? index - 1 : index
+            leads.append(Seed.LeadSpec(firstName: "F\(index)", workEmails: index == 17 ? [] : [("q\(person)@example.com", 0)]))
+        }
+        return try seed.leadsList(user: user, leads: leads)
+    }
+
+    // MARK: - Whole runs
+
+    func testAJobOfSeveralPagesOfEachStorageEndsWithTheSynchronousImportsCounts() throws {
+        for storage in [ImportTarget.Storage.rows, .leads] {
+            let user = try seed.user()
+            let list = storage == .rows ? try repeatingRowsList(user: user) : try repeatingLeadsList(user: user)
+            let present = storage == .rows ? ["p0@example.com", "p1@example.com"] : ["q2@example.com"]
+            let campaign = try seed.campaign(user: user, channel: "email")
+            try addPresent(present, campaign: campaign, user: user, channel: "email")
+            let id = try record(user: user, campaign: campaign, list: list)
+
+            let runner = JobRunner(connections: pool(), batchSize: 5)
+            guard case .finished(let ended)? = runner.runNext() else { return XCTFail("\(storage): not finished") }
+            let expected = try synchronous(user: user, list: list, storage: storage, channel: "email", present: present)
+            XCTAssertEqual(expected.end, .completed)
+            XCTAssertEqual(ended.job.state, .finished, "\(storage)")
+            XCTAssertEqual(ended.job.counts, expected.counts, "\(storage)")
+            XCTAssertEqual(ended.job.httpStatus, expected.status, "\(storage)")
+            XCTAssertEqual(ended.job.counts.total, storage == .rows ? 60 : 37)
+            XCTAssertGreaterThan(ended.job.counts.duplicates, present.count, "\(storage): repeats within the list")
+            XCTAssertEqual(ended.resumePosition, ended.job.counts.total)
+            XCTAssertEqual(try seed.count(campaign), ended.job.counts.imported + present.count)
+            XCTAssertEqual(try seed.value("SELECT count(DISTINCT email) FROM campaign_leads WHERE campaign_id = $1", [campaign]),
+                           String(ended.job.counts.imported + present.count), "every identity once")
+            let stats = try seed.value("SELECT stats->>'total' FROM campaigns WHERE id = $1", [campaign])
+            XCTAssertEqual(stats, String(ended.job.counts.imported + present.count), "stats recomputed")
+            try assertReportMatches(ended)
+            XCTAssertEqual(try job(id, user: user).job, ended.job)
+        }
+    }
+
+    func testAListWithNothingToInsertIsA422AndALeadFailingAloneIsAnErrorAsSynchronously() throws {
+        let user = try seed.user()
+        let everyone = try seed.bulkRowsList(user: user, count: 12)
+        let campaign = try seed.campaign(user: user, channel: "linkedin")
+        try addPresent((1...12).map { "https://www.linkedin.com/in/p\($0)" }, campaign: campaign, user: user, channel: "linkedin")
+        _ = try record(user: user, campaign: campaign, list: everyone)
+        guard case .finished(let none)? = JobRunner(connections: pool(), batchSize: 5).runNext() else { return XCTFail() }
+        XCTAssertEqual(none.job.httpStatus, 422)
+        XCTAssertEqual(none.job.counts, ImportCounts(duplicates: 12))
+        try assertReportMatches(none)
+
+        // Member 17's lead fails alone: split down to it, an error with the database's reason.
+        let list = try seed.bulkRowsList(user: user, count: 23)
+        let constraint = "job_runner_tests_no_p17_\(UInt32.random(in: 0 ... .max))"
+        let admin = try Seeder.adminConnection(env)
+        defer { _ = try? admin.query("ALTER TABLE campaign_leads DROP CONSTRAINT IF EXISTS \(constraint)", []); admin.close() }
+        _ = try admin.query("ALTER TABLE campaign_leads ADD CONSTRAINT \(constraint) CHECK (last_name IS DISTINCT FROM '17') NOT VALID", [])
+        let into = try seed.campaign(user: user, channel: "linkedin")
+        let id = try record(user: user, campaign: into, list: list)
+        guard case .finished(let ended)? = JobRunner(connections: pool(), batchSize: 8).runNext() else { return XCTFail() }
+        let expected = try synchronous(user: user, list: list, storage: .rows, channel: "linkedin")
+        XCTAssertEqual(ended.job.counts, ImportCounts(imported: 22, errors: 1))
+        XCTAssertEqual(ended.job.counts, expected.counts)
+        XCTAssertEqual(ended.job.httpStatus, 200)
+        let errors = try rejections(id, user: user).filter { $0.reason == .error }
+        XCTAssertEqual(errors.map(\.position), [17])
+        XCTAssertTrue(errors.first?.detail.contains(constraint) ?? false, errors.first?.detail ?? "")
+    }
+
+    // MARK: - Interrupted runs
+
+    /// A stop requested mid-job gives the job back at a batch; a second runner takes it at once
+    /// and ends it with exactly the counts of an uninterrupted run, no member recorded twice.
+    func testAStoppedRunnerReleasesTheJobAndAnotherFinishesIt() throws {
+        for storage in [ImportTarget.Storage.rows, .leads] {
+            let user = try seed.user()
+            let list = storage == .rows ? try repeatingRowsList(user: user) : try repeatingLeadsList(user: user)
+            let campaign = try seed.campaign(user: user, channel: "email")
+            let id = try record(user: user, campaign: campaign, list: list)
+            let asked = Locked(0)
+            let stopping = JobRunner(connections: pool(), batchSize: 5, stopRequested: { asked.withLock { $0 += 1; return $0 > 4 } })
+            XCTAssertEqual(stopping.runNext(), .released, "\(storage)")
+            let halfway = try job(id, user: user)
+            XCTAssertEqual(halfway.job.state, .running)
+            XCTAssertGreaterThan(halfway.resumePosition, 0)
+            XCTAssertLessThan(halfway.resumePosition, storage == .rows ? 60 : 37)
+            XCTAssertEqual(try seed.count(campaign), halfway.job.counts.imported)
+
+            guard case .finished(let ended)? = JobRunner(connections: pool(), batchSize: 5).runNext() else { return XCTFail("\(storage)") }
+            XCTAssertEqual(ended.attempts, 2)
+            let expected = try synchronous(user: user, list: list, storage: storage, channel: "email")
+            XCTAssertEqual(ended.job.counts, expected.counts, "\(storage)")
+            XCTAssertEqual(ended.job.httpStatus, expected.status)
+            XCTAssertEqual(try seed.count(campaign), ended.job.counts.imported)
+            try assertReportMatches(ended)
+        }
+    }
+
+    /// Backends terminated under the runner, a commit among them: every batch is settled by the
+    /// job's position on a new connection, and the job still ends exact.
+    func testARunnerWhoseConnectionIsTerminatedMidBatchStillEndsExact() throws {
+        let user = try seed.user()
+        let list = try repeatingRowsList(user: user)
+        let campaign = try seed.campaign(user: user, channel: "email")
+        _ = try record(user: user, campaign: campaign, list: list)
+        let admin = try Seeder.adminConnection(env)
+        defer { admin.close() }
+        let terminated = Locked(0)
+        // Lease 1 claims and 2 reads the target; then each batch reads a page and commits it.
+        let source = hooked { number, connection in
+            guard [4, 7, 8, 13].contains(number) else { return }
+            let pid = try connection.query("SELECT pg_backend_pid()::text", []).first!.requiredString(0)
+            _ = try admin.query("SELECT pg_terminate_backend($1::int)", [pid])
+            terminated.withLock { $0 += 1 }
+        }
+        guard case .finished(let ended)? = JobRunner(connections: source, batchSize: 5).runNext() else { return XCTFail() }
+        XCTAssertEqual(terminated.current, 4)
+        let expected = try synchronous(user: user, list: list, storage: .rows, channel: "email")
+        XCTAssertEqual(ended.job.counts, expected.counts)
+        XCTAssertEqual(try seed.count(campaign), ended.job.counts.imported)
+        try assertReportMatches(ended)
+    }
+
+    /// Commits that landed but whose answers were lost: the job's position says they are in, so
+    /// none is sent again (it would be refused as not held, and the run would stop).
+    func testACommitWhoseAnswerIsLostIsFoundCommitted() throws {
+        let user = try seed.user()
+        let list = try repeatingLeadsList(user: user)
+        let campaign = try seed.campaign(user: user, channel: "email")
+        _ = try record(user: user, campaign: campaign, list: list)
+        // Lease 1 claims and 2 reads the target; then each batch reads a page and commits it.
+        let source = hooked(losingAnswersOf: [4, 9])
+        guard case .finished(let ended)? = JobRunner(connections: source, batchSize: 5).runNext() else { return XCTFail() }
+        let expected = try synchronous(user: user, list: list, storage: .leads, channel: "email")
+        XCTAssertEqual(ended.job.counts, expected.counts)
+        XCTAssertEqual(try seed.count(campaign), ended.job.counts.imported)
+        try assertReportMatches(ended)
+    }
+
+    /// A cancel between two batches: the next commit is refused, nothing more is written, and
+    /// the job stays cancelled with the counts of what committed.
+    func testACancelledJobStopsAtABatch() throws {
+        let user = try seed.user()
+        let list = try repeatingRowsList(user: user)
+        let campaign = try seed.campaign(user: user, channel: "email")
+        let id = try record(user: user, campaign: campaign, list: list)
+        let canceller = pool()
+        let source = hooked { number, _ in
+            if number == 7 { _ = try canceller.withConnection(waitLimit: nil) { try JobStore().cancel(id: id, user: user, on: $0) } }
+        }
+        XCTAssertEqual(JobRunner(connections: source, batchSize: 5).runNext(), .lost)
+        let cancelled = try job(id, user: user)
+        XCTAssertEqual(cancelled.job.state, .cancelled)
+        XCTAssertNil(cancelled.job.httpStatus)
+        XCTAssertGreaterThan(cancelled.resumePosition, 0)
+        XCTAssertLessThan(cancelled.resumePosition, 60)
+        XCTAssertEqual(try seed.count(campaign), cancelled.job.counts.imported)
+        try assertReportMatches(cancelled)
+        XCTAssertNil(JobRunner(connections: pool()).runNext(), "a cancelled job is never claimed")
+    }
+
+    /// A runner that stalls past its lease: another claimer takes the job, and the stalled runner
+    /// commits nothing more.
+    func testALostLeaseCommitsNothingMore() throws {
+        let user = try seed.user()
+        let list = try repeatingRowsList(user: user)
+        let campaign = try seed.campaign(user: user, channel: "email")
+        let id = try record(user: user, campaign: campaign, list: list)
+        let timing = LeaseTiming(duration: .milliseconds(800), renewEvery: .milliseconds(300), stopMargin: .milliseconds(100),
+                                 retryPause: .milliseconds(50), pollEvery: .milliseconds(100))
+        let rescuer = pool()
+        let taken = Locked<JobRecord?>(nil)
+        // At lease 6 (a page read, two batches in) the runner stalls past its lease, and
+        // another claimer takes the job meanwhile.
+        let source = hooked { number, _ in
+            guard number == 6 else { return }
+            usleep(1_200_000)
+            let claimed = try rescuer.withConnection(waitLimit: nil) { try JobStore(timing: .standard).claim(on: $0) }
+            taken.withLock { $0 = claimed }
+        }
+        XCTAssertEqual(JobRunner(connections: source, timing: timing, batchSize: 5).runNext(), .lost)
+        let rescued = try XCTUnwrap(taken.current)
+        XCTAssertEqual(rescued.job.id, id)
+        XCTAssertEqual(rescued.attempts, 2)
+        let after = try job(id, user: user)
+        XCTAssertEqual(after.resumePosition, rescued.resumePosition, "nothing committed after the takeover")
+        XCTAssertEqual(after.job.counts, rescued.job.counts)
+        XCTAssertEqual(after.leaseToken, rescued.leaseToken)
+        XCTAssertEqual(try seed.count(campaign), after.job.counts.imported)
+    }
+}
+
+/// Leases of a pool, numbered from 1, each first handed to `onLease`. The leases in
+/// `losingAnswersOf` run their statement and then lose the connection, as if the database had
+/// committed and its answer never arrived.
+final class HookedConnections: ConnectionSource, @unchecked Sendable {
+    let pool: ConnectionPool
+    let losingAnswersOf: Set<Int>
+    let onLease: @Sendable (Int, Connection) throws -> Void
+    private let leases = Locked(0)
+
+    init(pool: ConnectionPool, losingAnswersOf: Set<Int>, onLease: @escaping @Sendable (Int, Connection) throws -> Void) {
+        self.pool = pool
+        self.losingAnswersOf = losingAnswersOf
+        self.onLease = onLease
+    }
+
+    func withConnection<T>(waitLimit: Duration?, _ body: (Connection) throws -> T) throws -> T {
+        let number = leases.withLock { $0 += 1; return $0 }
+        return try pool.withConnection(waitLimit: waitLimit) { connection in
+            try onLease(number, connection)
+            let result = try body(connection)
+            if losingAnswersOf.contains(number) {
+                connection.close()
+                throw PostgresError(kind: .connectionLost, message: "answer lost on purpose")
+            }
+            return result
+        }
+    }
+}

@@ -65,7 +65,7 @@ let package = Package(
         // The fuzzers' properties, shared by the fuzz targets and the regression tests.
         .target(name: "FuzzOracles", dependencies: ["LeadCore", "FastCGIServer", "HTTP"], path: "Fuzz/Oracles"),
         .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzOracles"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "Postgres", "LeadCore", "Service"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport", "Postgres", "LeadCore", "Service", "Store"]),
     ]
 )
 

@@ -3,6 +3,7 @@ import ArgumentParser
 import Glibc
 #endif
 import FastCGIServer
+import Importer
 import Platform
 import Postgres
 import Supervisor
@@ -160,7 +161,17 @@ struct ServeWorker: ParsableCommand {
             stopping.withLock { $0 = true }
             process.stop()
         }
+        // One job at a time per worker process: jobs spread over the processes sharing the
+        // database, and a job's batches commit one after the other anyway.
+        let runnerDone = CountdownLatch(count: 1)
+        try startThread(name: "job-runner") {
+            defer { runnerDone.countDown() }
+            JobRunner(connections: pool, waitLimit: configuration.pool.waitLimit, stopRequested: { stopping.current }).runUntilStopped()
+        }
         try process.run(onReady: { SupervisorChild.reportReady() })
+        // The job under way is given back at its next batch, so another process resumes it at once.
+        stopping.withLock { $0 = true }
+        _ = runnerDone.wait()
         pool.close()
     }
 }

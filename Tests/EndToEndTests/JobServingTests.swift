@@ -1,0 +1,98 @@
+import Foundation
+import LeadCore
+import Postgres
+import Store
+import TestSupport
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The job runner inside `serve`: each worker process takes up recorded jobs, and a stop gives
+/// the job under way back for the next process to finish.
+final class JobServingTests: LiveServiceTestCase {
+    var service: Connection!
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        service = try Connection.connect(env.databaseURL)
+        // The service's runners claim any job of the database: jobs other tests left are ended.
+        let owner = try Connection.connect(env.ownerDatabaseURL)
+        defer { owner.close() }
+        _ = try owner.query("""
+            UPDATE import_jobs SET state = 'cancelled', finished_at = now(), lease_token = NULL, lease_expires_at = NULL
+            WHERE state IN ('queued', 'running')
+            """, [])
+    }
+
+    override func tearDown() {
+        service?.close()
+        super.tearDown()
+    }
+
+    func record(user: String, campaign: String, list: String) throws -> String {
+        guard case .created(let job) = try JobStore().record(NewImportJob(user: user, campaign: campaign, list: list, fingerprint: []),
+                                                             on: service) else {
+            throw TestEnvironmentError(message: "the job was not recorded")
+        }
+        return job.id
+    }
+
+    func job(_ id: String, user: String) throws -> JobRecord? {
+        try JobStore().job(id: id, user: user, on: service)
+    }
+
+    func testAWorkerProcessRunsARecordedJob() throws {
+        let seeder = try Seeder(env)
+        let user = try seeder.user()
+        let campaign = try seeder.campaign(user: user, channel: "linkedin")
+        let list = try seeder.rowsList(user: user, count: 1200)
+        let server = try startService("job-run", processes: 1, workers: 2)
+        defer { server.stop() }
+        let id = try record(user: user, campaign: campaign, list: list)
+        var ended: JobRecord?
+        let finished = waitUntil(timeout: 20, interval: 0.1) {
+            ended = try? job(id, user: user)
+            return ended?.job.state == .finished
+        }
+        XCTAssertTrue(finished, "the job did not finish within 20 s: \(String(describing: ended))" + context(server))
+        XCTAssertEqual(ended?.job.counts, ImportCounts(imported: 1200))
+        XCTAssertEqual(ended?.job.httpStatus, 200)
+        XCTAssertEqual(try seeder.count("SELECT count(*) FROM campaign_leads WHERE campaign_id = $1", [campaign]), 1200)
+        XCTAssertEqual(try seeder.count("SELECT coalesce((stats->>'total')::int, -1) FROM campaigns WHERE id = $1", [campaign]), 1200)
+    }
+
+    /// SIGTERM with a job under way: the process gives it back at a batch and exits; the process
+    /// started next takes it up at once and finishes it with exact counts.
+    func testAStoppedWorkerGivesItsJobBackAndTheNextProcessFinishesIt() throws {
+        let rows = 100_000
+        let seeder = try Seeder(env)
+        let user = try seeder.user()
+        let campaign = try seeder.campaign(user: user, channel: "linkedin")
+        let list = try seeder.rowsList(user: user, count: rows)
+        let server = try startService("job-stop", processes: 1, workers: 2)
+        defer { server.stop() }
+        let id = try record(user: user, campaign: campaign, list: list)
+        let underWay = waitUntil(timeout: 20, interval: 0.01) { ((try? job(id, user: user))?.resumePosition ?? 0) > 0 }
+        XCTAssertTrue(underWay, "the job did not start within 20 s" + context(server))
+        XCTAssertEqual(server.stop(timeout: 30), 0, context(server))
+        let released = try XCTUnwrap(try job(id, user: user))
+        XCTAssertEqual(released.job.state, .running, "given back, not ended")
+        XCTAssertLessThan(released.resumePosition, rows, "the job finished before the stop: the list is too short to test anything")
+        let expired = try service.query("SELECT lease_expires_at <= now() FROM import_jobs WHERE id = $1", [id]).first?.bool(0)
+        XCTAssertEqual(expired, true, "released at once, not left to run out")
+        XCTAssertEqual(try seeder.count("SELECT count(*) FROM campaign_leads WHERE campaign_id = $1", [campaign]),
+                       released.job.counts.imported)
+
+        try start(server, arguments: arguments(processes: 1, workers: 2))
+        var ended: JobRecord?
+        let finished = waitUntil(timeout: 60, interval: 0.1) {
+            ended = try? job(id, user: user)
+            return ended?.job.state == .finished
+        }
+        XCTAssertTrue(finished, "the job did not finish within 60 s: \(String(describing: ended))" + context(server))
+        XCTAssertEqual(ended?.job.counts, ImportCounts(imported: rows))
+        XCTAssertEqual(ended?.attempts, 2)
+        XCTAssertEqual(try seeder.count("SELECT count(*) FROM campaign_leads WHERE campaign_id = $1", [campaign]), rows)
+    }
+}

@@ -13,12 +13,12 @@ public enum ServiceLimits {
     public static let supervisorThreads = 1
 
     /// One worker process: the thread that keeps time for the dispatcher (its main thread), the
-    /// signal thread and the orphan watch; the worker threads; a connect thread per pooled
+    /// signal thread, the orphan watch and the job runner; the worker threads; a connect thread per pooled
     /// connection at most (while it connects); the import stage threads, a fixed budget
     /// (`LeadImporter.stageThreads`): an import that finds none free runs on its request's thread.
     public static func threadsPerWorkerProcess(workers: Int, poolSize: Int,
                                                stageThreads: Int = LeadImporter.defaultStageThreads) -> Int {
-        3 + workers + poolSize + stageThreads
+        4 + workers + poolSize + stageThreads
     }
 
     /// The whole service: during a reload one replacement worker process runs beside the others.

@@ -45,11 +45,11 @@ public final class JobRunner: @unchecked Sendable {
     /// Polls for jobs and runs them until a stop is requested.
     public func runUntilStopped() {
         while !stopRequested() {
-            if let end = runNext() {
-                Log.info("import job run ended", ["end": "\(end)"])
-                continue
-            }
-            pause(store.timing.pollEvery)
+            let end = runNext()
+            if let end { Log.info("import job run ended", ["end": "\(end)"]) }
+            // A job given back is the first any claim takes again: claiming it at once would
+            // only meet what made this run give it back.
+            if end == nil || end == .released { pause(store.timing.pollEvery) }
         }
     }
 

@@ -180,6 +180,45 @@ final class JobRunnerTests: XCTestCase {
         XCTAssertTrue(errors.first?.detail.contains(constraint) ?? false, errors.first?.detail ?? "")
     }
 
+    /// A dry run counts what the real import then does, and writes nothing but the job.
+    func testADryRunJobCountsWhatTheImportThenDoes() throws {
+        let user = try seed.user()
+        let list = try repeatingLeadsList(user: user)
+        let campaign = try seed.campaign(user: user, channel: "email")
+        try addPresent(["q2@example.com"], campaign: campaign, user: user, channel: "email")
+        _ = try record(user: user, campaign: campaign, list: list, dryRun: true)
+        guard case .finished(let dry)? = JobRunner(connections: pool(), batchSize: 5).runNext() else { return XCTFail() }
+        XCTAssertEqual(try seed.count(campaign), 1, "nothing inserted")
+        XCTAssertEqual(try seed.value("SELECT stats::text FROM campaigns WHERE id = $1", [campaign]), "{}", "no stats")
+        try assertReportMatches(dry)
+        _ = try record(user: user, campaign: campaign, list: list)
+        guard case .finished(let real)? = JobRunner(connections: pool(), batchSize: 5).runNext() else { return XCTFail() }
+        XCTAssertEqual(dry.job.counts, real.job.counts)
+        XCTAssertEqual(dry.job.httpStatus, real.job.httpStatus)
+        XCTAssertEqual(try seed.count(campaign), real.job.counts.imported + 1)
+    }
+
+    /// The campaign leaves draft mid-job: the job ends as the synchronous import stops, a 206
+    /// with what committed before.
+    func testACampaignLeavingDraftEndsTheJobAsTheSynchronousImportStops() throws {
+        let user = try seed.user()
+        let list = try repeatingRowsList(user: user)
+        let campaign = try seed.campaign(user: user, channel: "email")
+        let id = try record(user: user, campaign: campaign, list: list)
+        let seed = self.seed!
+        let source = hooked { number, _ in
+            if number == 7 { try seed.sql("UPDATE campaigns SET status = 'active' WHERE id = $1", [campaign]) }
+        }
+        guard case .finished(let ended)? = JobRunner(connections: source, batchSize: 5).runNext() else { return XCTFail() }
+        XCTAssertEqual(ended.job.httpStatus, 206)
+        XCTAssertEqual(ended.resumePosition, 10, "two batches committed before the switch")
+        XCTAssertEqual(ended.job.counts.total, 10)
+        XCTAssertEqual(try seed.count(campaign), ended.job.counts.imported)
+        XCTAssertEqual(try seed.value("SELECT stats->>'total' FROM campaigns WHERE id = $1", [campaign]), String(ended.job.counts.imported))
+        try assertReportMatches(ended)
+        XCTAssertEqual(try job(id, user: user).job.state, .finished)
+    }
+
     // MARK: - Interrupted runs
 
     /// A stop requested mid-job gives the job back at a batch; a second runner takes it at once

@@ -40,6 +40,9 @@ public final class JobRunner: @unchecked Sendable {
         /// The runner no longer holds the job (its lease ran out, another runner took it, it
         /// was cancelled): it wrote nothing more.
         case lost
+        /// A job this runner cannot run yet, left to its lease: until it runs out, claims take
+        /// other jobs (a job given back would be the first they take).
+        case setAside
     }
 
     /// Polls for jobs and runs them until a stop is requested.
@@ -109,8 +112,8 @@ public final class JobRunner: @unchecked Sendable {
         if let filter = claimed.job.filter, filter != .null, filter != .object([]) {
             // The selection of section 4 is not built yet: a job with a filter must never import
             // the whole list, so it waits for a runner that can.
-            Log.warning("job with a filter left for a later runner", ["job": hold.jobID])
-            return release(hold)
+            Log.warning("job with a filter set aside: filters are not run yet", ["job": hold.jobID])
+            return .setAside
         }
         var run = Run(hold: hold, target: target, dryRun: claimed.job.dryRun == true, lease: lease, record: claimed)
         let loopEnd = importLoop(&run)

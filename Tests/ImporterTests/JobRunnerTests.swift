@@ -45,10 +45,10 @@ final class JobRunnerTests: XCTestCase {
         HookedConnections(pool: pool(), losingAnswersOf: losing, onLease: onLease)
     }
 
-    func record(user: String, campaign: String, list: String, dryRun: Bool? = nil) throws -> String {
+    func record(user: String, campaign: String, list: String, filter: JSONValue? = nil, dryRun: Bool? = nil) throws -> String {
         try pool().withConnection(waitLimit: nil) { connection in
-            guard case .created(let job) = try store.record(NewImportJob(user: user, campaign: campaign, list: list, dryRun: dryRun,
-                                                                         fingerprint: []), on: connection) else {
+            guard case .created(let job) = try store.record(NewImportJob(user: user, campaign: campaign, list: list, filter: filter,
+                                                                         dryRun: dryRun, fingerprint: []), on: connection) else {
                 throw XCTSkip("the job was not recorded")
             }
             return job.id
@@ -217,6 +217,26 @@ final class JobRunnerTests: XCTestCase {
         XCTAssertEqual(try seed.value("SELECT stats->>'total' FROM campaigns WHERE id = $1", [campaign]), String(ended.job.counts.imported))
         try assertReportMatches(ended)
         XCTAssertEqual(try job(id, user: user).job.state, .finished)
+    }
+
+    /// The selection is not built yet: a job with a filter imports nothing and is left to its
+    /// lease, so that the next claim takes another job; no filter, a null or an empty one is
+    /// the whole list.
+    func testAJobWithAFilterIsSetAsideAndTheNextJobRuns() throws {
+        let user = try seed.user()
+        let list = try seed.bulkRowsList(user: user, count: 6)
+        let campaign = try seed.campaign(user: user, channel: "linkedin")
+        let filtered = try record(user: user, campaign: campaign, list: list, filter: try JSONReader.parse(#"{"limit": 2}"#))
+        let empty = try record(user: user, campaign: campaign, list: list, filter: try JSONReader.parse("{}"))
+        let runner = JobRunner(connections: pool(), batchSize: 5)
+        XCTAssertEqual(runner.runNext(), .setAside)
+        let aside = try job(filtered, user: user)
+        XCTAssertEqual(aside.job.state, .running)
+        XCTAssertEqual(aside.resumePosition, 0)
+        XCTAssertEqual(try seed.count(campaign), 0)
+        guard case .finished(let ended)? = runner.runNext() else { return XCTFail("the next job was not run") }
+        XCTAssertEqual(ended.job.id, empty)
+        XCTAssertEqual(ended.job.counts, ImportCounts(imported: 6))
     }
 
     // MARK: - Interrupted runs

@@ -45,8 +45,11 @@ public final class JobRunner: @unchecked Sendable {
         case setAside
     }
 
-    /// Polls for jobs and runs them until a stop is requested.
+    /// Polls for jobs and runs them until a stop is requested. The first poll waits one period:
+    /// a process that just started owes its pool to the requests that queued while it was
+    /// starting (a restart's), and the period is what `longestTakeover` allows any poll anyway.
     public func runUntilStopped() {
+        pause(store.timing.pollEvery)
         while !stopRequested() {
             let end = runNext()
             if let end { Log.info("import job run ended", ["end": "\(end)"]) }
@@ -122,6 +125,11 @@ public final class JobRunner: @unchecked Sendable {
 
     private func importLoop(_ run: inout Run) -> LoopEnd {
         var cursor = run.record.resumeCursor.flatMap(ListCursor.init(text:))
+        // Reading from the start again would count the members before the position twice.
+        guard cursor != nil || run.record.resumePosition == 0 else {
+            Log.error("job resume cursor unreadable", ["job": run.hold.jobID, "position": String(run.record.resumePosition)])
+            return .lost
+        }
         // The outcome counts every run of the job: a resumed job read pages before.
         var pagesRead = run.record.resumePosition > 0 ? 1 : 0
         func outcome(_ end: ImportEnd) -> ImportOutcome { ImportOutcome(counts: run.record.job.counts, end: end) }

@@ -8,12 +8,15 @@ import TestSupport
 import XCTest
 
 /// The importer straight through its seam, against the real PostgreSQL and nothing else: no
-/// service process, no nginx. The connections it gets are the test's (`WatchedConnections`), so a
+/// service process, no nginx. The connections it gets are the test's (`HookedConnections`), so a
 /// test can count the leases, keep the pool to one connection, or take a connection away.
 final class ImporterTests: XCTestCase {
     var env: TestEnvironment!
     var seed: Seed!
     var pools: [ConnectionPool] = []
+    var admins: [Connection] = []
+    /// Backends terminated by `connections(terminatingLeases:)`.
+    let terminated = Locked(0)
 
     override func setUpWithError() throws {
         env = try TestEnvironment.require()
@@ -22,15 +25,26 @@ final class ImporterTests: XCTestCase {
 
     override func tearDown() {
         for pool in pools { pool.close() }
+        for admin in admins { admin.close() }
         pools = []
+        admins = []
         super.tearDown()
     }
 
-    func connections(size: Int = 3, terminatingLeases: Set<Int> = []) throws -> WatchedConnections {
+    /// The leases are counted; the ones named have their backend terminated just before the
+    /// importer uses them.
+    func connections(size: Int = 3, terminatingLeases: Set<Int> = []) throws -> HookedConnections {
         let pool = ConnectionPool(conninfo: env.databaseURL, configuration: PoolConfiguration(size: size, waitLimit: .seconds(5)))
         pools.append(pool)
-        return WatchedConnections(pool: pool, admin: terminatingLeases.isEmpty ? nil : try Seeder.adminConnection(env),
-                                  terminatingLeases: terminatingLeases)
+        guard !terminatingLeases.isEmpty else { return HookedConnections(pool: pool, losingAnswersOf: [], onLease: { _, _ in }) }
+        let admin = try Seeder.adminConnection(env)
+        admins.append(admin)
+        let terminated = terminated
+        return HookedConnections(pool: pool, losingAnswersOf: []) { number, connection in
+            guard terminatingLeases.contains(number) else { return }
+            try terminateBackend(of: connection, admin: admin)
+            terminated.withLock { $0 += 1 }
+        }
     }
 
     /// A user with a token and a draft campaign of `channel`.
@@ -191,7 +205,7 @@ final class ImporterTests: XCTestCase {
         let outcome = try XCTUnwrap(imported(importer.importList(order(token: token, campaign: campaign, list: list))))
         XCTAssertEqual(outcome.counts, ImportCounts(imported: 30))
         XCTAssertEqual(outcome.end, .completed)
-        XCTAssertEqual(source.terminated, 2)
+        XCTAssertEqual(terminated.current, 2)
         XCTAssertEqual(try seed.count(campaign), 30)
     }
 
@@ -234,38 +248,6 @@ final class ImporterTests: XCTestCase {
         XCTAssertEqual(twelve["first_name"], "F12")
         XCTAssertEqual(twelve["company"], "C12")
         XCTAssertEqual(twelve["custom_fields"], #"{"tier": 12}"#)
-    }
-}
-
-/// The test's connections: the leases are counted, and the ones named have their backend
-/// terminated (by the superuser) just before the importer uses them.
-final class WatchedConnections: ConnectionSource, @unchecked Sendable {
-    let pool: ConnectionPool
-    let admin: Connection?
-    let terminatingLeases: Set<Int>
-    private let counts = Locked((leases: 0, terminated: 0))
-
-    init(pool: ConnectionPool, admin: Connection?, terminatingLeases: Set<Int>) {
-        self.pool = pool
-        self.admin = admin
-        self.terminatingLeases = terminatingLeases
-    }
-
-    deinit { admin?.close() }
-
-    var leases: Int { counts.current.leases }
-    var terminated: Int { counts.current.terminated }
-
-    func withConnection<T>(waitLimit: Duration?, _ body: (Connection) throws -> T) throws -> T {
-        let number = counts.withLock { $0.leases += 1; return $0.leases }
-        return try pool.withConnection(waitLimit: waitLimit) { connection in
-            if terminatingLeases.contains(number), let admin {
-                let pid = try connection.query("SELECT pg_backend_pid()::text", []).first!.requiredString(0)
-                _ = try admin.query("SELECT pg_terminate_backend($1::int)", [pid])
-                counts.withLock { $0.terminated += 1 }
-            }
-            return try body(connection)
-        }
     }
 }
 

@@ -281,8 +281,7 @@ final class JobRunnerTests: XCTestCase {
         // Lease 1 claims and 2 reads the target; then each batch reads a page and commits it.
         let source = hooked { number, connection in
             guard [4, 7, 8, 13].contains(number) else { return }
-            let pid = try connection.query("SELECT pg_backend_pid()::text", []).first!.requiredString(0)
-            _ = try admin.query("SELECT pg_terminate_backend($1::int)", [pid])
+            try terminateBackend(of: connection, admin: admin)
             terminated.withLock { $0 += 1 }
         }
         guard case .finished(let ended)? = JobRunner(connections: source, batchSize: 5).runNext() else { return XCTFail() }
@@ -359,34 +358,5 @@ final class JobRunnerTests: XCTestCase {
         XCTAssertEqual(after.job.counts, rescued.job.counts)
         XCTAssertEqual(after.leaseToken, rescued.leaseToken)
         XCTAssertEqual(try seed.count(campaign), after.job.counts.imported)
-    }
-}
-
-/// Leases of a pool, numbered from 1, each first handed to `onLease`. The leases in
-/// `losingAnswersOf` run their statement and then lose the connection, as if the database had
-/// committed and its answer never arrived.
-final class HookedConnections: ConnectionSource, @unchecked Sendable {
-    let pool: ConnectionPool
-    let losingAnswersOf: Set<Int>
-    let onLease: @Sendable (Int, Connection) throws -> Void
-    private let leases = Locked(0)
-
-    init(pool: ConnectionPool, losingAnswersOf: Set<Int>, onLease: @escaping @Sendable (Int, Connection) throws -> Void) {
-        self.pool = pool
-        self.losingAnswersOf = losingAnswersOf
-        self.onLease = onLease
-    }
-
-    func withConnection<T>(waitLimit: Duration?, _ body: (Connection) throws -> T) throws -> T {
-        let number = leases.withLock { $0 += 1; return $0 }
-        return try pool.withConnection(waitLimit: waitLimit) { connection in
-            try onLease(number, connection)
-            let result = try body(connection)
-            if losingAnswersOf.contains(number) {
-                connection.close()
-                throw PostgresError(kind: .connectionLost, message: "answer lost on purpose")
-            }
-            return result
-        }
     }
 }

@@ -527,25 +527,12 @@ final class JobStoreTests: XCTestCase {
         try batchConnection.queryUnprepared("BEGIN")
         guard case .committed = try store.commit(batch(after: 0, leads: [(1, "a@example.com")], settled: [2]), of: hold,
                                                  on: batchConnection) else { return XCTFail() }
-        let answer = Locked<JobRecord?>(nil)
-        let url = database.serviceURL
-        let done = CountdownLatch(count: 1)
-        try startThread(name: "cancel") {
-            defer { done.countDown() }
-            do {
-                let connection = try Connection.connect(url, settings: testSettings)
-                defer { connection.close() }
-                let record = try JobStore().cancel(id: job, user: user, on: connection)
-                answer.withLock { $0 = record }
-            } catch {
-                XCTFail("\(error)")
-            }
-        }
+        let (answer, done) = try cancelOnAnotherThread(job, user: user)
         usleep(300_000)
         XCTAssertNil(answer.current, "the cancel waits for the batch's transaction")
         try batchConnection.queryUnprepared("COMMIT")
         XCTAssertTrue(done.wait(until: .now() + .seconds(10)))
-        let record = try XCTUnwrap(answer.current)
+        let record = try XCTUnwrap(XCTUnwrap(answer.current).get())
         XCTAssertEqual(record.job.state, .cancelled)
         XCTAssertEqual(record.job.counts, ImportCounts(imported: 1, invalid: 1))
         XCTAssertEqual(record.resumePosition, 2)
@@ -561,6 +548,20 @@ final class JobStoreTests: XCTestCase {
         defer { finisher.close() }
         try finisher.queryUnprepared("BEGIN")
         XCTAssertNotNil(try store.finish(hold, httpStatus: 200, on: finisher))
+        let (answer, done) = try cancelOnAnotherThread(job, user: user)
+        usleep(300_000)
+        try finisher.queryUnprepared("COMMIT")
+        XCTAssertTrue(done.wait(until: .now() + .seconds(10)))
+        let record = try XCTUnwrap(XCTUnwrap(answer.current).get())
+        XCTAssertEqual(record.job.state, .finished)
+        XCTAssertEqual(record.job.httpStatus, 200)
+        XCTAssertEqual(try store.job(id: job, user: user, on: connection)?.job.state, .finished)
+    }
+
+    /// A DELETE of `job` by `user` on a connection and thread of its own, so that the test can
+    /// hold a transaction the cancel must wait for. `done` counts down once it has answered.
+    func cancelOnAnotherThread(_ job: String, user: String) throws
+        -> (answer: Locked<Result<JobRecord?, PostgresError>?>, done: CountdownLatch) {
         let answer = Locked<Result<JobRecord?, PostgresError>?>(nil)
         let url = database.serviceURL
         let done = CountdownLatch(count: 1)
@@ -575,13 +576,7 @@ final class JobStoreTests: XCTestCase {
                 answer.withLock { $0 = .failure(error as! PostgresError) }
             }
         }
-        usleep(300_000)
-        try finisher.queryUnprepared("COMMIT")
-        XCTAssertTrue(done.wait(until: .now() + .seconds(10)))
-        let record = try XCTUnwrap(XCTUnwrap(answer.current).get())
-        XCTAssertEqual(record.job.state, .finished)
-        XCTAssertEqual(record.job.httpStatus, 200)
-        XCTAssertEqual(try store.job(id: job, user: user, on: connection)?.job.state, .finished)
+        return (answer, done)
     }
 
     // MARK: rejections

@@ -22,6 +22,10 @@ public final class JobRunner: @unchecked Sendable {
     /// True once the service is stopping: the job under way is given back at its next batch.
     public let stopRequested: @Sendable () -> Bool
 
+    /// Set when this process recorded a job: the idle runner polls at once instead of at its next
+    /// period, so a job recorded on an idle service starts within a fraction of a second.
+    private let woken = Locked(false)
+
     public init(connections: any ConnectionSource, timing: LeaseTiming = .standard, batchSize: Int = 500,
                 waitLimit: Duration = .seconds(10), stopRequested: @escaping @Sendable () -> Bool = { false }) {
         self.connections = connections
@@ -73,10 +77,16 @@ public final class JobRunner: @unchecked Sendable {
         return run(claimed, claimSentAt: sent)
     }
 
-    /// Sleeps `duration` in short steps, waking early for a stop.
+    /// Ends the idle pause early: a job was recorded. A runner busy with a job polls when it is done.
+    public func wake() {
+        woken.withLock { $0 = true }
+    }
+
+    /// Sleeps `duration` in short steps, waking early for a stop or a `wake`.
     private func pause(_ duration: Duration) {
         let until = MonotonicInstant.now() + duration
         while !stopRequested(), MonotonicInstant.now() < until {
+            if woken.withLock({ flag in defer { flag = false }; return flag }) { return }
             usleep(UInt32(min(until - MonotonicInstant.now(), .milliseconds(100)).nanoseconds / 1000))
         }
     }

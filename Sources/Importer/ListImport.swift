@@ -77,7 +77,7 @@ extension LeadImporter: ListImport {
 
     /// No pooled connection, a lost one, or a statement stopped by its timeout: 503, a retry
     /// later may succeed. Anything else is logged and answered 500.
-    static func lookupFailure(_ error: any Error) -> RequestError {
+    public static func lookupFailure(_ error: any Error) -> RequestError {
         let failure = (error as? PostgresError).map { DatabaseFailure(sqlState: $0.sqlState, connectionProblem: $0.isConnectionProblem) }
             ?? .unreachable
         if failure.requestError == .internalError { Log.error("lookup failed", ["error": describe(error)]) }

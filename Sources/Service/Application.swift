@@ -10,18 +10,22 @@ import Store
 public final class Application: Sendable {
     let pool: ConnectionPool
     let imports: ImportEndpoint
+    let jobs: JobEndpoints
 
     /// `stopRequested` turns true once the process is stopping: imports under way then stop at
     /// their next batch and answer 206 with what they committed.
+    /// `jobRecorded` is told of every job a request recorded (the process's runner wakes).
     public convenience init(pool: ConnectionPool, configuration: ServiceConfiguration = ServiceConfiguration(cores: 1),
-                stopRequested: @escaping @Sendable () -> Bool = { false }) {
-        self.init(pool: pool, imports: configuration.importer(connections: pool, stopRequested: stopRequested))
+                            stopRequested: @escaping @Sendable () -> Bool = { false },
+                            jobRecorded: @escaping @Sendable () -> Void = {}) {
+        self.init(pool: pool, imports: configuration.importer(connections: pool, stopRequested: stopRequested), jobRecorded: jobRecorded)
     }
 
     /// With the import the endpoint calls: a test may hand its own.
-    public init(pool: ConnectionPool, imports: any ListImport) {
+    public init(pool: ConnectionPool, imports: any ListImport, jobRecorded: @escaping @Sendable () -> Void = {}) {
         self.pool = pool
-        self.imports = ImportEndpoint(pool: pool, importer: imports)
+        jobs = JobEndpoints(pool: pool, store: JobStore(), jobRecorded: jobRecorded)
+        self.imports = ImportEndpoint(pool: pool, importer: imports, jobs: jobs)
     }
 
     /// Never throws and never leaves a request unanswered: a failure Swift can catch becomes a
@@ -62,6 +66,9 @@ public final class Application: Sendable {
         if let segment = ImportRequest.campaignSegment(inPath: request.path) {
             return imports.respond(to: request, campaignSegment: segment)
         }
+        if let (segment, resource) = ImportJobPath.parse(request.path) {
+            return jobs.respond(to: request, segment: segment, resource: resource)
+        }
         return (Self.answer(.notFound), "")
     }
 
@@ -82,6 +89,7 @@ public final class Application: Sendable {
         switch error.status {
         case 401: headers.append(("WWW-Authenticate", #"Bearer realm="leadimport""#))
         case 503: headers.append(("Retry-After", "5"))
+        case 429: headers.append(("Retry-After", String(JobAdmission.retryAfterSeconds)))
         default: break
         }
         return .json(error.status, error.body, headers: headers)

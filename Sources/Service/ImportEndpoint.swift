@@ -10,28 +10,34 @@ import Postgres
 public struct ImportEndpoint: Sendable {
     let pool: ConnectionPool
     let importer: any ListImport
+    /// Where a request with `Prefer: respond-async` goes once its own checks are done.
+    let jobs: JobEndpoints
 
-    init(pool: ConnectionPool, importer: any ListImport) {
+    init(pool: ConnectionPool, importer: any ListImport, jobs: JobEndpoints) {
         self.pool = pool
         self.importer = importer
+        self.jobs = jobs
     }
 
     /// The response and a short summary of the outcome for the request's log line.
     func respond(to request: HTTPRequest, campaignSegment: Substring) -> (HTTPResponse, String) {
         // nginx passes HTTP_AUTHORIZATION (empty) even when the header is absent.
         let hadToken = Self.attemptsBearer(request.headers["authorization"])
-        if let error = ImportRequest.checkMethod(request.method) { return (answer(error, hadToken: hadToken), error.code) }
+        if let error = ImportRequest.checkMethod(request.method) { return (Self.answer(error, hadToken: hadToken), error.code) }
         guard let token = ImportRequest.bearerToken(fromAuthorization: request.headers["authorization"]) else {
-            return (answer(.unauthorized, hadToken: hadToken), RequestError.unauthorized.code)
+            return (Self.answer(.unauthorized, hadToken: hadToken), RequestError.unauthorized.code)
         }
         // The request's own checks need no database, so they run first; their verdict is given
         // only after the token's, as the contract orders them.
-        let order = ImportOrder(tokenHash: SHA256.hash(token), ids: Self.check(request, campaignSegment: campaignSegment),
-                                waitLimit: remainingWait(since: request.received, pool: pool))
+        let ids = Self.check(request, campaignSegment: campaignSegment)
+        if AsyncPreference.requested(request.headers["prefer"]) {
+            return jobs.record(request, tokenHash: SHA256.hash(token), ids: ids)
+        }
+        let order = ImportOrder(tokenHash: SHA256.hash(token), ids: ids, waitLimit: remainingWait(since: request.received, pool: pool))
         let outcome: ImportOutcome
         switch importer.importList(order) {
         case .refused(let error):
-            return (answer(error, hadToken: true), error.code)
+            return (Self.answer(error, hadToken: true), error.code)
         case .imported(let imported):
             outcome = imported
         }
@@ -68,7 +74,7 @@ public struct ImportEndpoint: Sendable {
 
     /// RFC 6750: a request with no bearer token gets a bare challenge; one with a bad token is told
     /// `invalid_token`.
-    func answer(_ error: RequestError, hadToken: Bool) -> HTTPResponse {
+    static func answer(_ error: RequestError, hadToken: Bool) -> HTTPResponse {
         guard error.status == 401 else { return Application.answer(error) }
         return hadToken ? Self.invalidToken : Self.noToken
     }

@@ -26,7 +26,16 @@ public enum Access {
         return TokenGrant(user: user, target: try decide(row, campaign: ids.campaign, list: ids.list))
     }
 
-    static let authorizeSQL = """
+    static let authorizeSQL = liveToken + """
+        SELECT live.user_id, c.channel, c.status, l.storage
+        FROM live
+        LEFT JOIN campaigns c ON c.id = $2::uuid AND c.user_id = live.user_id
+        LEFT JOIN lists l ON l.id = $3::uuid AND l.user_id = live.user_id
+        """
+
+    /// `live`: the token whose hash is `$1`, when it counts (one row or none), with its
+    /// `last_used_at` kept fresh. The start of every statement that authorizes a request.
+    static let liveToken = """
         WITH live AS (
             SELECT id, user_id, last_used_at FROM tokens
             WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
@@ -42,10 +51,7 @@ public enum Access {
             )
             RETURNING tokens.id
         )
-        SELECT live.user_id, c.channel, c.status, l.storage
-        FROM live
-        LEFT JOIN campaigns c ON c.id = $2::uuid AND c.user_id = live.user_id
-        LEFT JOIN lists l ON l.id = $3::uuid AND l.user_id = live.user_id
+
         """
 
     /// Columns: user, channel, status, storage.

@@ -108,6 +108,26 @@ public struct JobStore: Sendable {
         }
     }
 
+    /// What a bearer token finds of a job.
+    public enum JobForToken: Sendable, Equatable {
+        /// The token is unknown, revoked or expired.
+        case unauthorized
+        /// The token's user, and the job when it exists and is theirs.
+        case authorized(user: String, job: JobRecord?)
+    }
+
+    /// The token and the job in one round trip: `GET /api/imports/{id}` is polled, and costs what
+    /// a refused import costs.
+    public func job(id: String, tokenHash: [UInt8], on connection: Connection) throws -> JobForToken {
+        let result = try connection.query(Access.liveToken + """
+            SELECT live.user_id AS token_user, \(Self.columns("j"))
+            FROM live LEFT JOIN import_jobs j ON j.id = $2::uuid AND j.user_id = live.user_id
+            """, values: [.bytea(tokenHash), .text(id)])
+        guard let row = result.first else { return .unauthorized }
+        let user = try row.requiredString("token_user")
+        return .authorized(user: user, job: try row.string("id") == nil ? nil : Self.record(row))
+    }
+
     /// The job, for its owner only: nil when it does not exist or belongs to someone else.
     public func job(id: String, user: String, on connection: Connection) throws -> JobRecord? {
         try connection.query("SELECT \(Self.columns("j")) FROM import_jobs j WHERE j.id = $1 AND j.user_id = $2", [id, user])

@@ -140,7 +140,9 @@ struct ServeWorker: ParsableCommand {
         // Set on SIGTERM (a stop, or a reload replacing this process): imports under way stop at
         // their next batch instead of running into the drain limit.
         let stopping = Locked(false)
-        let application = Application(pool: pool, configuration: configuration, stopRequested: { stopping.current })
+        let runner = JobRunner(connections: pool, waitLimit: configuration.pool.waitLimit, stopRequested: { stopping.current })
+        let application = Application(pool: pool, configuration: configuration, stopRequested: { stopping.current },
+                                      jobRecorded: { runner.wake() })
         let process = WorkerProcess(
             listenFD: 0,
             configuration: WorkerProcessConfiguration(
@@ -166,7 +168,7 @@ struct ServeWorker: ParsableCommand {
         let runnerDone = CountdownLatch(count: 1)
         try startThread(name: "job-runner") {
             defer { runnerDone.countDown() }
-            JobRunner(connections: pool, waitLimit: configuration.pool.waitLimit, stopRequested: { stopping.current }).runUntilStopped()
+            runner.runUntilStopped()
         }
         try process.run(onReady: { SupervisorChild.reportReady() })
         // The job under way is given back at its next batch, so another process resumes it at once.

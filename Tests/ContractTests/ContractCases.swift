@@ -14,6 +14,8 @@ struct ContractCase: Sendable {
     var counts: [Int]? = nil
     /// Headers the answer must carry, names in lowercase.
     var headers: [String: String] = [:]
+    /// Top-level string members the body must carry (a job's `state`, say).
+    var fields: [String: String] = [:]
 }
 
 struct ContractRequest: Sendable {
@@ -28,6 +30,19 @@ struct ContractRequest: Sendable {
         var headers: [(String, String)] = [("Content-Type", contentType)]
         if let token { headers.append(("Authorization", "Bearer \(token)")) }
         return ContractRequest(method: method, path: "/api/campaigns/\(campaign)/leads/import-from-list", headers: headers, body: body)
+    }
+
+    /// The same POST with `Prefer: respond-async` and `extra` headers: it records a job.
+    static func recording(campaign: String, body: String, token: String?, extra: [(String, String)] = []) -> ContractRequest {
+        var request = importing(campaign: campaign, body: body, token: token)
+        request.headers += [("Prefer", "respond-async")] + extra
+        return request
+    }
+
+    /// `/api/imports/{job}` or its `suffix` (`/rejections?limit=2`).
+    static func job(_ id: String, suffix: String = "", token: String?, method: String = "GET") -> ContractRequest {
+        ContractRequest(method: method, path: "/api/imports/\(id)\(suffix)",
+                        headers: token.map { [("Authorization", "Bearer \($0)")] } ?? [])
     }
 }
 
@@ -53,6 +68,22 @@ struct ContractWorld: @unchecked Sendable {
     func ready(listSize: Int = 3) throws -> (owner: Owner, campaign: String, body: String) {
         let owner = try owner()
         return (owner, try owner.campaign(self), #"{"listId":"\#(try owner.list(self, count: listSize))"}"#)
+    }
+
+    /// A job of a new owner's, recorded as a POST would, straight in the table: `queued`, or
+    /// `finished` with 3 imported.
+    func job(state: String = "queued") throws -> (owner: Owner, job: String) {
+        let ready = try ready()
+        let list = try seed.value("SELECT id FROM lists WHERE user_id = $1", [ready.owner.user])!
+        let finished = state == "finished"
+        let job = try seed.value("""
+            INSERT INTO import_jobs (user_id, campaign_id, list_id, state, http_status, started_at, finished_at, imported, resume_position)
+            VALUES ($1, $2, $3, CASE WHEN $4 THEN 'finished' ELSE 'queued' END, CASE WHEN $4 THEN 200 END,
+                    CASE WHEN $4 THEN now() END, CASE WHEN $4 THEN now() END, CASE WHEN $4 THEN 3 ELSE 0 END,
+                    CASE WHEN $4 THEN 3 ELSE 0 END)
+            RETURNING id
+            """, [ready.owner.user, ready.campaign, list, finished ? "true" : "false"])!
+        return (ready.owner, job)
     }
 }
 
@@ -136,5 +167,100 @@ extension ContractCase {
                 """, [ready.campaign, ready.owner.user])
             return request
         }, status: 422, error: nil, counts: [0, 4, 0, 0, 4]),
+        // Section 5: jobs.
+        ContractCase(name: "an asynchronous import", request: { world in
+            let ready = try world.ready()
+            return .recording(campaign: ready.campaign, body: ready.body, token: ready.owner.token)
+        }, status: 202, error: nil, headers: ["preference-applied": "respond-async"], fields: ["state": "queued"]),
+        ContractCase(name: "respond-async among other preferences", request: { world in
+            let ready = try world.ready()
+            var request = ContractRequest.importing(campaign: ready.campaign, body: ready.body, token: ready.owner.token)
+            request.headers.append(("Prefer", #"handling=lenient, RESPOND-ASYNC; x="y", wait=5"#))
+            return request
+        }, status: 202, error: nil, headers: ["preference-applied": "respond-async"], fields: ["state": "queued"]),
+        ContractCase(name: "an asynchronous import is checked as a synchronous one", request: { world in
+            let owner = try world.owner()
+            let campaign = try owner.campaign(world, status: "paused")
+            return .recording(campaign: campaign, body: #"{"listId":"\#(try owner.list(world))"}"#, token: owner.token)
+        }, status: 400, error: "campaign_not_draft"),
+        ContractCase(name: "an asynchronous import's token first", request: { _ in
+            .recording(campaign: "not-a-uuid", body: "{", token: "li_not_a_token", extra: [("Idempotency-Key", "")])
+        }, status: 401, error: "unauthorized"),
+        ContractCase(name: "an Idempotency-Key that is not one", request: { world in
+            let ready = try world.ready()
+            return .recording(campaign: ready.campaign, body: ready.body, token: ready.owner.token,
+                              extra: [("Idempotency-Key", String(repeating: "k", count: 256))])
+        }, status: 400, error: "invalid_idempotency_key"),
+        ContractCase(name: "an Idempotency-Key is checked after the body", request: { world in
+            let ready = try world.ready()
+            return .recording(campaign: ready.campaign, body: #"{"listId":1}"#, token: ready.owner.token,
+                              extra: [("Idempotency-Key", String(repeating: "k", count: 256))])
+        }, status: 400, error: "invalid_list_id"),
+        ContractCase(name: "a hundred imports queued", request: { world in
+            let ready = try world.ready()
+            // Of lists that do not exist: a runner finishes them at once, two at a time, so
+            // well over a hundred are still queued when the request comes.
+            try world.seed.sql("""
+                INSERT INTO import_jobs (user_id, campaign_id, list_id)
+                SELECT $1, $2, gen_random_uuid() FROM generate_series(1, 150)
+                """, [ready.owner.user, ready.campaign])
+            return .recording(campaign: ready.campaign, body: ready.body, token: ready.owner.token)
+        }, status: 429, error: "too_many_imports", headers: ["retry-after": "60"]),
+        ContractCase(name: "a job", request: { world in
+            let made = try world.job(state: "finished")
+            return .job(made.job, token: made.owner.token)
+        }, status: 200, error: nil, fields: ["state": "finished"]),
+        ContractCase(name: "a job without a token", request: { world in
+            .job(try world.job().job, token: nil)
+        }, status: 401, error: "unauthorized", headers: ["www-authenticate": #"Bearer realm="leadimport""#]),
+        ContractCase(name: "a job's token before its id", request: { _ in
+            .job("not-a-uuid", token: "li_not_a_token")
+        }, status: 401, error: "unauthorized"),
+        ContractCase(name: "an invalid import id", request: { world in
+            .job("not-a-uuid", token: try world.owner().token)
+        }, status: 400, error: "invalid_import_id"),
+        ContractCase(name: "an unknown job", request: { world in
+            .job(unknownID, token: try world.owner().token)
+        }, status: 404, error: "import_not_found"),
+        ContractCase(name: "another user's job", request: { world in
+            .job(try world.job().job, token: try world.owner().token)
+        }, status: 404, error: "import_not_found"),
+        ContractCase(name: "a job takes GET and DELETE only", request: { world in
+            let made = try world.job()
+            return .job(made.job, token: made.owner.token, method: "PUT")
+        }, status: 405, error: "method_not_allowed", headers: ["allow": "GET, DELETE"]),
+        ContractCase(name: "a cancel", request: { world in
+            let made = try world.job()
+            return .job(made.job, token: made.owner.token, method: "DELETE")
+        }, status: 200, error: nil, fields: ["state": "cancelled"]),
+        ContractCase(name: "a cancel of a finished job", request: { world in
+            let made = try world.job(state: "finished")
+            return .job(made.job, token: made.owner.token, method: "DELETE")
+        }, status: 200, error: nil, fields: ["state": "finished"]),
+        ContractCase(name: "another user's cancel", request: { world in
+            .job(try world.job().job, token: try world.owner().token, method: "DELETE")
+        }, status: 404, error: "import_not_found"),
+        ContractCase(name: "a job's rejections", request: { world in
+            let made = try world.job(state: "finished")
+            return .job(made.job, suffix: "/rejections?limit=5", token: made.owner.token)
+        }, status: 200, error: nil),
+        ContractCase(name: "rejections after a cursor that is not one", request: { world in
+            let made = try world.job()
+            return .job(made.job, suffix: "/rejections?after=nope", token: made.owner.token)
+        }, status: 400, error: "invalid_cursor"),
+        ContractCase(name: "rejections with a limit out of range", request: { world in
+            let made = try world.job()
+            return .job(made.job, suffix: "/rejections?limit=1001", token: made.owner.token)
+        }, status: 400, error: "invalid_limit"),
+        ContractCase(name: "rejections' id before the query", request: { world in
+            .job("not-a-uuid", suffix: "/rejections?limit=0", token: try world.owner().token)
+        }, status: 400, error: "invalid_import_id"),
+        ContractCase(name: "another user's rejections", request: { world in
+            .job(try world.job().job, suffix: "/rejections", token: try world.owner().token)
+        }, status: 404, error: "import_not_found"),
+        ContractCase(name: "rejections take GET only", request: { world in
+            let made = try world.job()
+            return .job(made.job, suffix: "/rejections", token: made.owner.token, method: "DELETE")
+        }, status: 405, error: "method_not_allowed", headers: ["allow": "GET"]),
     ]
 }

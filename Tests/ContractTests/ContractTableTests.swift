@@ -50,6 +50,13 @@ final class ContractTableTests: XCTestCase {
             for (name, value) in item.headers {
                 XCTAssertEqual(answer.headers[name], value, "\(context): header \(name)")
             }
+            for (name, value) in item.fields {
+                XCTAssertEqual(body[name] as? String, value, "\(context): \(name)")
+            }
+            if answer.status == 202 {
+                let id = try XCTUnwrap(body["id"] as? String, context)
+                XCTAssertEqual(answer.headers["location"], "/api/imports/\(id)", context)
+            }
         }
     }
 }
@@ -76,8 +83,10 @@ struct InProcessTransport: ContractTransport {
         let body = Array(request.body.utf8)
         headers["content-length"] = String(body.count)
         let exceeds = body.count > bodyLimit
+        let parts = request.path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         let response = application.respond(to: HTTPRequest(
-            method: request.method, path: request.path, headers: headers, body: exceeds ? [] : body, bodyExceedsLimit: exceeds))
+            method: request.method, path: String(parts[0]), query: parts.count > 1 ? String(parts[1]) : "", headers: headers,
+            body: exceeds ? [] : body, bodyExceedsLimit: exceeds))
         var answerHeaders: [String: String] = [:]
         for (name, value) in response.headers { answerHeaders[name.lowercased()] = value }
         return ContractAnswer(status: response.status, headers: answerHeaders, body: Data(response.body))
@@ -90,7 +99,7 @@ struct LiveTransport: ContractTransport {
 
     func send(_ request: ContractRequest) throws -> ContractAnswer {
         let reply = try http.request(request.method, request.path, headers: request.headers,
-                                     body: request.method == "GET" ? nil : Data(request.body.utf8))
+                                     body: request.method == "GET" || request.method == "DELETE" ? nil : Data(request.body.utf8))
         return ContractAnswer(status: reply.status, headers: reply.headers, body: reply.body)
     }
 }

@@ -161,3 +161,19 @@ final class JobRequestTests: XCTestCase {
         for batch in broken { XCTAssertFalse(batch.isWhole, "\(batch.after)...\(batch.through)") }
     }
 }
+
+final class AsyncPreferenceTests: XCTestCase {
+    func testRespondAsyncIsFoundAmongPreferencesInAnyCase() {
+        for header in ["respond-async", "Respond-Async", " respond-async ", "wait=10, respond-async", "respond-async; foo=bar",
+                       "handling=lenient,respond-async", #"x="a,b", RESPOND-ASYNC"#, "respond-async=whatever"] {
+            XCTAssertTrue(AsyncPreference.requested(header), header)
+        }
+    }
+
+    func testOtherPreferencesAndQuotedTextAreNoRequest() {
+        for header in [nil, "", "wait=10", "respond-asynchronously", "x-respond-async", #"foo="respond-async""#,
+                       #"foo="a, respond-async""#, "handling=respond-async", "foo; respond-async", #"x="\", respond-async""#] {
+            XCTAssertFalse(AsyncPreference.requested(header), header ?? "nil")
+        }
+    }
+}

@@ -5,8 +5,16 @@ import Postgres
 /// are taken away mid-import).
 public protocol ConnectionSource: Sendable {
     /// Runs `body` on a leased connection, waiting at most `waitLimit` for one (nil: the source's
-    /// own limit). Throws what the lease or the body throws.
-    func withConnection<T>(waitLimit: Duration?, _ body: (Connection) throws -> T) throws -> T
+    /// own limit). Throws what the lease or the body throws. An import's stages and job runners
+    /// lease as `.bulk`, behind requests.
+    func withConnection<T>(waitLimit: Duration?, priority: LeasePriority, _ body: (Connection) throws -> T) throws -> T
+}
+
+extension ConnectionSource {
+    /// A lease for a request: the lookup an import begins with.
+    public func withConnection<T>(waitLimit: Duration?, _ body: (Connection) throws -> T) throws -> T {
+        try withConnection(waitLimit: waitLimit, priority: .request, body)
+    }
 }
 
 extension ConnectionPool: ConnectionSource {}

@@ -68,7 +68,7 @@ public final class JobRunner: @unchecked Sendable {
         let sent = MonotonicInstant.now()
         let claimed: JobRecord?
         do {
-            claimed = try connections.withConnection(waitLimit: waitLimit) { try store.claim(on: $0) }
+            claimed = try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { try store.claim(on: $0) }
         } catch {
             Log.warning("job claim failed", ["error": describe(error)])
             return nil
@@ -239,7 +239,7 @@ public final class JobRunner: @unchecked Sendable {
         while true {
             let sent = MonotonicInstant.now()
             do {
-                let answer = try connections.withConnection(waitLimit: waitLimit) { connection -> BatchCommit in
+                let answer = try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { connection -> BatchCommit in
                     if lost, let found = try store.job(id: run.hold.jobID, user: run.record.userID, on: connection) {
                         if found.hold == run.hold, found.resumePosition == part.batch.through { return .committed(found) }
                         if found.hold != run.hold || found.job.state != .running { return .notHeld }
@@ -280,7 +280,7 @@ public final class JobRunner: @unchecked Sendable {
         case .renew:
             run.lease.renewalSent(at: now)
             do {
-                let held = try connections.withConnection(waitLimit: waitLimit) { try store.renew(run.hold, on: $0) }
+                let held = try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { try store.renew(run.hold, on: $0) }
                 if held { run.lease.granted(sentAt: now) } else { run.lease.lost() }
             } catch {
                 run.lease.renewalFailed(at: MonotonicInstant.now())
@@ -307,7 +307,7 @@ public final class JobRunner: @unchecked Sendable {
             guard let finished else { return .lost }
             if outcome.counts.imported > 0, !dryRun, outcome.end != .stopped(.campaignGone) {
                 do {
-                    try connections.withConnection(waitLimit: waitLimit) {
+                    try connections.withConnection(waitLimit: waitLimit, priority: .bulk) {
                         try CampaignWriter.recomputeStats(campaignID: finished.job.campaignID, on: $0)
                     }
                 } catch {
@@ -321,7 +321,7 @@ public final class JobRunner: @unchecked Sendable {
 
     private func release(_ hold: JobHold) -> RunEnd {
         do {
-            _ = try connections.withConnection(waitLimit: waitLimit) { try store.release(hold, on: $0) }
+            _ = try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { try store.release(hold, on: $0) }
         } catch {
             // Its lease runs out instead: another run resumes it a little later.
             Log.warning("job release failed", ["job": hold.jobID, "error": describe(error)])
@@ -336,7 +336,7 @@ public final class JobRunner: @unchecked Sendable {
         var pause: Duration = .milliseconds(10)
         while true {
             do {
-                return try connections.withConnection(waitLimit: waitLimit, body)
+                return try connections.withConnection(waitLimit: waitLimit, priority: .bulk, body)
             } catch {
                 guard Self.isUnreachable(error), MonotonicInstant.now() + pause <= deadline else { throw error }
             }

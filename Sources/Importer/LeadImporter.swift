@@ -57,7 +57,7 @@ public struct LeadImporter: Sendable {
     /// `PoolError.unavailable` only when no connection could be had for the first page: the
     /// database is unreachable, and nothing was read.
     public func run(_ target: ImportTarget, progress: (@Sendable (ImportProgress) -> Void)? = nil) throws -> ImportOutcome {
-        let begun = try connections.withConnection(waitLimit: nil) { begin(target, on: $0, progress: progress) }
+        let begun = try connections.withConnection(waitLimit: nil, priority: .bulk) { begin(target, on: $0, progress: progress) }
         switch begun {
         case .finished(let outcome): return outcome
         case .longer(let rest): return finish(rest, progress: progress)
@@ -249,7 +249,7 @@ public struct LeadImporter: Sendable {
             progress?(ImportProgress(rowsRead: rowsRead, counts: counts, elapsed: MonotonicInstant.now() - started))
             guard page.members.count >= pageSize, let cursor = page.last else { break }
             do {
-                page = try connections.withConnection(waitLimit: stageWaitLimit) { connection in
+                page = try connections.withConnection(waitLimit: stageWaitLimit, priority: .bulk) { connection in
                     try source.page(list: writer.target.listID, after: cursor, limit: pageSize, on: connection)
                 }
             } catch {
@@ -363,7 +363,7 @@ public struct LeadImporter: Sendable {
     /// Runs `body` on `preferred` while it is usable, else on a pooled connection.
     private func onConnection<T>(_ preferred: Connection?, _ body: (Connection) throws -> T) throws -> T {
         if let preferred, !preferred.isBroken { return try body(preferred) }
-        return try connections.withConnection(waitLimit: stageWaitLimit) { try body($0) }
+        return try connections.withConnection(waitLimit: stageWaitLimit, priority: .bulk) { try body($0) }
     }
 }
 

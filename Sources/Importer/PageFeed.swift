@@ -53,7 +53,7 @@ final class SequentialPageFeed: PageFeed, @unchecked Sendable {
             while let after = cursor {
                 number += 1
                 do {
-                    let page = try connections.withConnection(waitLimit: waitLimit) { connection in
+                    let page = try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { connection in
                         try source.page(list: list, after: after, limit: pageSize, on: connection)
                     }
                     guard pages.put(.page(page)) else { return }
@@ -98,7 +98,7 @@ final class HydratedPageFeed: PageFeed, @unchecked Sendable {
             var number = 0
             while let after = cursor {
                 do {
-                    let keys = try connections.withConnection(waitLimit: waitLimit) { connection in
+                    let keys = try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { connection in
                         try source.keys(list: list, after: after, limit: pageSize, on: connection)
                     }
                     if keys.ids.isEmpty { break }
@@ -138,7 +138,7 @@ final class HydratedPageFeed: PageFeed, @unchecked Sendable {
             defer { done.countDown() }
             while let (number, keys) = keyPages.take() {
                 do {
-                    let members = try connections.withConnection(waitLimit: waitLimit) { connection in
+                    let members = try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { connection in
                         try source.members(of: keys, on: connection)
                     }
                     guard pages.put(number, .page(ListPage(members: members, last: keys.last))) else { return }

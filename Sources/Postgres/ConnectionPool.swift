@@ -63,8 +63,10 @@ public final class ConnectionPool: @unchecked Sendable {
     /// when no connection can be had within the wait limit (the configured one unless `waitLimit`
     /// is given: an import already under way waits longer than a request that has not started)
     /// or the database cannot be reached; rethrows what `body` throws.
-    public func withConnection<T>(waitLimit: Duration? = nil, _ body: (Connection) throws -> T) throws -> T {
-        let (id, connection) = try lease(waitLimit: waitLimit ?? configuration.waitLimit)
+    /// `priority`: bulk work never holds the pool's last connection and waits behind requests.
+    public func withConnection<T>(waitLimit: Duration? = nil, priority: LeasePriority = .request,
+                                  _ body: (Connection) throws -> T) throws -> T {
+        let (id, connection) = try lease(waitLimit: waitLimit ?? configuration.waitLimit, priority: priority)
         let value: T
         do {
             value = try body(connection)
@@ -86,7 +88,7 @@ public final class ConnectionPool: @unchecked Sendable {
 
     // MARK: leasing
 
-    private func lease(waitLimit: Duration) throws -> (PoolState.ConnectionID, Connection) {
+    private func lease(waitLimit: Duration, priority: LeasePriority) throws -> (PoolState.ConnectionID, Connection) {
         let start = MonotonicInstant.now()
         let deadline = start + waitLimit
         lock.lock()
@@ -94,7 +96,7 @@ public final class ConnectionPool: @unchecked Sendable {
         nextRequestID += 1
         // The tick first closes idle connections past their lifetime that no lease would reach.
         var toClose = apply(state.tick(now: start))
-        toClose += apply(state.lease(request, now: start, deadline: deadline))
+        toClose += apply(state.lease(request, now: start, deadline: deadline, priority: priority))
         while true {
             switch outcomes.removeValue(forKey: request) {
             case .handed(let id, let checkFirst)?:
@@ -105,7 +107,7 @@ public final class ConnectionPool: @unchecked Sendable {
                 if (try? connection.ping()) != nil && !connection.isBroken { return (id, connection) }
                 Log.info("database connection failed its check; replacing it", ["idle_check": checkFirst ? "due" : "server spoke"])
                 lock.lock()
-                toClose += apply(state.checkFailed(id, request: request, now: .now(), deadline: deadline))
+                toClose += apply(state.checkFailed(id, request: request, now: .now(), deadline: deadline, priority: priority))
             case .failed(let failure)?:
                 lock.unlock()
                 closeAll(&toClose)

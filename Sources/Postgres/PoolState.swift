@@ -28,13 +28,23 @@ public struct PoolConfiguration: Sendable, Equatable {
     }
 }
 
+/// Who waits for a connection. A request is answered within its wait limit and holds a connection
+/// for a statement or two; bulk work (an import's stages, job runners) holds connections back to
+/// back for as long as it runs, and must never make a request wait behind it.
+public enum LeasePriority: Sendable, Equatable {
+    case request
+    case bulk
+}
+
 /// The pool's decisions, without I/O and without reading the clock: each input takes `now`, and
 /// returns what the shell must do. Connection and request ids are plain integers; the state
 /// machine numbers connections itself (`.create(id)` names the connection to open).
 ///
 /// Rules:
 /// - At most `size` connections exist, counting those being opened.
-/// - Waiters are served first come, first served.
+/// - Waiters are served first come, first served, requests before bulk work.
+/// - Bulk work holds at most `bulkLimit` connections (all but one when the pool has two or more):
+///   the last one is kept for requests, so a request never waits for an import's statements.
 /// - A connection is opened only for a waiter that no open attempt already covers, and only when
 ///   a slot is free: at most one attempt in flight per waiting request.
 /// - A failed attempt fails at once every waiter that nothing else in flight could still serve
@@ -93,6 +103,7 @@ public struct PoolState: Sendable {
     struct Waiter: Sendable {
         var id: RequestID
         var deadline: MonotonicInstant
+        var priority: LeasePriority = .request
     }
 
     public let configuration: PoolConfiguration
@@ -100,6 +111,8 @@ public struct PoolState: Sendable {
     private var idle: [IdleConnection] = []
     /// Leased connections and when each was created.
     private var leased: [ConnectionID: MonotonicInstant] = [:]
+    /// The leased connections that bulk work holds.
+    private var leasedForBulk: Set<ConnectionID> = []
     private var connecting: Set<ConnectionID> = []
     private var waiters: [Waiter] = []
     private var nextConnectionID: ConnectionID = 0
@@ -119,16 +132,23 @@ public struct PoolState: Sendable {
 
     private var total: Int { idle.count + leased.count + connecting.count }
 
+    /// The most connections bulk work may hold at once.
+    public var bulkLimit: Int { configuration.size >= 2 ? configuration.size - 1 : 1 }
+
+    private var bulkMayLease: Bool { leasedForBulk.count < bulkLimit }
+
     // MARK: inputs
 
     /// A request wants a connection until `deadline`.
-    public mutating func lease(_ request: RequestID, now: MonotonicInstant, deadline: MonotonicInstant) -> [Action] {
+    public mutating func lease(_ request: RequestID, now: MonotonicInstant, deadline: MonotonicInstant,
+                               priority: LeasePriority = .request) -> [Action] {
         var actions = expireWaiters(now: now)
         if isClosed {
             actions.append(.fail(request, .closed))
             return actions
         }
-        if waiters.isEmpty, let handed = handIdle(to: request, now: now, actions: &actions) {
+        let nobodyAhead = priority == .request ? !waiters.contains { $0.priority == .request } : waiters.isEmpty && bulkMayLease
+        if nobodyAhead, let handed = handIdle(to: request, priority: priority, now: now, actions: &actions) {
             actions.append(handed)
             return actions
         }
@@ -136,7 +156,7 @@ public struct PoolState: Sendable {
             actions.append(.fail(request, .timedOut(lastConnectError: lastConnectError)))
             return actions
         }
-        waiters.append(Waiter(id: request, deadline: deadline))
+        waiters.append(Waiter(id: request, deadline: deadline, priority: priority))
         actions += createForWaiters()
         return actions
     }
@@ -148,9 +168,8 @@ public struct PoolState: Sendable {
         lastConnectError = nil
         if isClosed {
             actions.append(.close(id))
-        } else if !waiters.isEmpty {
-            let waiter = waiters.removeFirst()
-            leased[id] = now
+        } else if let waiter = takeNextWaiter() {
+            lease(id, createdAt: now, to: waiter)
             actions.append(.hand(id, to: waiter.id, checkFirst: false))
         } else {
             idle.append(IdleConnection(id: id, createdAt: now, lastUsedAt: now))
@@ -177,12 +196,12 @@ public struct PoolState: Sendable {
     public mutating func release(_ id: ConnectionID, now: MonotonicInstant, broken: Bool) -> [Action] {
         var actions = expireWaiters(now: now)
         guard let createdAt = leased.removeValue(forKey: id) else { return actions }
+        leasedForBulk.remove(id)
         if isClosed || broken || now - createdAt >= configuration.maxLifetime {
             actions.append(.close(id))
             actions += createForWaiters()
-        } else if !waiters.isEmpty {
-            let waiter = waiters.removeFirst()
-            leased[id] = createdAt
+        } else if let waiter = takeNextWaiter() {
+            lease(id, createdAt: createdAt, to: waiter)
             actions.append(.hand(id, to: waiter.id, checkFirst: false))
         } else {
             idle.append(IdleConnection(id: id, createdAt: createdAt, lastUsedAt: now))
@@ -193,16 +212,17 @@ public struct PoolState: Sendable {
     /// The check of a handed connection failed: close it and find `request` another one, keeping
     /// its place at the head of the queue and its deadline.
     public mutating func checkFailed(
-        _ id: ConnectionID, request: RequestID, now: MonotonicInstant, deadline: MonotonicInstant
+        _ id: ConnectionID, request: RequestID, now: MonotonicInstant, deadline: MonotonicInstant, priority: LeasePriority = .request
     ) -> [Action] {
         var actions: [Action] = []
         if leased.removeValue(forKey: id) != nil { actions.append(.close(id)) }
+        leasedForBulk.remove(id)
         actions += expireWaiters(now: now)
         if isClosed {
             actions.append(.fail(request, .closed))
             return actions
         }
-        if let handed = handIdle(to: request, now: now, actions: &actions) {
+        if priority == .request || bulkMayLease, let handed = handIdle(to: request, priority: priority, now: now, actions: &actions) {
             actions.append(handed)
             return actions
         }
@@ -210,7 +230,7 @@ public struct PoolState: Sendable {
             actions.append(.fail(request, .timedOut(lastConnectError: lastConnectError)))
             return actions
         }
-        waiters.insert(Waiter(id: request, deadline: deadline), at: 0)
+        waiters.insert(Waiter(id: request, deadline: deadline, priority: priority), at: 0)
         actions += createForWaiters()
         return actions
     }
@@ -241,22 +261,41 @@ public struct PoolState: Sendable {
 
     /// Takes the most recently used idle connection that is not past its lifetime (closing those
     /// that are) and leases it to `request`.
-    private mutating func handIdle(to request: RequestID, now: MonotonicInstant, actions: inout [Action]) -> Action? {
+    private mutating func handIdle(to request: RequestID, priority: LeasePriority, now: MonotonicInstant,
+                                   actions: inout [Action]) -> Action? {
         while let connection = idle.popLast() {
             if now - connection.createdAt >= configuration.maxLifetime {
                 actions.append(.close(connection.id))
                 continue
             }
-            leased[connection.id] = connection.createdAt
+            lease(connection.id, createdAt: connection.createdAt, to: Waiter(id: request, deadline: now, priority: priority))
             let check = now - connection.lastUsedAt >= configuration.idleCheckAfter
             return .hand(connection.id, to: request, checkFirst: check)
         }
         return nil
     }
 
+    /// The waiter a connection that just became free goes to: the first request, else the first
+    /// bulk waiter while bulk work holds fewer than its limit.
+    private mutating func takeNextWaiter() -> Waiter? {
+        if let first = waiters.firstIndex(where: { $0.priority == .request }) { return waiters.remove(at: first) }
+        return bulkMayLease && !waiters.isEmpty ? waiters.removeFirst() : nil
+    }
+
+    private mutating func lease(_ id: ConnectionID, createdAt: MonotonicInstant, to waiter: Waiter) {
+        leased[id] = createdAt
+        if waiter.priority == .bulk { leasedForBulk.insert(id) }
+    }
+
+    /// Waiters a new connection would serve: every request, and bulk work up to its limit.
+    private var servableWaiters: Int {
+        let bulk = waiters.filter { $0.priority == .bulk }.count
+        return waiters.count - bulk + min(bulk, max(0, bulkLimit - leasedForBulk.count))
+    }
+
     private mutating func createForWaiters() -> [Action] {
         var actions: [Action] = []
-        while waiters.count > connecting.count && total < configuration.size {
+        while servableWaiters > connecting.count && total < configuration.size {
             let id = nextConnectionID
             nextConnectionID += 1
             connecting.insert(id)

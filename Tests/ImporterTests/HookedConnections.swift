@@ -20,9 +20,9 @@ final class HookedConnections: ConnectionSource, @unchecked Sendable {
     /// The leases so far.
     var leases: Int { leaseCount.current }
 
-    func withConnection<T>(waitLimit: Duration?, _ body: (Connection) throws -> T) throws -> T {
+    func withConnection<T>(waitLimit: Duration?, priority: LeasePriority, _ body: (Connection) throws -> T) throws -> T {
         let number = leaseCount.withLock { $0 += 1; return $0 }
-        return try pool.withConnection(waitLimit: waitLimit) { connection in
+        return try pool.withConnection(waitLimit: waitLimit, priority: priority) { connection in
             try onLease(number, connection)
             let result = try body(connection)
             if losingAnswersOf.contains(number) {

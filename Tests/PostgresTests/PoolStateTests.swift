@@ -312,4 +312,71 @@ final class PoolStateTests: XCTestCase {
             }
         }
     }
+
+    // MARK: requests before bulk work
+
+    func testBulkWorkNeverTakesTheLastConnection() {
+        var state = makeState(size: 3)
+        XCTAssertEqual(state.bulkLimit, 2)
+        XCTAssertEqual(state.lease(1, now: at(0), deadline: at(30_000), priority: .bulk), [.create(0)])
+        XCTAssertEqual(state.lease(2, now: at(0), deadline: at(30_000), priority: .bulk), [.create(1)])
+        // A third bulk lease waits although a slot is free: it is the requests'.
+        XCTAssertEqual(state.lease(3, now: at(0), deadline: at(30_000), priority: .bulk), [])
+        XCTAssertEqual(state.connectionCreated(0, now: at(5)), [.hand(0, to: 1, checkFirst: false)])
+        XCTAssertEqual(state.connectionCreated(1, now: at(5)), [.hand(1, to: 2, checkFirst: false)])
+        // A request gets the last slot at once, ahead of the waiting bulk lease.
+        XCTAssertEqual(state.lease(4, now: at(10), deadline: at(2010)), [.create(2)])
+        XCTAssertEqual(state.connectionCreated(2, now: at(12)), [.hand(2, to: 4, checkFirst: false)])
+        // The request's connection goes idle, not to bulk work over its limit.
+        XCTAssertEqual(state.release(2, now: at(20), broken: false), [])
+        XCTAssertEqual(state.stats.idle, 1)
+        // A bulk connection coming back goes to the waiting bulk lease.
+        XCTAssertEqual(state.release(0, now: at(30), broken: false), [.hand(0, to: 3, checkFirst: false)])
+    }
+
+    func testARequestIsServedBeforeBulkWorkThatWaitedLonger() {
+        var state = makeState(size: 3)
+        _ = state.lease(1, now: at(0), deadline: at(30_000), priority: .bulk)
+        _ = state.lease(2, now: at(0), deadline: at(30_000))
+        _ = state.connectionCreated(0, now: at(1))
+        _ = state.connectionCreated(1, now: at(1))
+        XCTAssertEqual(state.lease(3, now: at(2), deadline: at(30_000)), [.create(2)])
+        _ = state.connectionCreated(2, now: at(3))
+        // Every connection is out: bulk work queues first, then a request.
+        XCTAssertEqual(state.lease(4, now: at(10), deadline: at(30_000), priority: .bulk), [])
+        XCTAssertEqual(state.lease(5, now: at(11), deadline: at(2011)), [])
+        XCTAssertEqual(state.release(2, now: at(20), broken: false), [.hand(2, to: 5, checkFirst: false)])
+        XCTAssertEqual(state.release(1, now: at(21), broken: false), [.hand(1, to: 4, checkFirst: false)])
+    }
+
+    func testAnIdleConnectionIsNotHandedToBulkWorkAheadOfAWaitingRequest() {
+        var state = makeState(size: 2)
+        XCTAssertEqual(state.bulkLimit, 1)
+        _ = state.lease(1, now: at(0), deadline: at(30_000), priority: .bulk)
+        _ = state.connectionCreated(0, now: at(1))
+        // The pool's second connection is the requests': bulk waits for the first.
+        XCTAssertEqual(state.lease(2, now: at(2), deadline: at(30_000), priority: .bulk), [])
+        XCTAssertEqual(state.lease(3, now: at(3), deadline: at(2003)), [.create(1)])
+        XCTAssertEqual(state.connectionCreated(1, now: at(4)), [.hand(1, to: 3, checkFirst: false)])
+        XCTAssertEqual(state.release(0, now: at(5), broken: false), [.hand(0, to: 2, checkFirst: false)])
+    }
+
+    func testAPoolOfOneServesBulkWorkToo() {
+        var state = makeState(size: 1)
+        XCTAssertEqual(state.bulkLimit, 1)
+        XCTAssertEqual(state.lease(1, now: at(0), deadline: at(30_000), priority: .bulk), [.create(0)])
+        XCTAssertEqual(state.connectionCreated(0, now: at(1)), [.hand(0, to: 1, checkFirst: false)])
+    }
+
+    func testAFailedCheckKeepsABulkLeaseWithinItsLimit() {
+        var state = makeState(size: 2)
+        _ = state.lease(1, now: at(0), deadline: at(30_000), priority: .bulk)
+        _ = state.connectionCreated(0, now: at(1))
+        _ = state.release(0, now: at(2), broken: false)
+        XCTAssertEqual(state.lease(2, now: at(40_000), deadline: at(70_000), priority: .bulk), [.hand(0, to: 2, checkFirst: true)])
+        XCTAssertEqual(state.checkFailed(0, request: 2, now: at(40_001), deadline: at(70_000), priority: .bulk), [.close(0), .create(1)])
+        XCTAssertEqual(state.lease(3, now: at(40_002), deadline: at(42_002)), [.create(2)])
+        XCTAssertEqual(state.connectionCreated(2, now: at(40_003)), [.hand(2, to: 3, checkFirst: false)])
+        XCTAssertEqual(state.connectionCreated(1, now: at(40_004)), [.hand(1, to: 2, checkFirst: false)])
+    }
 }

@@ -16,6 +16,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public var workers: Int
     /// Database connections in each worker process.
     public var poolSize: Int
+    /// Import jobs each worker process runs at once (nil: `ServiceLimits.defaultJobRunners`).
+    public var jobRunnersSetting: Int?
+    public var jobRunners: Int { jobRunnersSetting ?? ServiceLimits.defaultJobRunners(processes: processes) }
     /// How long a request waits for a database connection before it is answered 503.
     public var waitLimit: Duration = .seconds(2)
     public var logLevel: Log.Level = .info

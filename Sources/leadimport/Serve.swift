@@ -64,7 +64,7 @@ struct Serve: ParsableCommand {
         where environment(name) == nil {
             setEnvironment(name, value)
         }
-        let arguments = ["leadimport", "serve-worker"] + worker.arguments
+        let arguments = ["leadimport", "serve-worker"] + worker.arguments + ["--job-runners", String(configuration.jobRunners)]
         let supervisor = Supervisor(listenFD: listenFD, configuration: SupervisorConfiguration(
             childArguments: arguments,
             processes: configuration.processes,
@@ -76,6 +76,7 @@ struct Serve: ParsableCommand {
             "processes": String(processes),
             "workers": String(worker.workers),
             "pool_size": String(worker.poolSize),
+            "job_runners": String(configuration.jobRunners),
         ])
         let status = supervisor.run()
         if status != 0 { throw ExitCode(status) }
@@ -87,8 +88,11 @@ struct WorkerOptions: ParsableArguments {
     @Option(help: "Worker threads in each worker process (default: twice the cores, at most 32).")
     var workers: Int = ServiceLimits.defaultWorkers(cores: onlineCores())
 
-    @Option(name: .customLong("pool-size"), help: "Database connections in each worker process (default: the cores, at least 2, at most 16).")
+    @Option(name: .customLong("pool-size"), help: "Database connections in each worker process (default: one more than the cores, 3 to 17; the last one is kept for requests).")
     var poolSize: Int = ServiceLimits.defaultPoolSize(cores: onlineCores())
+
+    @Option(name: .customLong("job-runners"), help: "Import jobs each worker process runs at once (default: 2; 3 with one process).")
+    var jobRunners: Int?
 
     @Option(name: .customLong("wait-limit"), help: "Seconds a request waits for a database connection before it is answered 503.")
     var waitLimit: Double = 2
@@ -101,6 +105,7 @@ struct WorkerOptions: ParsableArguments {
         guard (1...256).contains(poolSize) else { throw ValidationError("--pool-size must be between 1 and 256") }
         guard waitLimit > 0 && waitLimit <= 60 else { throw ValidationError("--wait-limit must be between 0 and 60 seconds") }
         guard Log.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be debug, info, warning or error") }
+        if let jobRunners, !(0...64).contains(jobRunners) { throw ValidationError("--job-runners must be between 0 and 64") }
     }
 
     /// The service's configuration with these options set.
@@ -110,6 +115,7 @@ struct WorkerOptions: ParsableArguments {
         configuration.poolSize = poolSize
         configuration.waitLimit = .milliseconds(Int64(waitLimit * 1000))
         configuration.logLevel = Log.Level(rawValue: logLevel) ?? .info
+        configuration.jobRunnersSetting = jobRunners
         return configuration
     }
 
@@ -140,9 +146,11 @@ struct ServeWorker: ParsableCommand {
         // Set on SIGTERM (a stop, or a reload replacing this process): imports under way stop at
         // their next batch instead of running into the drain limit.
         let stopping = Locked(false)
-        let runner = JobRunner(connections: pool, waitLimit: configuration.pool.waitLimit, stopRequested: { stopping.current })
+        let runners = (0..<configuration.jobRunners).map { _ in
+            JobRunner(connections: pool, waitLimit: configuration.pool.waitLimit, stopRequested: { stopping.current })
+        }
         let application = Application(pool: pool, configuration: configuration, stopRequested: { stopping.current },
-                                      jobRecorded: { runner.wake() })
+                                      jobRecorded: { runners.forEach { $0.wake() } })
         let process = WorkerProcess(
             listenFD: 0,
             configuration: WorkerProcessConfiguration(
@@ -163,17 +171,18 @@ struct ServeWorker: ParsableCommand {
             stopping.withLock { $0 = true }
             process.stop()
         }
-        // One job at a time per worker process: jobs spread over the processes sharing the
-        // database, and a job's batches commit one after the other anyway.
-        let runnerDone = CountdownLatch(count: 1)
-        try startThread(name: "job-runner") {
-            defer { runnerDone.countDown() }
-            runner.runUntilStopped()
+        // Each runner runs one job at a time; jobs spread over every process sharing the database.
+        let runnersDone = CountdownLatch(count: runners.count)
+        for runner in runners {
+            try startThread(name: "job-runner") {
+                defer { runnersDone.countDown() }
+                runner.runUntilStopped()
+            }
         }
         try process.run(onReady: { SupervisorChild.reportReady() })
         // The job under way is given back at its next batch, so another process resumes it at once.
         stopping.withLock { $0 = true }
-        _ = runnerDone.wait()
+        _ = runnersDone.wait()
         pool.close()
     }
 }

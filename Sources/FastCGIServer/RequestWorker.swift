@@ -18,25 +18,43 @@ final class RequestWorker: @unchecked Sendable {
     private let dispatcher: ConnectionDispatcher
     private let configuration: WorkerProcessConfiguration
     private let handler: RequestHandler
+    private let standIns: StandIns
+    /// Set on this thread while it serves a request that went long and another thread took its
+    /// place: the thread leaves once that request is answered.
+    private var replaced = false
 
-    init(index: Int, dispatcher: ConnectionDispatcher, configuration: WorkerProcessConfiguration, handler: @escaping RequestHandler) {
+    init(index: Int, dispatcher: ConnectionDispatcher, configuration: WorkerProcessConfiguration, handler: @escaping RequestHandler,
+         standIns: StandIns) {
         self.index = index
         self.dispatcher = dispatcher
         self.configuration = configuration
         self.handler = handler
+        self.standIns = standIns
     }
 
-    func run(started: CountdownLatch) {
+    /// Serves requests until the process is done (false), or until a request that went long
+    /// is answered and a stand-in has taken this thread's place (true).
+    func run(started: CountdownLatch?) -> Bool {
         Self.blockAsynchronousSignals()
         // Created on this thread, used only here.
         let exchange = FastCGIExchange()
         var peekBuffer = [UInt8](repeating: 0, count: ConnectionDispatcher.firstPeekBytes)
-        started.countDown()
+        started?.countDown()
 
         while let (fd, since) = dispatcher.nextRequest(worker: index, peekBuffer: &peekBuffer) {
             let reusable = serve(fd, readySince: since, with: exchange)
             dispatcher.release(fd, worker: index, reusable: reusable)
+            if replaced {
+                standIns.left()
+                return true
+            }
         }
+        return false
+    }
+
+    /// The request this thread serves goes long: a stand-in serves the others meanwhile.
+    private func becomeLong() {
+        if !replaced { replaced = standIns.place() }
     }
 
     /// A signal handled on this thread would interrupt libfcgi's reads and writes with EINTR,
@@ -88,7 +106,8 @@ final class RequestWorker: @unchecked Sendable {
             }
         }
 
-        let request = fields.request(body: body, bodyExceedsLimit: exceedsLimit, received: readySince)
+        var request = fields.request(body: body, bodyExceedsLimit: exceedsLimit, received: readySince)
+        request.becomesLong = { self.becomeLong() }
         let response: HTTPResponse
         do {
             response = try handler(request)
@@ -137,5 +156,58 @@ final class RequestWorker: @unchecked Sendable {
         case let errno where errno > 0: return SystemError.text(errno)
         default: return "error \(code)"
         }
+    }
+}
+
+/// Worker threads standing in for workers whose request went long (a synchronous import of many
+/// pages): the process keeps its configured number of threads free for short requests, whatever
+/// one user's imports hold. At most `limit` at once; past that a long request holds its worker.
+final class StandIns: @unchecked Sendable {
+    private let limit: Int
+    private let dispatcher: ConnectionDispatcher
+    private let configuration: WorkerProcessConfiguration
+    private let handler: RequestHandler
+    /// Counted down when a worker slot's thread ends; a stand-in takes over its slot.
+    private let slotsEnded: CountdownLatch
+    private let counts: Locked<(extra: Int, nextIndex: Int)>
+
+    init(limit: Int, firstIndex: Int, dispatcher: ConnectionDispatcher, configuration: WorkerProcessConfiguration,
+         handler: @escaping RequestHandler, slotsEnded: CountdownLatch) {
+        self.limit = limit
+        self.dispatcher = dispatcher
+        self.configuration = configuration
+        self.handler = handler
+        self.slotsEnded = slotsEnded
+        counts = Locked((0, firstIndex))
+    }
+
+    /// Worker threads beyond the configured ones, now.
+    var extra: Int { counts.current.extra }
+
+    /// Starts a stand-in; false when `limit` are running or no thread could be had.
+    func place() -> Bool {
+        let index = counts.withLock { counts -> Int? in
+            guard counts.extra < limit else { return nil }
+            counts.extra += 1
+            counts.nextIndex += 1
+            return counts.nextIndex - 1
+        }
+        guard let index else { return false }
+        let worker = RequestWorker(index: index, dispatcher: dispatcher, configuration: configuration, handler: handler, standIns: self)
+        do {
+            try startThread(name: "fcgi-worker-\(index)") { [slotsEnded] in
+                if !worker.run(started: nil) { slotsEnded.countDown() }
+            }
+        } catch {
+            counts.withLock { $0.extra -= 1 }
+            Log.warning("no thread for a stand-in worker; a long request holds its worker", ["error": "\(error)"])
+            return false
+        }
+        return true
+    }
+
+    /// A replaced thread has answered its long request and leaves.
+    func left() {
+        counts.withLock { $0.extra -= 1 }
     }
 }

@@ -92,15 +92,16 @@ public final class WorkerProcess: @unchecked Sendable {
         let workerCount = configuration.workers
         let started = CountdownLatch(count: workerCount)
         let ended = CountdownLatch(count: workerCount)
+        let standIns = StandIns(limit: configuration.workers, firstIndex: workerCount, dispatcher: dispatcher,
+                                configuration: configuration, handler: handler, slotsEnded: ended)
         for index in 0..<workerCount {
             let worker = RequestWorker(
-                index: index, dispatcher: dispatcher, configuration: configuration, handler: handler
+                index: index, dispatcher: dispatcher, configuration: configuration, handler: handler, standIns: standIns
             )
             // A process that cannot have its workers throws out of `run` and exits; its
             // supervisor starts another after its back-off.
             try startThread(name: "fcgi-worker-\(index)") {
-                worker.run(started: started)
-                ended.countDown()
+                if !worker.run(started: started) { ended.countDown() }
             }
         }
         started.wait()

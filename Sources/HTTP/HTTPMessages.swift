@@ -21,6 +21,10 @@ public struct HTTPRequest: Sendable {
     /// When the whole request head had arrived: time spent queued for a worker counts against
     /// the request's own deadlines.
     public var received: MonotonicInstant
+    /// A handler about to work long on this request (an import of many pages) calls it: the
+    /// server puts another worker thread in this one's place, so that the requests behind it
+    /// are not held up. nil where nobody waits behind (tests calling the application).
+    public var becomesLong: (@Sendable () -> Void)?
 
     public init(
         method: String,

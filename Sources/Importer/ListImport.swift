@@ -28,11 +28,15 @@ public struct ImportOrder: Sendable {
     public var ids: Result<ImportIDs, RequestError>
     /// How long the lookup may wait for a connection: what is left of the request's wait limit.
     public var waitLimit: Duration
+    /// Called once the list turned out longer than a page, before the long part of the import.
+    public var becomesLong: (@Sendable () -> Void)?
 
-    public init(tokenHash: [UInt8], ids: Result<ImportIDs, RequestError>, waitLimit: Duration) {
+    public init(tokenHash: [UInt8], ids: Result<ImportIDs, RequestError>, waitLimit: Duration,
+                becomesLong: (@Sendable () -> Void)? = nil) {
         self.tokenHash = tokenHash
         self.ids = ids
         self.waitLimit = waitLimit
+        self.becomesLong = becomesLong
     }
 }
 
@@ -71,7 +75,9 @@ extension LeadImporter: ListImport {
         switch begun {
         case .failure(let error): return .refused(error)
         case .success(.finished(let outcome)): return .imported(outcome)
-        case .success(.longer(let rest)): return .imported(finish(rest))
+        case .success(.longer(let rest)):
+            order.becomesLong?()
+            return .imported(finish(rest))
         }
     }
 

@@ -33,7 +33,8 @@ public struct ImportEndpoint: Sendable {
         if AsyncPreference.requested(request.headers["prefer"]) {
             return jobs.record(request, tokenHash: SHA256.hash(token), ids: ids)
         }
-        let order = ImportOrder(tokenHash: SHA256.hash(token), ids: ids, waitLimit: remainingWait(since: request.received, pool: pool))
+        let order = ImportOrder(tokenHash: SHA256.hash(token), ids: ids, waitLimit: remainingWait(since: request.received, pool: pool),
+                                becomesLong: request.becomesLong)
         let outcome: ImportOutcome
         switch importer.importList(order) {
         case .refused(let error):

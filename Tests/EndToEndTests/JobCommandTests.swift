@@ -207,6 +207,28 @@ final class JobCommandTests: LiveServiceTestCase {
         XCTAssertTrue(lines(result.stderr).contains { $0.hasPrefix("jobs show: 0 of 5 members (0%)") }, "the last progress line: \(result.stderr)")
     }
 
+    /// PostgreSQL stops and starts again under the follower: its polls fail meanwhile, and it
+    /// carries on with a new connection to see the job end.
+    func testFollowCarriesOnThroughADatabaseRestart() throws {
+        let user = try seeder.user()
+        let campaign = try seeder.campaign(user: user)
+        let job = try record(user: user, campaign: campaign, list: try seeder.rowsList(user: user, count: 5))
+        let follower = try BackgroundCommand(env.binary, ["jobs", "show", job.id, "--follow"], environment: database)
+        Thread.sleep(forTimeInterval: 1)
+        try env.postgres("stop")
+        var stopped = true
+        defer { if stopped { XCTAssertNoThrow(try env.postgres("start"), "PostgreSQL did not start again") } }
+        Thread.sleep(forTimeInterval: 3)
+        XCTAssertTrue(follower.isRunning, "polls that fail while the database is down do not end the follow")
+        try env.postgres("start")
+        stopped = false
+        service = try Connection.connect(env.databaseURL) // the old one died with the server
+        let cancelled = try XCTUnwrap(JobStore().cancel(id: job.id, user: user, on: service))
+        let result = try XCTUnwrap(follower.wait(timeout: 30), "the follower did not see the cancel")
+        XCTAssertEqual(result.stdout, cancelled.job.body + "\n", result.stderr)
+        XCTAssertTrue(lines(result.stderr).last?.contains("cancelled") == true, result.stderr)
+    }
+
     /// On a terminal the line is redrawn in place at each poll and ends with a newline. script(1)
     /// gives the command a pseudo-terminal for stdout and stderr alike.
     func testFollowOnATerminalRedrawsOneLineInPlace() throws {

@@ -8,11 +8,15 @@ public struct ImportProgress: Sendable, Equatable {
     /// written are not in it yet.
     public var counts: ImportCounts
     public var elapsed: Duration
+    /// Members already handled when `elapsed` began, left out of the rate: a job followed from
+    /// halfway did not handle them in that time.
+    public var handledBefore: Int
 
-    public init(rowsRead: Int, counts: ImportCounts, elapsed: Duration) {
+    public init(rowsRead: Int, counts: ImportCounts, elapsed: Duration, handledBefore: Int = 0) {
         self.rowsRead = rowsRead
         self.counts = counts
         self.elapsed = elapsed
+        self.handledBefore = handledBefore
     }
 
     /// `1500 of 100000 members (1%), imported 1200, duplicates 100, invalid 200, errors 0,
@@ -21,7 +25,7 @@ public struct ImportProgress: Sendable, Equatable {
     public func line(listSize size: Int?) -> String {
         let handled = counts.total
         let seconds = elapsed.secondsDouble
-        let rate = seconds > 0 ? Int((Double(handled) / seconds).rounded()) : 0
+        let rate = seconds > 0 ? Int((Double(max(0, handled - handledBefore)) / seconds).rounded()) : 0
         var text = "\(handled)"
         if let size {
             let percent = size > 0 ? min(100, handled * 100 / size) : 100
@@ -42,6 +46,31 @@ public struct ImportProgress: Sendable, Equatable {
         if seconds < 60 { return "\(seconds) s" }
         if seconds < 3600 { return "\(seconds / 60) min \(seconds % 60) s" }
         return "\(seconds / 3600) h \((seconds % 3600) / 60) min"
+    }
+}
+
+/// The progress of a job being followed, from one poll of it to the next. The rate is the
+/// counts' growth since the first poll that found the job running: a job that waited in the
+/// queue, or that was joined halfway, would look slow measured from its creation.
+public struct FollowedProgress: Sendable {
+    private var start: (handled: Int, at: MonotonicInstant)?
+
+    public init() {}
+
+    /// The progress to draw for `job` as a poll at `now` found it.
+    public mutating func progress(of job: ImportJob, at now: MonotonicInstant) -> ImportProgress {
+        let counts = job.counts
+        if start == nil && job.state == .running { start = (counts.total, now) }
+        if let start {
+            return ImportProgress(rowsRead: counts.total, counts: counts, elapsed: now - start.at, handledBefore: start.handled)
+        }
+        // Never seen running: a queued job has no rate yet; one that ended meanwhile has the
+        // rate of its whole run, by the database's clock.
+        var elapsed = Duration.zero
+        if job.state.isFinal, let started = job.startedAt, let finished = job.finishedAt {
+            elapsed = .milliseconds(finished.millisecondsSinceEpoch - started.millisecondsSinceEpoch)
+        }
+        return ImportProgress(rowsRead: counts.total, counts: counts, elapsed: elapsed)
     }
 }
 

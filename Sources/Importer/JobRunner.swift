@@ -345,7 +345,9 @@ public final class JobRunner: @unchecked Sendable {
         }
     }
 
-    static func isUnreachable(_ error: any Error) -> Bool {
+    /// Whether a statement failed for want of the database (worth trying again on a new
+    /// connection), not for what it asked.
+    public static func isUnreachable(_ error: any Error) -> Bool {
         if error is PoolError { return true }
         if let error = error as? PostgresError { return error.isConnectionProblem }
         return false

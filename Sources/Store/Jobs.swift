@@ -130,8 +130,14 @@ public struct JobStore: Sendable {
 
     /// The job, for its owner only: nil when it does not exist or belongs to someone else.
     public func job(id: String, user: String, on connection: Connection) throws -> JobRecord? {
-        try connection.query("SELECT \(Self.columns("j")) FROM import_jobs j WHERE j.id = $1 AND j.user_id = $2", [id, user])
-            .first.map(Self.record)
+        try job(id: id, owner: user, on: connection)
+    }
+
+    /// The job of `owner`, or of anyone when `owner` is nil (the operator's, who has the database).
+    func job(id: String, owner: String?, on connection: Connection) throws -> JobRecord? {
+        try connection.query(
+            "SELECT \(Self.columns("j")) FROM import_jobs j WHERE j.id = $1 AND ($2::uuid IS NULL OR j.user_id = $2)", [id, owner]
+        ).first.map(Self.record)
     }
 
     /// Cancels a queued or running job of `user` at once: its runner's next write is refused, so
@@ -139,11 +145,16 @@ public struct JobStore: Sendable {
     /// there is no such job of this user. The campaign's stats are recomputed when the job had
     /// inserted leads.
     public func cancel(id: String, user: String, on connection: Connection) throws -> JobRecord? {
+        try cancel(id: id, owner: user, on: connection)
+    }
+
+    /// `cancel` for `owner`'s job, or anyone's when `owner` is nil (the operator's).
+    func cancel(id: String, owner: String?, on connection: Connection) throws -> JobRecord? {
         // The row is locked first: a batch committing now ends before, and the answer is the
         // job as it stands after that batch, not as the statement's snapshot saw it.
         let result = try connection.query("""
             WITH target AS (
-                SELECT j.* FROM import_jobs j WHERE j.id = $1 AND j.user_id = $2 FOR UPDATE
+                SELECT j.* FROM import_jobs j WHERE j.id = $1 AND ($2::uuid IS NULL OR j.user_id = $2) FOR UPDATE
             ), cancelled AS (
                 UPDATE import_jobs j
                 SET state = 'cancelled', finished_at = now(), lease_token = NULL, lease_expires_at = NULL
@@ -154,7 +165,7 @@ public struct JobStore: Sendable {
             SELECT \(Self.columns("c")), c.was FROM cancelled c
             UNION ALL
             SELECT \(Self.columns("t")), t.state FROM target t WHERE NOT EXISTS (SELECT 1 FROM cancelled)
-            """, [id, user])
+            """, [id, owner])
         guard let row = result.first else { return nil }
         let record = try Self.record(row)
         if try row.requiredString("was") == JobState.running.rawValue, record.job.counts.imported > 0, record.job.dryRun != true {

@@ -61,10 +61,22 @@ let bound = ListMember.fieldLimit + 1
 public enum ListSources {
     /// How many members the target's list has: the progress line's "of N".
     public static func size(of target: ImportTarget, on connection: Connection) throws -> Int {
-        let sql = target.storage == .rows
+        try size(list: target.listID, storage: target.storage, on: connection)
+    }
+
+    /// How many members a job's list has, read as the list's storage says; nil when the list is
+    /// gone (a job outlives it) or its storage is not one this service knows.
+    public static func size(ofList list: String, on connection: Connection) throws -> Int? {
+        let storage = try connection.query("SELECT storage FROM lists WHERE id = $1", [list]).first?.string(0)
+        guard let storage = storage.flatMap(ImportTarget.Storage.init(rawValue:)) else { return nil }
+        return try size(list: list, storage: storage, on: connection)
+    }
+
+    static func size(list: String, storage: ImportTarget.Storage, on connection: Connection) throws -> Int {
+        let sql = storage == .rows
             ? "SELECT count(*) FROM list_rows WHERE list_id = $1"
             : "SELECT count(*) FROM list_memberships WHERE list_id = $1"
-        return try connection.query(sql, [target.listID]).first?.requiredInt(0) ?? 0
+        return try connection.query(sql, [list]).first?.requiredInt(0) ?? 0
     }
 
     /// The source of the target's list; a `leads` list reads only Leads of the list's owner.

@@ -16,12 +16,18 @@ struct Import: ParsableCommand {
         list's size, the counts, rows per second, time left), otherwise a plain line every 5 \
         seconds and the last one. The same JSON body the endpoint answers goes to stdout. Exits 0 \
         when the endpoint would answer 200, non-zero otherwise.
+
+        With --async the import is recorded as a job after the same checks, for the service's \
+        worker processes (`serve`) to run: the job goes to stdout as JSON and the command exits 0 \
+        at once. `jobs show ID --follow` waits for it.
         """
     )
 
     @Option(help: ArgumentHelp("The user who owns the campaign and the list.", valueName: "uuid")) var user: String
     @Option(help: ArgumentHelp("The campaign to import into.", valueName: "uuid")) var campaign: String
     @Option(help: ArgumentHelp("The list to import.", valueName: "uuid")) var list: String
+    @Flag(name: .customLong("async"), help: "Record the import as a job, print the job and exit, without waiting for it.")
+    var recordJob = false
     @OptionGroup var database: DatabaseOptions
 
     func validate() throws {
@@ -49,6 +55,7 @@ struct Import: ParsableCommand {
             print(RequestError.unavailable.body)
             throw CommandFailure("import: \(error)")
         }
+        if recordJob { return try record(target, on: pool) }
         // The size only feeds the progress line: an import goes on without it.
         let size = try? pool.withConnection { try ListSources.size(of: target, on: $0) }
         let pacing = Locked(ProgressPacing(output: isatty(2) == 1 ? .terminal : .plain))
@@ -69,5 +76,28 @@ struct Import: ParsableCommand {
         guard outcome.status == 200 else {
             throw CommandFailure("import: finished with status \(outcome.status)")
         }
+    }
+
+    /// Records the import as a job, as an asynchronous POST of the same request would, and prints it.
+    private func record(_ target: ImportTarget, on pool: ConnectionPool) throws {
+        // The body this command stands for: a later asynchronous POST of it is the same request.
+        var body = JSONObjectWriter()
+        body.add("listId", target.listID)
+        let request = NewImportJob(user: target.userID, campaign: target.campaignID, list: target.listID,
+                                   fingerprint: RequestFingerprint.of(campaign: target.campaignID, body: Array(body.result.utf8)))
+        let creation: JobCreation
+        do {
+            creation = try pool.withConnection { try JobStore().record(request, on: $0) }
+        } catch {
+            print(RequestError.unavailable.body)
+            throw CommandFailure("import: \(error)")
+        }
+        guard let job = creation.job else {
+            let error = creation.error ?? .internalError
+            print(error.body)
+            throw CommandFailure("import: \(error.message)")
+        }
+        print(job.body)
+        printError("import: job \(job.id) is \(job.state.rawValue); `leadimport jobs show \(job.id) --follow` waits for it")
     }
 }

@@ -9,7 +9,7 @@ struct LeadImport: ParsableCommand {
         Runs as a FastCGI application behind nginx (`serve`), and from the shell.
         Every command reads DATABASE_URL (a libpq connection string or URI) unless --database-url is given.
         """,
-        subcommands: [Migrate.self, Serve.self, Token.self, Import.self, ServeWorker.self]
+        subcommands: [Migrate.self, Serve.self, Token.self, Import.self, Jobs.self, ServeWorker.self]
     )
 }
 

@@ -515,6 +515,39 @@ final class JobStoreTests: XCTestCase {
         XCTAssertEqual(ended.job.httpStatus, 422)
     }
 
+    /// The operator's statements name a job by its id alone, whoever owns it, and cancel as the
+    /// user's cancel does.
+    func testTheOperatorReadsAndCancelsAnyUsersJob() throws {
+        let user = try newUser()
+        let campaign = try newCampaign(user, channel: "email")
+        let jobs = try queue(3, user: user, campaign: campaign)
+        XCTAssertEqual(try store.job(id: jobs[0], on: connection)?.job, try store.job(id: jobs[0], user: user, on: connection)?.job)
+        XCTAssertEqual(try store.job(id: jobs[0], on: connection)?.userID, user)
+        XCTAssertNil(try store.job(id: UUID().uuidString, on: connection))
+        XCTAssertNil(try store.cancel(id: UUID().uuidString, on: connection))
+
+        let hold = try XCTUnwrap(store.claim(on: connection)?.hold)
+        guard case .committed = try store.commit(batch(after: 0, leads: [(1, "a@example.com")]), of: hold, on: connection)
+        else { return XCTFail() }
+        let running = try XCTUnwrap(store.cancel(id: jobs[0], on: connection))
+        XCTAssertEqual(running.job.state, .cancelled)
+        XCTAssertNil(running.job.httpStatus)
+        XCTAssertEqual(running.job.counts.imported, 1)
+        XCTAssertEqual(try count("SELECT (stats->>'total')::int FROM campaigns WHERE id = $1", [campaign]), 1, "stats recomputed")
+        XCTAssertFalse(try store.renew(hold, on: connection), "the runner's hold is gone")
+
+        let queued = try XCTUnwrap(store.cancel(id: jobs[1], on: connection))
+        XCTAssertEqual(queued.job.state, .cancelled)
+        XCTAssertNil(queued.job.startedAt)
+
+        let finisher = try XCTUnwrap(store.claim(on: connection)?.hold)
+        XCTAssertEqual(finisher.jobID, jobs[2])
+        _ = try XCTUnwrap(store.finish(finisher, httpStatus: 206, on: connection))
+        let ended = try XCTUnwrap(store.cancel(id: jobs[2], on: connection))
+        XCTAssertEqual(ended.job.state, .finished, "a job that ended is answered as it ended")
+        XCTAssertEqual(ended.job.httpStatus, 206)
+    }
+
     /// The cancel waits for a batch committing at that moment and answers with the job as that
     /// batch left it, not as its own statement's snapshot saw it.
     func testACancelDuringABatchAnswersWithThatBatchCounted() throws {

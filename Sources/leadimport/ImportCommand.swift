@@ -38,7 +38,9 @@ struct Import: ParsableCommand {
 
     func run() throws {
         let url = try database.resolve()
-        let pool = ConnectionPool(conninfo: url, configuration: PoolConfiguration(size: 2, waitLimit: .seconds(10)))
+        // The import's stages lease as bulk work, which leaves the pool's last connection to
+        // requests: three give them the two the service's imports have.
+        let pool = ConnectionPool(conninfo: url, configuration: PoolConfiguration(size: 3, waitLimit: .seconds(10)))
         defer { pool.close() }
         let target: ImportTarget
         do {

@@ -307,7 +307,7 @@ final class ImportInterruptionTests: LiveServiceTestCase {
         let worker = try XCTUnwrap(service.workerPIDs().first)
         // What ServiceLimits counts: once its connect threads have ended, an idle worker process
         // runs its fixed threads and its workers.
-        let idle = ServiceLimits.threadsPerWorkerProcess(workers: 4, poolSize: 0, jobRunners: ServiceLimits.defaultJobRunners(processes: 1), stageThreads: 0)
+        let idle = ServiceLimits.idleThreadsPerWorkerProcess(workers: 4, jobRunners: ServiceLimits.defaultJobRunners(processes: 1))
         var threads = 0
         _ = waitUntil(timeout: 5) {
             threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(worker)/task").count) ?? 0

@@ -143,14 +143,19 @@ public final class JobRunner: @unchecked Sendable {
         // The outcome counts every run of the job: a resumed job read pages before.
         var pagesRead = run.record.resumePosition > 0 ? 1 : 0
         func outcome(_ end: ImportEnd) -> ImportOutcome { ImportOutcome(counts: run.record.job.counts, end: end) }
+        let read: @Sendable (ListCursor?) throws -> JobPages.Page = { [self, target = run.target, batchSize] after in
+            try withRetries { try JobPages.page(of: target, after: after, limit: batchSize, on: $0) }
+        }
+        // The next pages are read while this thread commits the one before: the database and this
+        // process each wait for the other less. Without a thread, pages are read in turn.
+        let readAhead = try? JobReadAhead(read: read, from: cursor, pageSize: batchSize)
+        defer { readAhead?.stop() }
         while true {
             if stopRequested() { return .outcome(outcome(.stopped(.serviceStopping)), databaseUnreachable: false) }
             guard keepLease(&run) else { return .lost }
             let page: JobPages.Page
             do {
-                page = try withRetries { [target = run.target, batchSize] in
-                    try JobPages.page(of: target, after: cursor, limit: batchSize, on: $0)
-                }
+                page = try readAhead?.next() ?? read(cursor)
             } catch {
                 Log.warning("job page fetch failed", ["job": run.hold.jobID, "error": describe(error)])
                 return .outcome(outcome(.pageFetchFailed(pagesRead: pagesRead)), databaseUnreachable: Self.isUnreachable(error))
@@ -367,5 +372,42 @@ public final class JobRunner: @unchecked Sendable {
         let storage = try row.string("storage").flatMap(ImportTarget.Storage.init(rawValue:)) ?? .rows
         return ImportTarget(userID: record.userID, campaignID: record.job.campaignID, listID: record.job.listID, channel: channel,
                             storage: storage)
+    }
+}
+
+/// A job's pages, read one after the other on a thread of their own, at most two ahead of the
+/// runner. Reading ends at the list's end or at the first page that cannot be read.
+final class JobReadAhead: @unchecked Sendable {
+    private let pages = BoundedQueue<Result<JobPages.Page, any Error>>(capacity: 2)
+    private let done = CountdownLatch(count: 1)
+
+    init(read: @escaping @Sendable (ListCursor?) throws -> JobPages.Page, from cursor: ListCursor?, pageSize: Int) throws(ThreadStartError) {
+        try startThread(name: "job-reader") { [pages, done] in
+            defer { done.countDown() }
+            var cursor = cursor
+            while true {
+                do {
+                    let page = try read(cursor)
+                    guard pages.put(.success(page)) else { return }
+                    guard page.read >= pageSize, let last = page.last else { return }
+                    cursor = last
+                } catch {
+                    pages.put(.failure(error))
+                    return
+                }
+            }
+        }
+    }
+
+    /// The next page, waiting for it; throws what reading it threw.
+    func next() throws -> JobPages.Page {
+        guard let item = pages.take() else { throw PoolError.unavailable(reason: "the job's page reader ended early") }
+        return try item.get()
+    }
+
+    /// No more pages: the reader ends after the statement under way.
+    func stop() {
+        pages.close()
+        done.wait()
     }
 }

@@ -75,7 +75,10 @@ final class JobServingTests: LiveServiceTestCase {
         let id = try record(user: user, campaign: campaign, list: list)
         let underWay = waitUntil(timeout: 20, interval: 0.01) { ((try? job(id, user: user))?.resumePosition ?? 0) > 0 }
         XCTAssertTrue(underWay, "the job did not start within 20 s" + context(server))
+        let stopSent = Date()
         XCTAssertEqual(server.stop(timeout: 30), 0, context(server))
+        // The job stops at its next batch: the stop does not wait for the 30 s drain limit.
+        XCTAssertLessThan(Date().timeIntervalSince(stopSent), 10, context(server))
         let released = try XCTUnwrap(try job(id, user: user))
         XCTAssertEqual(released.job.state, .running, "given back, not ended")
         XCTAssertLessThan(released.resumePosition, rows, "the job finished before the stop: the list is too short to test anything")
@@ -93,6 +96,36 @@ final class JobServingTests: LiveServiceTestCase {
         XCTAssertTrue(finished, "the job did not finish within 60 s: \(String(describing: ended))" + context(server))
         XCTAssertEqual(ended?.job.counts, ImportCounts(imported: rows))
         XCTAssertEqual(ended?.attempts, 2)
+        XCTAssertEqual(try seeder.count("SELECT count(*) FROM campaign_leads WHERE campaign_id = $1", [campaign]), rows)
+    }
+
+    /// SIGHUP with a job under way: the replaced worker process gives it back at a batch, and a
+    /// process of the service (the replacement or another) takes it up at once and finishes it
+    /// with exact counts, the leads inserted once.
+    func testAReloadHandsTheJobOver() throws {
+        let rows = 100_000
+        let seeder = try Seeder(env)
+        let user = try seeder.user()
+        let campaign = try seeder.campaign(user: user, channel: "linkedin")
+        let list = try seeder.rowsList(user: user, count: rows)
+        let server = try startService("job-reload", processes: 1, workers: 2)
+        defer { server.stop() }
+        let id = try record(user: user, campaign: campaign, list: list)
+        let underWay = waitUntil(timeout: 20, interval: 0.01) { ((try? job(id, user: user))?.resumePosition ?? 0) > 0 }
+        XCTAssertTrue(underWay, "the job did not start within 20 s" + context(server))
+        let before = server.workerPIDs()
+        server.signal(SIGHUP)
+        // The old process leaves well within the drain limit (30 s): its job does not hold it.
+        let replaced = waitUntil(timeout: 15, interval: 0.05) { Set(server.workerPIDs()).isDisjoint(with: before) && !server.workerPIDs().isEmpty }
+        XCTAssertTrue(replaced, "the worker process was not replaced within 15 s" + context(server))
+        var ended: JobRecord?
+        let finished = waitUntil(timeout: 60, interval: 0.1) {
+            ended = try? job(id, user: user)
+            return ended?.job.state == .finished
+        }
+        XCTAssertTrue(finished, "the job did not finish within 60 s: \(String(describing: ended))" + context(server))
+        XCTAssertEqual(ended?.job.counts, ImportCounts(imported: rows))
+        XCTAssertGreaterThanOrEqual(ended?.attempts ?? 0, 2, "taken up again after the reload")
         XCTAssertEqual(try seeder.count("SELECT count(*) FROM campaign_leads WHERE campaign_id = $1", [campaign]), rows)
     }
 }

@@ -206,8 +206,16 @@ final class JobRunnerTests: XCTestCase {
         let campaign = try seed.campaign(user: user, channel: "email")
         let id = try record(user: user, campaign: campaign, list: list)
         let seed = self.seed!
-        let source = hooked { number, _ in
-            if number == 7 { try seed.sql("UPDATE campaigns SET status = 'active' WHERE id = $1", [campaign]) }
+        // Once two batches committed, whichever lease comes next (the page reader's or the third
+        // batch's) finds the campaign switched.
+        // The seed's one connection, used from the reader's thread and the runner's: one at a time.
+        let seedInUse = Locked(())
+        let source = hooked { _, _ in
+            try seedInUse.withLock { _ in
+                if try seed.value("SELECT resume_position FROM import_jobs WHERE id = $1", [id]) == "10" {
+                    try seed.sql("UPDATE campaigns SET status = 'active' WHERE id = $1 AND status = 'draft'", [campaign])
+                }
+            }
         }
         guard case .finished(let ended)? = JobRunner(connections: source, batchSize: 5).runNext() else { return XCTFail() }
         XCTAssertEqual(ended.job.httpStatus, 206)
@@ -278,7 +286,8 @@ final class JobRunnerTests: XCTestCase {
         let admin = try Seeder.adminConnection(env)
         defer { admin.close() }
         let terminated = Locked(0)
-        // Lease 1 claims and 2 reads the target; then each batch reads a page and commits it.
+        // Lease 1 claims and 2 reads the target; then page reads (on the reader's thread) and
+        // commits take leases in an order of their own: both kinds are cut.
         let source = hooked { number, connection in
             guard [4, 7, 8, 13].contains(number) else { return }
             try terminateBackend(of: connection, admin: admin)
@@ -299,7 +308,8 @@ final class JobRunnerTests: XCTestCase {
         let list = try repeatingLeadsList(user: user)
         let campaign = try seed.campaign(user: user, channel: "email")
         _ = try record(user: user, campaign: campaign, list: list)
-        // Lease 1 claims and 2 reads the target; then each batch reads a page and commits it.
+        // Lease 1 claims and 2 reads the target; then page reads and commits interleave: the
+        // answers lost fall on either.
         let source = hooked(losingAnswersOf: [4, 9])
         guard case .finished(let ended)? = JobRunner(connections: source, batchSize: 5).runNext() else { return XCTFail() }
         let expected = try synchronous(user: user, list: list, storage: .leads, channel: "email")
@@ -341,7 +351,7 @@ final class JobRunnerTests: XCTestCase {
                                  retryPause: .milliseconds(50), pollEvery: .milliseconds(100))
         let rescuer = pool()
         let taken = Locked<JobRecord?>(nil)
-        // At lease 6 (a page read, two batches in) the runner stalls past its lease, and
+        // At lease 6 (a page read or a commit, a batch or two in) the runner stalls past its lease, and
         // another claimer takes the job meanwhile.
         let source = hooked { number, _ in
             guard number == 6 else { return }

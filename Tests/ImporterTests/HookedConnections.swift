@@ -4,12 +4,15 @@ import Postgres
 
 /// Leases of a pool, numbered from 1, each first handed to `onLease`. The leases in
 /// `losingAnswersOf` run their statement and then lose the connection, as if the database had
-/// committed and its answer never arrived.
+/// committed and its answer never arrived. Hooks run one at a time: leases come from several
+/// threads (a job's page reader and its runner, an import's stages), and a hook's own
+/// connection serves one statement at a time.
 final class HookedConnections: ConnectionSource, @unchecked Sendable {
     let pool: ConnectionPool
     let losingAnswersOf: Set<Int>
     let onLease: @Sendable (Int, Connection) throws -> Void
     private let leaseCount = Locked(0)
+    private let hooksInTurn = Locked(())
 
     init(pool: ConnectionPool, losingAnswersOf: Set<Int>, onLease: @escaping @Sendable (Int, Connection) throws -> Void) {
         self.pool = pool
@@ -23,7 +26,7 @@ final class HookedConnections: ConnectionSource, @unchecked Sendable {
     func withConnection<T>(waitLimit: Duration?, priority: LeasePriority, _ body: (Connection) throws -> T) throws -> T {
         let number = leaseCount.withLock { $0 += 1; return $0 }
         return try pool.withConnection(waitLimit: waitLimit, priority: priority) { connection in
-            try onLease(number, connection)
+            try hooksInTurn.withLock { _ in try onLease(number, connection) }
             let result = try body(connection)
             if losingAnswersOf.contains(number) {
                 connection.close()

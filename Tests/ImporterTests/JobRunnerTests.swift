@@ -208,13 +208,9 @@ final class JobRunnerTests: XCTestCase {
         let seed = self.seed!
         // Once two batches committed, whichever lease comes next (the page reader's or the third
         // batch's) finds the campaign switched.
-        // The seed's one connection, used from the reader's thread and the runner's: one at a time.
-        let seedInUse = Locked(())
         let source = hooked { _, _ in
-            try seedInUse.withLock { _ in
-                if try seed.value("SELECT resume_position FROM import_jobs WHERE id = $1", [id]) == "10" {
-                    try seed.sql("UPDATE campaigns SET status = 'active' WHERE id = $1 AND status = 'draft'", [campaign])
-                }
+            if try seed.value("SELECT resume_position FROM import_jobs WHERE id = $1", [id]) == "10" {
+                try seed.sql("UPDATE campaigns SET status = 'active' WHERE id = $1 AND status = 'draft'", [campaign])
             }
         }
         guard case .finished(let ended)? = JobRunner(connections: source, batchSize: 5).runNext() else { return XCTFail() }

@@ -183,41 +183,99 @@ public final class JobRunner: @unchecked Sendable {
         case stopped(ImportStop)
     }
 
-    /// Commits a batch, cutting it in halves while it fails for one of its leads, down to the
-    /// leads that fail alone, which commit as `error` rejections (as `LeadImporter.write` does).
-    /// nil once every part committed.
+    /// Commits a page's batch. When it fails for one of its leads, it is cut in halves down to the
+    /// leads that fail alone, which commit as `error` rejections (as `LeadImporter.write` does),
+    /// and all its parts commit in one transaction: a job then only ever stands at the end of a
+    /// page, so a run that takes it up reads, plans and cuts the very pages an uninterrupted run
+    /// does, and reports every member alike (which members commit together decides whether a
+    /// repeat reads "a repeat of position N" or "already in the campaign"). nil once committed.
     private func commitSplitting(_ batch: PlannedJobBatch, _ run: inout Run) -> CommitStop? {
-        var pending = [batch]
-        while !pending.isEmpty {
-            let part = pending.removeFirst()
+        guard run.lease.mayCommit(now: .now()) else { return .lost }
+        let hold = run.hold
+        var settled = commitSettled(batch, &run) { [store] in try store.commit(batch.batch, of: hold, on: $0) }
+        if case .failed(let error) = settled {
             guard run.lease.mayCommit(now: .now()) else { return .lost }
-            switch commitSettled(part, &run) {
-            case .committed(let record):
-                run.record = record
-            case .notHeld:
-                run.lease.lost()
-                return .lost
-            case .refused(let stop):
-                return .stopped(stop)
-            case .transient:
-                return .stopped(.databaseBusy)
-            case .unreachable:
-                return .stopped(.databaseLost)
-            case .failed(let error):
-                if let (first, second) = part.split() {
-                    pending.insert(contentsOf: [first, second], at: 0)
-                } else if DatabaseFailure(sqlState: error.sqlState, connectionProblem: false) == .identityUnkeyable,
-                          let settled = part.settlingOnlyLead(as: .invalid, detail: "an identity the database cannot key") {
-                    pending.insert(settled, at: 0)
-                } else if let settled = part.settlingOnlyLead(as: .error, detail: error.message) {
-                    Log.warning("job lead not inserted", ["job": run.hold.jobID, "sqlstate": error.sqlState ?? "-"])
-                    pending.insert(settled, at: 0)
-                } else {
-                    // Only settled members, and still refused: nothing a retry of this run mends.
-                    Log.warning("job batch refused", ["job": run.hold.jobID, "error": error.description])
-                    return .stopped(.databaseBusy)
+            let lease = run.lease
+            settled = commitSettled(batch, &run) { try commitParts(of: batch, failing: error, hold: hold, lease: lease, on: $0) }
+        }
+        switch settled {
+        case .committed(let record):
+            run.record = record
+            return nil
+        case .notHeld:
+            run.lease.lost()
+            return .lost
+        case .refused(let stop):
+            return .stopped(stop)
+        case .transient:
+            return .stopped(.databaseBusy)
+        case .unreachable:
+            return .stopped(.databaseLost)
+        case .failed(let error):
+            // Only settled members, and still refused: nothing a retry of this run mends.
+            Log.warning("job batch refused", ["job": hold.jobID, "error": error.description])
+            return .stopped(.databaseBusy)
+        }
+    }
+
+    /// A part's answer other than committed, carried out of its savepoint (or the transaction)
+    /// so that what it did is rolled back.
+    private struct PartNotCommitted: Error {
+        let answer: BatchCommit
+    }
+
+    /// The parts of `batch`, which failed with `error`, in one transaction, each in a savepoint
+    /// that a part failing for a lead rolls back before it is cut again. Anything else a part
+    /// meets (not held, refused, transient) rolls back the whole page.
+    private func commitParts(of batch: PlannedJobBatch, failing error: PostgresError, hold: JobHold, lease: JobLease,
+                             on connection: Connection) throws -> BatchCommit {
+        guard var pending = partsAfter(batch, failed: error, job: hold.jobID) else { return .failed(error) }
+        do {
+            return try connection.transaction { connection -> BatchCommit in
+                var last: JobRecord?
+                while !pending.isEmpty {
+                    let part = pending.removeFirst()
+                    guard lease.mayCommit(now: .now()) else { throw PartNotCommitted(answer: .notHeld) }
+                    let answer: BatchCommit
+                    do {
+                        answer = try connection.transaction { connection -> BatchCommit in
+                            let answer = try store.commit(part.batch, of: hold, on: connection)
+                            guard case .committed = answer else { throw PartNotCommitted(answer: answer) }
+                            return answer
+                        }
+                    } catch let refused as PartNotCommitted {
+                        answer = refused.answer
+                    }
+                    switch answer {
+                    case .committed(let record):
+                        last = record
+                    case .failed(let error):
+                        guard let parts = partsAfter(part, failed: error, job: hold.jobID) else { throw PartNotCommitted(answer: answer) }
+                        pending.insert(contentsOf: parts, at: 0)
+                    case .notHeld, .refused, .transient:
+                        throw PartNotCommitted(answer: answer)
+                    }
                 }
+                // A split leaves no part empty, so at least one committed.
+                guard let last else { throw PartNotCommitted(answer: .notHeld) }
+                return .committed(last)
             }
+        } catch let refused as PartNotCommitted {
+            return refused.answer
+        }
+    }
+
+    /// What replaces a part that failed for one of its leads: its halves, or its only lead
+    /// settled as why it fails alone; nil for a part of settled members only.
+    private func partsAfter(_ part: PlannedJobBatch, failed error: PostgresError, job: String) -> [PlannedJobBatch]? {
+        if let (first, second) = part.split() { return [first, second] }
+        if DatabaseFailure(sqlState: error.sqlState, connectionProblem: false) == .identityUnkeyable,
+           let settled = part.settlingOnlyLead(as: .invalid, detail: "an identity the database cannot key") {
+            return [settled]
+        }
+        if let settled = part.settlingOnlyLead(as: .error, detail: error.message) {
+            Log.warning("job lead not inserted", ["job": job, "sqlstate": error.sqlState ?? "-"])
+            return [settled]
         }
         return nil
     }
@@ -233,10 +291,10 @@ public final class JobRunner: @unchecked Sendable {
 
     static let transientAttempts = 5
 
-    /// One part's attempts until it settles. After a lost connection the job's row tells whether
-    /// the part landed: its position moved to the part's end (committed), stayed (send it again),
-    /// or the runner no longer holds it.
-    private func commitSettled(_ part: PlannedJobBatch, _ run: inout Run) -> Settled {
+    /// Attempts at `part` (sent by `send`) until it settles. After a lost connection the job's
+    /// row tells whether the part landed: its position moved to the part's end (committed),
+    /// stayed (send it again), or the runner no longer holds it.
+    private func commitSettled(_ part: PlannedJobBatch, _ run: inout Run, send: (Connection) throws -> BatchCommit) -> Settled {
         let deadline = MonotonicInstant.now() + waitLimit
         var transientFailures = 0
         var lost = false
@@ -249,7 +307,7 @@ public final class JobRunner: @unchecked Sendable {
                         if found.hold == run.hold, found.resumePosition == part.batch.through { return .committed(found) }
                         if found.hold != run.hold || found.job.state != .running { return .notHeld }
                     }
-                    return try store.commit(part.batch, of: run.hold, on: connection)
+                    return try send(connection)
                 }
                 switch answer {
                 case .committed(let record):

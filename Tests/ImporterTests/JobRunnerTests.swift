@@ -314,6 +314,77 @@ final class JobRunnerTests: XCTestCase {
         try assertReportMatches(ended)
     }
 
+    /// A runner whose database goes away while a page is cut in parts (one of its leads fails
+    /// alone) gives the job back; the run that takes it up must report every member as an
+    /// uninterrupted run does, detail for detail: which members commit together decides whether
+    /// a repeat reads "a repeat of position N" or "already in the campaign".
+    func testARunCutOffWhileAPageIsSplitReportsAsAnUninterruptedRun() throws {
+        let user = try seed.user()
+        let tag = String(UInt32.random(in: 0 ... .max), radix: 16)
+        let marker = "job-runner-tests-fails-\(tag)"
+        // 40 members in pages of 10: member 14 fails alone; 17 repeats 12 and 19 repeats 16 in
+        // that page, 24 repeats 21 and 37 repeats 33 in later ones.
+        let repeats = [17: 12, 19: 16, 24: 21, 37: 33]
+        let list = try seed.rowsList(user: user, rows: (1...40).map { position in
+            let company = position == 14 ? marker : "Company"
+            let email = "r\(repeats[position] ?? position)@example.com"
+            return (nil, #"{"firstName":"P\#(position)","currentCompany":"\#(company)","enrichment":{"work_email":"\#(email)"}}"#)
+        })
+        let campaign = try seed.campaign(user: user, channel: "email")
+        let id = try record(user: user, campaign: campaign, list: list)
+        let admin = try Seeder.adminConnection(env)
+        let constraint = "job_runner_tests_fails_\(tag)", cutOff = "job_runner_tests_cut_off_\(tag)"
+        defer {
+            for statement in ["ALTER TABLE campaign_leads DROP CONSTRAINT IF EXISTS \(constraint)",
+                              "DROP TRIGGER IF EXISTS \(cutOff) ON import_rejections", "DROP FUNCTION IF EXISTS \(cutOff)()",
+                              "DROP SEQUENCE IF EXISTS \(cutOff)"] {
+                _ = try? admin.query(statement, [])
+            }
+            admin.close()
+        }
+        _ = try admin.query("ALTER TABLE campaign_leads ADD CONSTRAINT \(constraint) CHECK (company IS DISTINCT FROM '\(marker)') NOT VALID", [])
+        // The runner's backend ends as the failing lead is recorded, once (a sequence is not
+        // rolled back): by then parts of its page were sent.
+        _ = try admin.query("CREATE SEQUENCE \(cutOff)", [])
+        _ = try admin.query("""
+            CREATE FUNCTION \(cutOff)() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+            BEGIN
+                IF nextval('\(cutOff)') = 1 THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;
+                RETURN NULL;
+            END $$
+            """, [])
+        _ = try admin.query("""
+            CREATE TRIGGER \(cutOff) AFTER INSERT ON import_rejections FOR EACH ROW
+            WHEN (NEW.job_id = '\(id)'::uuid AND NEW.reason = 'error') EXECUTE FUNCTION \(cutOff)()
+            """, [])
+
+        // The database went away for good for this runner: it gives the job back (or cannot).
+        let gone = Locked(false)
+        let vanishing = hooked { _, _ in if gone.current { throw PoolError.unavailable(reason: "the database went away") } }
+        let first = JobRunner(connections: VanishingAfterLoss(vanishing, gone: gone), batchSize: 10, waitLimit: .milliseconds(300))
+        XCTAssertEqual(first.runNext(), .released)
+        XCTAssertEqual(try admin.query("SELECT last_value::int FROM \(cutOff)", []).first?.requiredInt(0), 1, "the backend was not cut off")
+        let cut = try job(id, user: user)
+        XCTAssertGreaterThanOrEqual(cut.resumePosition, 10, "the first page committed")
+        XCTAssertLessThan(cut.resumePosition, 20, "the page that was split")
+        // Its lease runs out (here at once) and another runner takes the job up.
+        try seed.sql("UPDATE import_jobs SET lease_expires_at = now() WHERE id = $1", [id])
+        guard case .finished(let ended)? = JobRunner(connections: pool(), batchSize: 10).runNext() else { return XCTFail("not taken up") }
+        XCTAssertEqual(ended.job.id, id)
+        XCTAssertEqual(ended.attempts, 2)
+
+        let reference = try seed.campaign(user: user, channel: "email")
+        let referenceID = try record(user: user, campaign: reference, list: list)
+        guard case .finished(let uninterrupted)? = JobRunner(connections: pool(), batchSize: 10).runNext() else { return XCTFail() }
+        XCTAssertEqual(uninterrupted.job.id, referenceID)
+        XCTAssertEqual(uninterrupted.job.counts, ImportCounts(imported: 35, duplicates: 4, errors: 1))
+        XCTAssertEqual(ended.job.counts, uninterrupted.job.counts)
+        try assertReportMatches(ended)
+        let report = try rejections(id, user: user), expected = try rejections(referenceID, user: user)
+        XCTAssertEqual(report.map(\.position), expected.map(\.position))
+        for (got, want) in zip(report, expected) { XCTAssertEqual(got, want, "position \(want.position)") }
+    }
+
     /// A cancel between two batches: the next commit is refused, nothing more is written, and
     /// the job stays cancelled with the counts of what committed.
     func testACancelledJobStopsAtABatch() throws {
@@ -364,5 +435,26 @@ final class JobRunnerTests: XCTestCase {
         XCTAssertEqual(after.job.counts, rescued.job.counts)
         XCTAssertEqual(after.leaseToken, rescued.leaseToken)
         XCTAssertEqual(try seed.count(campaign), after.job.counts.imported)
+    }
+}
+
+/// A process whose database went away for good once one of its connections was lost: every
+/// lease after that fails, as for a runner that cannot reach the database again in time.
+final class VanishingAfterLoss: ConnectionSource, @unchecked Sendable {
+    let source: any ConnectionSource
+    let gone: Locked<Bool>
+
+    init(_ source: any ConnectionSource, gone: Locked<Bool>) {
+        self.source = source
+        self.gone = gone
+    }
+
+    func withConnection<T>(waitLimit: Duration?, _ body: (Connection) throws -> T) throws -> T {
+        do {
+            return try source.withConnection(waitLimit: waitLimit, body)
+        } catch {
+            if error is CampaignWriter.LostAttempt || JobRunner.isUnreachable(error) { gone.withLock { $0 = true } }
+            throw error
+        }
     }
 }

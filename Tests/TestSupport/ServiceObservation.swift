@@ -125,6 +125,32 @@ public func unixConnectionCount(pid: Int32) -> Int {
     return count
 }
 
+/// The process among `pids` holding the TCP connection whose local port is `port` (the client's
+/// end of a database connection, as `pg_stat_activity.client_port` names it); nil when none does.
+public func process(holdingLocalTCPPort port: Int, among pids: [Int32]) -> Int32? {
+    var inodes = Set<String>()
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        guard let text = readProcFile(table) else { continue }
+        // Columns: sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode.
+        for line in text.split(separator: "\n").dropFirst() {
+            let columns = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard columns.count > 9, let colon = columns[1].lastIndex(of: ":"),
+                  Int(columns[1][columns[1].index(after: colon)...], radix: 16) == port, columns[9] != "0" else { continue }
+            inodes.insert(String(columns[9]))
+        }
+    }
+    guard !inodes.isEmpty else { return nil }
+    for pid in pids {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else { continue }
+        for entry in entries {
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(entry)"),
+                  target.hasPrefix("socket:[") else { continue }
+            if inodes.contains(String(target.dropFirst("socket:[".count).dropLast())) { return pid }
+        }
+    }
+    return nil
+}
+
 /// The whole of a /proc file (they report a size of 0, so read until the end).
 public func readProcFile(_ path: String) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)

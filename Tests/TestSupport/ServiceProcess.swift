@@ -5,9 +5,15 @@ import Glibc
 
 /// `leadimport serve` run the way systemd runs it: the test holds the listening socket (as the
 /// .socket unit does) and hands it over on standard input, so it stays open across a restart.
+/// Or, for several instances behind one front end, each binding a socket of its own.
 public final class ServiceProcess: @unchecked Sendable {
     public let environment: TestEnvironment
+    /// The socket the test holds and hands over; -1 when the service binds its own.
     public let listenFD: Int32
+    /// The socket the service binds itself (`serve --listen unix:PATH`), if it does.
+    public let listenPath: String?
+    /// The front end `waitForWorkers` asks /healthz through.
+    public let frontEndURL: String
     public private(set) var process: Process?
     public let logPath: String
     private var logHandle: FileHandle?
@@ -17,22 +23,35 @@ public final class ServiceProcess: @unchecked Sendable {
         self.environment = environment
         self.logPath = "\(environment.scratch)/\(logName).log"
         listenFD = try Self.bindUnixSocket(environment.fastCGISocket)
+        listenPath = nil
+        frontEndURL = environment.nginxURL
+    }
+
+    /// A service that binds `listenPath` itself: the socket dies with its processes, so a front
+    /// end is refused there (and turns to another instance) instead of queueing requests on a
+    /// socket nobody serves any more.
+    public init(environment: TestEnvironment, logName: String, listenPath: String, frontEndURL: String) {
+        self.environment = environment
+        self.logPath = "\(environment.scratch)/\(logName).log"
+        listenFD = -1
+        self.listenPath = listenPath
+        self.frontEndURL = frontEndURL
     }
 
     deinit {
         stop()
-        close(listenFD)
+        if listenFD >= 0 { close(listenFD) }
     }
 
     public func start(arguments: [String] = ["--workers", "4", "--pool-size", "2"], databaseURL: String? = nil,
                       waitUntilHealthy: Bool = true) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: environment.binary)
-        process.arguments = ["serve"] + arguments
+        process.arguments = ["serve"] + (listenPath.map { ["--listen", "unix:\($0)"] } ?? []) + arguments
         var env = ProcessInfo.processInfo.environment
         env["DATABASE_URL"] = databaseURL ?? environment.databaseURL
         process.environment = env
-        process.standardInput = FileHandle(fileDescriptor: listenFD, closeOnDealloc: false)
+        if listenFD >= 0 { process.standardInput = FileHandle(fileDescriptor: listenFD, closeOnDealloc: false) }
         if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
@@ -48,7 +67,7 @@ public final class ServiceProcess: @unchecked Sendable {
     public func waitForWorkers(expected: Int = 2, timeout: TimeInterval = 20) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if workerPIDs().count >= expected, (try? HTTPClient(baseURL: environment.nginxURL).request("GET", "/healthz").status) == 200 {
+            if workerPIDs().count >= expected, (try? HTTPClient(baseURL: frontEndURL).request("GET", "/healthz").status) == 200 {
                 return
             }
             Thread.sleep(forTimeInterval: 0.1)

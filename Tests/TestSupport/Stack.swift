@@ -9,11 +9,12 @@ extension TestEnvironment {
         try stack(["pg-\(action)", scratch])
     }
 
-    /// A second nginx in `folder` on 127.0.0.1:`port`, in front of the same service socket, running
-    /// `serverBlock` (a variant of the shipped configuration) instead of the shipped one.
-    public func startNginx(folder: String, port: Int, serverBlock: String) throws {
+    /// A second nginx in `folder` on 127.0.0.1:`port`, in front of the same service socket (or of
+    /// `socket`), running `serverBlock` (a variant of the shipped configuration) instead of the
+    /// shipped one.
+    public func startNginx(folder: String, port: Int, serverBlock: String, socket: String? = nil) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        try stack(["nginx-start", folder, String(port), fastCGISocket, serverBlock])
+        try stack(["nginx-start", folder, String(port), socket ?? fastCGISocket, serverBlock])
     }
 
     public func stopNginx(folder: String) throws {

@@ -449,9 +449,9 @@ final class VanishingAfterLoss: ConnectionSource, @unchecked Sendable {
         self.gone = gone
     }
 
-    func withConnection<T>(waitLimit: Duration?, _ body: (Connection) throws -> T) throws -> T {
+    func withConnection<T>(waitLimit: Duration?, priority: LeasePriority, _ body: (Connection) throws -> T) throws -> T {
         do {
-            return try source.withConnection(waitLimit: waitLimit, body)
+            return try source.withConnection(waitLimit: waitLimit, priority: priority, body)
         } catch {
             if error is CampaignWriter.LostAttempt || JobRunner.isUnreachable(error) { gone.withLock { $0 = true } }
             throw error

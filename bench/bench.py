@@ -35,6 +35,11 @@ TARGET_GROWTH_MIB = 4.0
 TARGET_CEILING_RATIO = 0.8
 TARGET_422_RPS = 3000.0
 TARGET_422_P99_MS = 20.0
+TARGET_JOB_RATIO = 1.10           # job time / synchronous import time of the same list
+TARGET_JOB_SIZE = 1_000_000       # the job ratio is judged at this size and above
+TARGET_GET_JOB_RPS = 3000.0       # GET /api/imports/{id} of a finished job
+JOB_POLL_S = 0.1                  # how often the bench polls a job it started
+JOB_STALL_S = 120.0               # a job whose counts do not move for this long fails the run
 
 WS = r"E' \t\n\r\f\x0b'"  # what btrim() removes: the ASCII whitespace
 EMAIL_RE = r"'^[^@[:space:][:cntrl:]]+@[^@.[:space:][:cntrl:]]+(\.[^@.[:space:][:cntrl:]]+)+$'"
@@ -523,14 +528,20 @@ class MemorySampler(threading.Thread):
 # --------------------------------------------------------------------------------------------
 # HTTP
 
-def http_post(base, path, body, token=None, timeout=1200):
+def http_post(base, path, body, token=None, timeout=1200, headers=None):
+    return http_request(base, "POST", path, body, token=token, timeout=timeout, headers=headers)
+
+
+def http_request(base, method, path, body=None, token=None, timeout=1200, headers=None):
     u = urllib.parse.urlparse(base)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
-    headers = {"Content-Type": "application/json"}
+    headers = dict(headers or {})
+    if body is not None:
+        headers["Content-Type"] = "application/json"
     if token:
         headers["Authorization"] = f"Bearer {token}"
     try:
-        conn.request("POST", path, body=body, headers=headers)
+        conn.request(method, path, body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
@@ -743,7 +754,7 @@ class Bench:
         self.admin = Psql(args.admin_url)
         self.owner = Psql(args.owner_url)
         self.problems = []
-        self.results = {"imports": [], "generation": [], "request_rate": {}, "memory": {}, "targets": []}
+        self.results = {"imports": [], "jobs": [], "generation": [], "request_rate": {}, "memory": {}, "targets": []}
 
     def problem(self, message):
         log("PROBLEM: " + message)
@@ -835,18 +846,16 @@ class Bench:
         log(f"VACUUM ANALYZE after generation: {time.perf_counter() - started:.1f} s")
         return lists
 
-    def endpoint_import(self, campaign, list_id):
-        path = IMPORT_PATH.format(campaign=campaign)
-        body = json.dumps({"listId": list_id})
+    def with_memory(self, action):
+        """Runs `action` while the service's memory is sampled, with every process's peak RSS
+        reset before; returns what `action` returned and the memory figures (see endpoint_import)."""
         reset_peak_rss(self.args.service_pid)
         idle = memory_now(self.args.service_pid)
         sampler = MemorySampler(self.args.service_pid)
         sampler.start()
-        started = time.perf_counter()
         try:
-            status, headers, data = http_post(self.args.base_url, path, body, token=self.token)
+            result = action()
         finally:
-            seconds = time.perf_counter() - started
             mem = sampler.finish()
         mem["idle_before_pss_bytes"] = idle["pss"]
         mem["idle_before_rss_bytes"] = idle["rss"]
@@ -858,6 +867,18 @@ class Bench:
         mem["peak_pss_bytes"] = max(bound, mem["sampled_peak_pss_bytes"] or 0)
         mem["sampled_peak_rss_bytes"] = mem["peak_rss_bytes"]
         mem["peak_rss_bytes"] = max(mem["peak_rss_bytes"], sum(v["peak_rss"] for v in per.values()))
+        return result, mem
+
+    def endpoint_import(self, campaign, list_id):
+        path = IMPORT_PATH.format(campaign=campaign)
+        body = json.dumps({"listId": list_id})
+
+        def post():
+            started = time.perf_counter()
+            answer = http_post(self.args.base_url, path, body, token=self.token)
+            return answer, time.perf_counter() - started
+
+        ((status, headers, data), seconds), mem = self.with_memory(post)
         try:
             counts = json.loads(data)
         except ValueError:
@@ -941,6 +962,170 @@ class Bench:
             f"(b) one statement {ms_b / 1000:.2f} s ({size / (ms_b / 1000):,.0f} rows/s); "
             f"endpoint/(a) {entry['ratio_endpoint_to_a']:.2f}, endpoint/(b) {entry['ratio_endpoint_to_b']:.2f}; "
             f"same rows: {entry['same_rows']}")
+        self.admin.run("TRUNCATE campaign_leads;")
+        return entry
+
+    # ---- import jobs
+
+    def run_job(self, campaign, list_id, label):
+        """POSTs the import with `Prefer: respond-async`, then polls `GET /api/imports/{id}` every
+        JOB_POLL_S until the job is final. Returns the 202's facts, the final job, the client's
+        seconds from the POST to the poll that saw it final, and the number of polls."""
+        a = self.args
+        path = IMPORT_PATH.format(campaign=campaign)
+        body = json.dumps({"listId": list_id})
+        started = time.perf_counter()
+        status, headers, data = http_post(a.base_url, path, body, token=self.token, headers={"Prefer": "respond-async"})
+        answered = time.perf_counter() - started
+        if status != 202:
+            raise BenchError(f"{label}: the asynchronous import answered {status}, not 202: {data[:300]!r}")
+        job = json.loads(data)
+        location = headers.get("location")
+        accepted = {"status": status, "seconds": round(answered, 4), "location": location,
+                    "preference_applied": headers.get("preference-applied"), "state": job.get("state")}
+        if location != f"/api/imports/{job.get('id')}":
+            raise BenchError(f"{label}: the 202's Location {location!r} does not name the job {job.get('id')!r}")
+        if headers.get("preference-applied") != "respond-async":
+            self.problem(f"{label}: the 202 has Preference-Applied {headers.get('preference-applied')!r}")
+        polls, last_total = 0, -1
+        progress_at = last_log = next_poll = started
+        while job.get("state") not in ("finished", "cancelled"):
+            next_poll += JOB_POLL_S
+            delay = next_poll - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                next_poll = time.perf_counter()
+            status, _, data = http_request(a.base_url, "GET", location, token=self.token, timeout=60)
+            polls += 1
+            if status != 200:
+                raise BenchError(f"{label}: GET {location} answered {status}: {data[:300]!r}")
+            job = json.loads(data)
+            now = time.perf_counter()
+            total = job["counts"]["total"]
+            if total != last_total:
+                last_total, progress_at = total, now
+            elif now - progress_at > JOB_STALL_S:
+                raise BenchError(f"{label}: the job has not moved for {JOB_STALL_S:.0f} s: {job}")
+            if now - last_log >= 10:
+                log(f"{label}: {job['state']}, {total:,} members handled after {now - started:.0f} s")
+                last_log = now
+        return accepted, job, time.perf_counter() - started, polls
+
+    def job_rejections(self, job_id, label):
+        """The job's rejections report, paged through `GET /api/imports/{id}/rejections` with
+        limit=1000 to its end: items by reason, each position after the one before."""
+        a = self.args
+        by_reason, items, pages, last_position, malformed = {}, 0, 0, 0, 0
+        out_of_order = []
+        after = None
+        started = time.perf_counter()
+        while True:
+            query = "limit=1000" + (f"&after={urllib.parse.quote(after, safe='')}" if after else "")
+            status, _, data = http_request(a.base_url, "GET", f"/api/imports/{job_id}/rejections?{query}", token=self.token, timeout=60)
+            pages += 1
+            if status != 200:
+                raise BenchError(f"{label}: the rejections page {pages} answered {status}: {data[:300]!r}")
+            page = json.loads(data)
+            for item in page["items"]:
+                if item["position"] <= last_position and len(out_of_order) < 10:
+                    out_of_order.append([last_position, item["position"]])
+                last_position = item["position"]
+                by_reason[item["reason"]] = by_reason.get(item["reason"], 0) + 1
+                if not re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", str(item.get("memberId", "")), re.I) \
+                        or not item.get("detail"):
+                    malformed += 1
+            items += len(page["items"])
+            after = page["next"]
+            if after is None:
+                break
+            if not page["items"]:
+                raise BenchError(f"{label}: a final job's rejections page {pages} is empty but has a next cursor")
+        in_db = dict(line.split("|") for line in self.admin.run(
+            f"SELECT reason, count(*) FROM import_rejections WHERE job_id = '{job_id}' GROUP BY reason;").strip().splitlines() if line)
+        return {"items": items, "by_reason": by_reason, "pages": pages, "seconds": round(time.perf_counter() - started, 2),
+                "out_of_order": out_of_order, "malformed_items": malformed,
+                "in_database_by_reason": {k: int(v) for k, v in in_db.items()}}
+
+    def measure_job(self, size, storage, list_id, channel="email"):
+        """A job beside the synchronous import of the same list, each into a fresh draft campaign
+        from the same state (list warmed, no campaign leads, nothing dirty)."""
+        label = f"{size:,} {storage}/{channel}"
+        expected = expected_counts(size)
+        keys = ("imported", "duplicates", "invalid", "errors", "total")
+        entry = {"size": size, "storage": storage, "channel": channel, "list_id": list_id, "expected": expected}
+
+        # The synchronous import.
+        entry["list_warmed_sync"] = self.warm_list(storage)
+        self.fresh_start()
+        campaign_s = self.new_campaign(channel, f"bench {label} sync beside a job")
+        status, counts, seconds, mem = self.endpoint_import(campaign_s, list_id)
+        entry["sync"] = {"campaign": campaign_s, "status": status, "counts": counts, "seconds": round(seconds, 4),
+                         "rows_per_s": round(size / seconds), "memory": mem}
+        if status != 200:
+            self.problem(f"{label}: the synchronous import beside the job answered {status}: {counts}")
+        if {k: counts.get(k) for k in keys} != expected:
+            self.problem(f"{label}: the synchronous import's counts {counts} differ from the generator's {expected}")
+        sync_fingerprint = self.admin.value(fingerprint_sql(campaign_s))
+        log(f"{label}: synchronous import {status} in {seconds:.2f} s; now the same list as a job")
+
+        # The job.
+        entry["list_warmed_job"] = self.warm_list(storage)
+        self.fresh_start()
+        campaign_j = self.new_campaign(channel, f"bench {label} job")
+        (accepted, job, seen, polls), jmem = self.with_memory(lambda: self.run_job(campaign_j, list_id, label))
+        # The runner recomputes the campaign's stats after it marks the job finished.
+        stats_wait_started = time.perf_counter()
+        stats = None
+        while time.perf_counter() - stats_wait_started < 60:
+            stats = json.loads(self.admin.value(f"SELECT coalesce(stats, '{{}}')::text FROM campaigns WHERE id = '{campaign_j}';"))
+            if stats.get("total") == job["counts"].get("imported"):
+                break
+            time.sleep(0.05)
+        stats_after_seen = time.perf_counter() - stats_wait_started
+        row = self.admin.value(
+            "SELECT extract(epoch FROM finished_at - created_at) || ' ' || extract(epoch FROM started_at - created_at) || ' ' "
+            "|| extract(epoch FROM finished_at - started_at) || ' ' || attempts || ' ' || resume_position "
+            f"FROM import_jobs WHERE id = '{job['id']}';").split()
+        job_seconds, queued, running, attempts, position = float(row[0]), float(row[1]), float(row[2]), int(row[3]), int(row[4])
+        n_db = int(self.admin.value(f"SELECT count(*) FROM campaign_leads WHERE campaign_id = '{campaign_j}';"))
+        job_fingerprint = self.admin.value(fingerprint_sql(campaign_j))
+        rejections = self.job_rejections(job["id"], label)
+        entry["job"] = {"id": job["id"], "campaign": campaign_j, "accepted": accepted, "state": job["state"],
+                        "http_status": job.get("httpStatus"), "partial": job.get("partial"), "counts": job["counts"],
+                        "seconds": round(job_seconds, 4), "queued_s": round(queued, 4), "running_s": round(running, 4),
+                        "seconds_client": round(seen, 4), "polls": polls, "poll_interval_s": JOB_POLL_S,
+                        "stats_recomputed_after_seen_s": round(stats_after_seen, 3), "campaign_stats": stats,
+                        "attempts": attempts, "resume_position": position, "rows_in_campaign": n_db,
+                        "rows_per_s": round(size / job_seconds), "memory": jmem, "rejections": rejections}
+        entry["ratio_job_to_sync"] = round(job_seconds / seconds, 3)
+        entry["ratio_job_to_sync_client"] = round(seen / seconds, 3)
+        entry["same_counts"] = {k: job["counts"].get(k) for k in keys} == {k: counts.get(k) for k in keys}
+        entry["same_rows"] = job_fingerprint == sync_fingerprint
+        reasons = {"duplicate": job["counts"].get("duplicates"), "invalid": job["counts"].get("invalid"),
+                   "error": job["counts"].get("errors")}
+        entry["rejections_complete"] = (
+            all(rejections["by_reason"].get(k, 0) == v for k, v in reasons.items())
+            and all(rejections["in_database_by_reason"].get(k, 0) == v for k, v in reasons.items())
+            and rejections["items"] == sum(reasons.values()) and not rejections["out_of_order"] and not rejections["malformed_items"])
+
+        if job["state"] != "finished" or job.get("httpStatus") != 200 or job.get("partial") is not False:
+            self.problem(f"{label}: the job ended {job['state']} with httpStatus {job.get('httpStatus')}, partial {job.get('partial')}")
+        if not entry["same_counts"]:
+            self.problem(f"{label}: the job's counts {job['counts']} differ from the synchronous import's {counts}")
+        if attempts != 1 or position != job["counts"].get("total"):
+            self.problem(f"{label}: the job took {attempts} claims and stands at position {position} of {job['counts'].get('total')}")
+        if n_db != job["counts"].get("imported") or (stats or {}).get("total") != n_db:
+            self.problem(f"{label}: the job's campaign holds {n_db} leads, stats {stats}, the job counted {job['counts'].get('imported')}")
+        if not entry["same_rows"]:
+            self.problem(f"{label}: the job's leads differ from the synchronous import's ({job_fingerprint} / {sync_fingerprint})")
+        if not entry["rejections_complete"]:
+            self.problem(f"{label}: the job's rejections report does not match its counts {reasons}: {rejections}")
+        log(f"{label}: job {job['state']} {job.get('httpStatus')} in {job_seconds:.2f} s (created -> finished; queued {queued:.2f} s), "
+            f"seen finished by the client after {seen:.2f} s, stats {stats_after_seen:.2f} s later; synchronous {seconds:.2f} s; "
+            f"job / sync {entry['ratio_job_to_sync']:.3f}; counts {job['counts']}; same counts {entry['same_counts']}, "
+            f"same rows {entry['same_rows']}; rejections {rejections['by_reason']} in {rejections['pages']} pages "
+            f"({rejections['seconds']:.1f} s); peak PSS {jmem['peak_pss_bytes'] / MiB:.1f} MiB")
         self.admin.run("TRUNCATE campaign_leads;")
         return entry
 
@@ -1059,6 +1244,7 @@ class Bench:
         self.results["started_at"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         self.results["mode"] = a.mode
         self.results["sizes"] = a.sizes
+        self.results["parts"] = sorted(a.parts)
         self.results["machine"] = machine_facts(a, self.admin)
         self.results["service"] = {"command": "leadimport serve --listen unix:SOCKET (default options)",
                                    "supervisor_pid": a.service_pid}
@@ -1068,16 +1254,24 @@ class Bench:
         self.check_401_parity()
         self.create_user_and_token()
 
-        for size in a.sizes:
+        for size in a.sizes if {"imports", "jobs"} & a.parts else ():
             lists = self.generate(size)
-            for storage in ("rows", "leads"):
-                for channel in ("email", "linkedin"):
-                    entry = self.measure(size, storage, channel, lists[storage])
+            if "imports" in a.parts:
+                for storage in ("rows", "leads"):
+                    for channel in ("email", "linkedin"):
+                        entry = self.measure(size, storage, channel, lists[storage])
+                        entry["loadavg_after"] = loadavg()
+                        self.results["imports"].append(entry)
+                        self.save(partial=True)
+            if "jobs" in a.parts:
+                for storage in ("rows", "leads"):
+                    entry = self.measure_job(size, storage, lists[storage])
                     entry["loadavg_after"] = loadavg()
-                    self.results["imports"].append(entry)
+                    self.results["jobs"].append(entry)
                     self.save(partial=True)
 
-        self.request_rate()
+        if "rate" in a.parts:
+            self.request_rate()
         self.results["memory"]["service_idle_at_end"] = {k: v for k, v in memory_now(a.service_pid).items() if k != "per_process"}
         self.results["machine"]["loadavg_at_end"] = loadavg()
         self.results["service_log"] = self.service_log_summary()
@@ -1184,6 +1378,37 @@ class Bench:
                 add(f"memory: peak PSS growth {smallest:,} -> {largest:,} members (worst of storage/channel)",
                     worst, f"< {TARGET_GROWTH_MIB}", worst < TARGET_GROWTH_MIB if largest >= 1_000_000 else None, "MiB")
 
+        jobs = self.results["jobs"]
+        for e in jobs:
+            judged = e["size"] >= TARGET_JOB_SIZE
+            ratio = e["ratio_job_to_sync"]
+            e["verdict"] = ("PASS" if ratio <= TARGET_JOB_RATIO else "MISS") if judged else "info"
+            if e["size"] >= TARGET_MIN_SIZE:
+                add(f"job {e['size']:,} {e['storage']}/{e['channel']}: job (created -> finished) / synchronous import",
+                    ratio, f"<= {TARGET_JOB_RATIO}", (ratio <= TARGET_JOB_RATIO) if judged else None, "x")
+        if jobs:
+            peak = max(jobs, key=lambda e: e["job"]["memory"]["peak_pss_bytes"] or 0)
+            peak_mib = peak["job"]["memory"]["peak_pss_bytes"] / MiB
+            jm = {"peak_pss_mib": round(peak_mib, 2), "peak_at": f"{peak['size']:,} {peak['storage']}/{peak['channel']}",
+                  "peak_rss_mib": round(max(e["job"]["memory"]["peak_rss_bytes"] for e in jobs) / MiB, 2)}
+            add("memory: peak PSS of the whole service while a job runs", round(peak_mib, 2), f"< {TARGET_PEAK_MIB}",
+                peak_mib < TARGET_PEAK_MIB, "MiB")
+            smallest, largest = min(e["size"] for e in jobs), max(e["size"] for e in jobs)
+            if largest > smallest:
+                growth = {}
+                for storage in ("rows", "leads"):
+                    lo = [e for e in jobs if e["size"] == smallest and e["storage"] == storage]
+                    hi = [e for e in jobs if e["size"] == largest and e["storage"] == storage]
+                    if lo and hi:
+                        growth[f"{storage}/{hi[0]['channel']}"] = round(
+                            (hi[0]["job"]["memory"]["peak_pss_bytes"] - lo[0]["job"]["memory"]["peak_pss_bytes"]) / MiB, 2)
+                jm["growth_mib"] = growth
+                jm["growth_from_to"] = [smallest, largest]
+                worst = max(growth.values())
+                add(f"memory: peak PSS growth while a job runs, {smallest:,} -> {largest:,} members (worst storage)",
+                    worst, f"< {TARGET_GROWTH_MIB}", worst < TARGET_GROWTH_MIB if largest >= 1_000_000 else None, "MiB")
+            self.results["memory"]["jobs"] = jm
+
         rr = self.results["request_rate"]
         if rr:
             add("401 without a token: service / C ceiling req/s", rr["ratio_service_to_ceiling_401"], f">= {TARGET_CEILING_RATIO}",
@@ -1192,6 +1417,9 @@ class Bench:
                 rr["service_422"]["requests_per_s"] >= TARGET_422_RPS, "req/s")
             add("422 import of a 10-member list: p99", rr["service_422"]["p99_ms"], f"< {TARGET_422_P99_MS:.0f}",
                 rr["service_422"]["p99_ms"] < TARGET_422_P99_MS, "ms")
+            if "service_get_job" in rr:
+                add("GET /api/imports/{id} of a finished job: req/s", round(rr["service_get_job"]["requests_per_s"]),
+                    f">= {TARGET_GET_JOB_RPS:.0f}", rr["service_get_job"]["requests_per_s"] >= TARGET_GET_JOB_RPS, "req/s")
         self.results["targets"] = targets
 
     def print_table(self):
@@ -1204,51 +1432,52 @@ class Bench:
               + (f" + uncommitted changes in {len(m['git_dirty_files'])} files" if m['git_dirty_files'] else ""))
         print(f"  load average at start {' '.join(m['loadavg_at_start'])}, at end {' '.join(f'{x:.2f}' for x in m['loadavg_at_end'])}")
 
-        print("\n1. Large imports through nginx, beside the database alone (each into a fresh campaign; rows/s = members / s)")
-        print(f"   (a) = the same mapped rows from a temp table, one INSERT ... SELECT ... ON CONFLICT DO NOTHING;"
-              f" (b) = one statement mapping + inserting from the list's tables")
-        print(f"   targets at >= {TARGET_MIN_SIZE:,} members: endpoint/(a) <= {TARGET_WRITE_RATIO}, endpoint/(b) < {TARGET_ONE_STATEMENT_RATIO}")
-        head = (f"   {'members':>9} {'storage':7} {'channel':8} | {'endpoint s':>10} {'rows/s':>9} | {'(a) s':>7} {'rows/s':>9} |"
-                f" {'(b) s':>7} {'rows/s':>9} | {'end/(a)':>7} {'':4} | {'end/(b)':>7} {'':4} | {'imported/dup/invalid/err':>26} | same rows")
-        print(head)
-        print("   " + "-" * (len(head) - 3))
-        for e in r["imports"]:
-            c = e["endpoint"]["counts"]
-            counts = "/".join(str(c.get(k, "?")) for k in ("imported", "duplicates", "invalid", "errors"))
-            print(f"   {e['size']:>9,} {e['storage']:7} {e['channel']:8} | {e['endpoint']['seconds']:>10.2f} {e['endpoint']['rows_per_s']:>9,} |"
-                  f" {e['write_cost_a']['seconds']:>7.2f} {e['write_cost_a']['rows_per_s']:>9,} |"
-                  f" {e['one_statement_b']['seconds']:>7.2f} {e['one_statement_b']['rows_per_s']:>9,} |"
-                  f" {e['ratio_endpoint_to_a']:>7.2f} {e['verdict_a']:4} | {e['ratio_endpoint_to_b']:>7.2f} {e['verdict_b']:4} |"
-                  f" {counts:>26} | {'yes' if e['same_rows'] else 'NO'}")
+        if r["imports"]:
+            print("\n1. Large imports through nginx, beside the database alone (each into a fresh campaign; rows/s = members / s)")
+            print(f"   (a) = the same mapped rows from a temp table, one INSERT ... SELECT ... ON CONFLICT DO NOTHING;"
+                  f" (b) = one statement mapping + inserting from the list's tables")
+            print(f"   targets at >= {TARGET_MIN_SIZE:,} members: endpoint/(a) <= {TARGET_WRITE_RATIO}, endpoint/(b) < {TARGET_ONE_STATEMENT_RATIO}")
+            head = (f"   {'members':>9} {'storage':7} {'channel':8} | {'endpoint s':>10} {'rows/s':>9} | {'(a) s':>7} {'rows/s':>9} |"
+                    f" {'(b) s':>7} {'rows/s':>9} | {'end/(a)':>7} {'':4} | {'end/(b)':>7} {'':4} | {'imported/dup/invalid/err':>26} | same rows")
+            print(head)
+            print("   " + "-" * (len(head) - 3))
+            for e in r["imports"]:
+                c = e["endpoint"]["counts"]
+                counts = "/".join(str(c.get(k, "?")) for k in ("imported", "duplicates", "invalid", "errors"))
+                print(f"   {e['size']:>9,} {e['storage']:7} {e['channel']:8} | {e['endpoint']['seconds']:>10.2f} {e['endpoint']['rows_per_s']:>9,} |"
+                      f" {e['write_cost_a']['seconds']:>7.2f} {e['write_cost_a']['rows_per_s']:>9,} |"
+                      f" {e['one_statement_b']['seconds']:>7.2f} {e['one_statement_b']['rows_per_s']:>9,} |"
+                      f" {e['ratio_endpoint_to_a']:>7.2f} {e['verdict_a']:4} | {e['ratio_endpoint_to_b']:>7.2f} {e['verdict_b']:4} |"
+                      f" {counts:>26} | {'yes' if e['same_rows'] else 'NO'}")
 
-        print("\n2. The service's memory during each import (all its processes: supervisor + workers)")
-        print("   PSS = proportional set size (shared pages divided among the processes sharing them): the figure judged;")
-        print("   RSS = resident set size summed per process (counts shared libraries once per process): for reference")
-        print("   idle = just before the import; peak - idle = what the import itself added")
-        print("   peak = the higher of the highest sample (every 250 ms) and, per process, PSS before + how far the")
-        print("   kernel's own peak of its RSS (VmHWM, reset before the import) rose: samples miss a 0.2 s import's peak")
-        print(f"   {'members':>9} {'storage':7} {'channel':8} | {'idle PSS':>8} {'peak PSS':>8} {'peak-idle':>9} {'sampled':>8}"
-              f" {'peak RSS':>8} {'peak USS':>8} MiB | samples")
-        for e in r["imports"]:
-            mm = e["endpoint"]["memory"]
-            sampled = mm.get("sampled_peak_pss_bytes") or 0
-            print(f"   {e['size']:>9,} {e['storage']:7} {e['channel']:8} | {mm['idle_before_pss_bytes'] / MiB:>8.1f}"
-                  f" {mm['peak_pss_bytes'] / MiB:>8.1f} {(mm['peak_pss_bytes'] - mm['idle_before_pss_bytes']) / MiB:>+9.1f}"
-                  f" {sampled / MiB:>8.1f} {mm['peak_rss_bytes'] / MiB:>8.1f} {mm['peak_uss_bytes'] / MiB:>8.1f}     | {mm['samples']}")
-        mem = r["memory"]
-        if "peak_pss_mib" in mem:
-            print(f"   peak PSS {mem['peak_pss_mib']:.1f} MiB (at {mem['peak_at']}), target < {TARGET_PEAK_MIB:.0f} MiB: "
-                  f"{'PASS' if mem['peak_pss_mib'] < TARGET_PEAK_MIB else 'MISS'}   (peak summed RSS {mem['peak_rss_mib']:.1f} MiB)")
-        if "service_idle_at_start" in mem and "service_idle_at_end" in mem:
-            a, b = mem["service_idle_at_start"], mem["service_idle_at_end"]
-            print(f"   service idle: PSS {a['pss'] / MiB:.1f} MiB at start, {b['pss'] / MiB:.1f} MiB at the end of the run"
-                  f" (RSS {a['rss'] / MiB:.1f} -> {b['rss'] / MiB:.1f} MiB, {b['processes']} processes)")
-        if "growth_mib" in mem:
-            lo, hi = mem["growth_from_to"]
-            verdict_applies = hi >= 1_000_000
-            for k, v in mem["growth_mib"].items():
-                verdict = ("PASS" if v < TARGET_GROWTH_MIB else "MISS") if verdict_applies else "info (target is for 1,000,000)"
-                print(f"   growth of peak PSS {lo:,} -> {hi:,} members, {k}: {v:+.2f} MiB, target < {TARGET_GROWTH_MIB:.0f} MiB: {verdict}")
+            print("\n2. The service's memory during each import (all its processes: supervisor + workers)")
+            print("   PSS = proportional set size (shared pages divided among the processes sharing them): the figure judged;")
+            print("   RSS = resident set size summed per process (counts shared libraries once per process): for reference")
+            print("   idle = just before the import; peak - idle = what the import itself added")
+            print("   peak = the higher of the highest sample (every 250 ms) and, per process, PSS before + how far the")
+            print("   kernel's own peak of its RSS (VmHWM, reset before the import) rose: samples miss a 0.2 s import's peak")
+            print(f"   {'members':>9} {'storage':7} {'channel':8} | {'idle PSS':>8} {'peak PSS':>8} {'peak-idle':>9} {'sampled':>8}"
+                  f" {'peak RSS':>8} {'peak USS':>8} MiB | samples")
+            for e in r["imports"]:
+                mm = e["endpoint"]["memory"]
+                sampled = mm.get("sampled_peak_pss_bytes") or 0
+                print(f"   {e['size']:>9,} {e['storage']:7} {e['channel']:8} | {mm['idle_before_pss_bytes'] / MiB:>8.1f}"
+                      f" {mm['peak_pss_bytes'] / MiB:>8.1f} {(mm['peak_pss_bytes'] - mm['idle_before_pss_bytes']) / MiB:>+9.1f}"
+                      f" {sampled / MiB:>8.1f} {mm['peak_rss_bytes'] / MiB:>8.1f} {mm['peak_uss_bytes'] / MiB:>8.1f}     | {mm['samples']}")
+            mem = r["memory"]
+            if "peak_pss_mib" in mem:
+                print(f"   peak PSS {mem['peak_pss_mib']:.1f} MiB (at {mem['peak_at']}), target < {TARGET_PEAK_MIB:.0f} MiB: "
+                      f"{'PASS' if mem['peak_pss_mib'] < TARGET_PEAK_MIB else 'MISS'}   (peak summed RSS {mem['peak_rss_mib']:.1f} MiB)")
+            if "service_idle_at_start" in mem and "service_idle_at_end" in mem:
+                a, b = mem["service_idle_at_start"], mem["service_idle_at_end"]
+                print(f"   service idle: PSS {a['pss'] / MiB:.1f} MiB at start, {b['pss'] / MiB:.1f} MiB at the end of the run"
+                      f" (RSS {a['rss'] / MiB:.1f} -> {b['rss'] / MiB:.1f} MiB, {b['processes']} processes)")
+            if "growth_mib" in mem:
+                lo, hi = mem["growth_from_to"]
+                verdict_applies = hi >= 1_000_000
+                for k, v in mem["growth_mib"].items():
+                    verdict = ("PASS" if v < TARGET_GROWTH_MIB else "MISS") if verdict_applies else "info (target is for 1,000,000)"
+                    print(f"   growth of peak PSS {lo:,} -> {hi:,} members, {k}: {v:+.2f} MiB, target < {TARGET_GROWTH_MIB:.0f} MiB: {verdict}")
 
         rr = r["request_rate"]
         if rr:
@@ -1275,6 +1504,47 @@ class Bench:
             print(f"   422: {x['requests_per_s']:,.0f} req/s, target >= {TARGET_422_RPS:,.0f}: {'PASS' if x['requests_per_s'] >= TARGET_422_RPS else 'MISS'};"
                   f" p99 {x['p99_ms']:.2f} ms, target < {TARGET_422_P99_MS:.0f} ms: {'PASS' if x['p99_ms'] < TARGET_422_P99_MS else 'MISS'}")
 
+        jobs = r["jobs"]
+        if jobs:
+            print("\n4. Import jobs beside the synchronous import of the same list (each into a fresh campaign, same state)")
+            print("   job s = created_at -> finished_at of the job row (the database's clock; the stats recompute comes after);")
+            print(f"   client s = the POST to the poll that saw it finished (polled every {JOB_POLL_S * 1000:.0f} ms); queued = created -> started")
+            print(f"   target at >= {TARGET_JOB_SIZE:,} members: job s / sync s <= {TARGET_JOB_RATIO}")
+            head = (f"   {'members':>9} {'storage':7} {'channel':8} | {'sync s':>7} | {'job s':>7} {'queued':>6} {'client s':>8} |"
+                    f" {'job/sync':>8} {'':4} | {'client/sync':>11} | {'imported/dup/invalid/err':>26} | same counts, rows |"
+                    f" rejections (pages)")
+            print(head)
+            print("   " + "-" * (len(head) - 3))
+            for e in jobs:
+                j = e["job"]
+                c = j["counts"]
+                counts = "/".join(str(c.get(k, "?")) for k in ("imported", "duplicates", "invalid", "errors"))
+                rej = j["rejections"]
+                print(f"   {e['size']:>9,} {e['storage']:7} {e['channel']:8} | {e['sync']['seconds']:>7.2f} |"
+                      f" {j['seconds']:>7.2f} {j['queued_s']:>6.2f} {j['seconds_client']:>8.2f} |"
+                      f" {e['ratio_job_to_sync']:>8.3f} {e['verdict']:4} | {e['ratio_job_to_sync_client']:>11.3f} | {counts:>26} |"
+                      f" {'yes' if e['same_counts'] else 'NO':>3}, {'yes' if e['same_rows'] else 'NO':>3}        |"
+                      f" {'complete' if e['rejections_complete'] else 'INCOMPLETE'} {rej['items']:,} ({rej['pages']})")
+            print("   The service's memory while each job runs (as in 2: peak from samples and the kernel's VmHWM)")
+            print(f"   {'members':>9} {'storage':7} {'channel':8} | {'idle PSS':>8} {'peak PSS':>8} {'peak-idle':>9} {'sampled':>8}"
+                  f" {'peak RSS':>8} {'peak USS':>8} MiB | samples")
+            for e in jobs:
+                mm = e["job"]["memory"]
+                sampled = mm.get("sampled_peak_pss_bytes") or 0
+                print(f"   {e['size']:>9,} {e['storage']:7} {e['channel']:8} | {mm['idle_before_pss_bytes'] / MiB:>8.1f}"
+                      f" {mm['peak_pss_bytes'] / MiB:>8.1f} {(mm['peak_pss_bytes'] - mm['idle_before_pss_bytes']) / MiB:>+9.1f}"
+                      f" {sampled / MiB:>8.1f} {mm['peak_rss_bytes'] / MiB:>8.1f} {mm['peak_uss_bytes'] / MiB:>8.1f}     | {mm['samples']}")
+            jm = r["memory"].get("jobs", {})
+            if jm:
+                print(f"   peak PSS while a job runs {jm['peak_pss_mib']:.1f} MiB (at {jm['peak_at']}), target < {TARGET_PEAK_MIB:.0f} MiB: "
+                      f"{'PASS' if jm['peak_pss_mib'] < TARGET_PEAK_MIB else 'MISS'}   (peak summed RSS {jm['peak_rss_mib']:.1f} MiB)")
+            if "growth_mib" in jm:
+                lo, hi = jm["growth_from_to"]
+                for k, v in jm["growth_mib"].items():
+                    verdict = ("PASS" if v < TARGET_GROWTH_MIB else "MISS") if hi >= 1_000_000 else "info (target is for 1,000,000)"
+                    print(f"   growth of peak PSS while a job runs {lo:,} -> {hi:,} members, {k}: {v:+.2f} MiB,"
+                          f" target < {TARGET_GROWTH_MIB:.0f} MiB: {verdict}")
+
         print("\nTargets")
         for t in r["targets"]:
             verdict = t["verdict"] or "info"
@@ -1300,7 +1570,12 @@ def main():
     p.add_argument("--wrk-duration", type=int, default=10)
     p.add_argument("--wrk-rounds", type=int, default=2)
     p.add_argument("--mode", default="full")
+    p.add_argument("--parts", default="imports,jobs,rate",
+                   help="what to measure: imports (and their memory), jobs (beside the synchronous import), rate (wrk)")
     args = p.parse_args()
+    args.parts = {x.strip() for x in args.parts.split(",") if x.strip()}
+    if not args.parts or args.parts - {"imports", "jobs", "rate"}:
+        p.error("--parts: a comma-separated subset of imports,jobs,rate")
     args.sizes = sorted(int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip())
     if not args.sizes or any(s < 10 for s in args.sizes):
         p.error("--sizes: a comma-separated list of sizes of at least 10")

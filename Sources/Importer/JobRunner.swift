@@ -97,7 +97,6 @@ public final class JobRunner: @unchecked Sendable {
     private struct Run {
         let hold: JobHold
         let target: ImportTarget
-        let dryRun: Bool
         var lease: JobLease
         var record: JobRecord
     }
@@ -119,7 +118,7 @@ public final class JobRunner: @unchecked Sendable {
             return release(hold)
         }
         guard let target else {
-            return end(hold: hold, record: claimed, dryRun: claimed.job.dryRun == true,
+            return end(hold: hold, record: claimed,
                        .outcome(ImportOutcome(counts: claimed.job.counts, end: .stopped(.campaignGone)), databaseUnreachable: false))
         }
         if let filter = claimed.job.filter, filter != .null, filter != .object([]) {
@@ -128,9 +127,9 @@ public final class JobRunner: @unchecked Sendable {
             Log.warning("job with a filter set aside: filters are not run yet", ["job": hold.jobID])
             return .setAside
         }
-        var run = Run(hold: hold, target: target, dryRun: claimed.job.dryRun == true, lease: lease, record: claimed)
+        var run = Run(hold: hold, target: target, lease: lease, record: claimed)
         let loopEnd = importLoop(&run)
-        return end(hold: hold, record: run.record, dryRun: run.dryRun, loopEnd)
+        return end(hold: hold, record: run.record, loopEnd)
     }
 
     private func importLoop(_ run: inout Run) -> LoopEnd {
@@ -352,9 +351,9 @@ public final class JobRunner: @unchecked Sendable {
         }
     }
 
-    /// Ends the run as `JobRules.afterRun` says: finish with the synchronous import's status (and
-    /// its stats recompute), or give the job back.
-    private func end(hold: JobHold, record: JobRecord, dryRun: Bool, _ loopEnd: LoopEnd) -> RunEnd {
+    /// Ends the run as `JobRules.afterRun` says: finish with the synchronous import's status (the
+    /// finish recomputes the stats), or give the job back.
+    private func end(hold: JobHold, record: JobRecord, _ loopEnd: LoopEnd) -> RunEnd {
         guard case .outcome(let outcome, let unreachable) = loopEnd else { return .lost }
         switch JobRules.afterRun(outcome, databaseUnreachable: unreachable) {
         case .release:
@@ -367,17 +366,8 @@ public final class JobRunner: @unchecked Sendable {
                 Log.warning("job finish failed; its lease runs out and another run finishes it", ["job": hold.jobID, "error": describe(error)])
                 return .released
             }
+            // The finish recomputed the campaign's stats with it.
             guard let finished else { return .lost }
-            if outcome.counts.imported > 0, !dryRun, outcome.end != .stopped(.campaignGone) {
-                do {
-                    try connections.withConnection(waitLimit: waitLimit, priority: .bulk) {
-                        try CampaignWriter.recomputeStats(campaignID: finished.job.campaignID, on: $0)
-                    }
-                } catch {
-                    // The leads are in; stats are derived and the next import recomputes them.
-                    Log.warning("stats recompute failed", ["campaign": finished.job.campaignID, "error": describe(error)])
-                }
-            }
             return .finished(finished)
         }
     }

@@ -105,12 +105,16 @@ public struct CampaignWriter: Sendable {
     }
 
     public static func recomputeStats(campaignID: String, on connection: Connection) throws {
-        _ = try connection.query("""
-            UPDATE campaigns SET updated_at = now(), stats = (
-                SELECT jsonb_build_object('total', COALESCE(sum(n), 0)) || COALESCE(jsonb_object_agg(status, n), '{}'::jsonb)
-                FROM (SELECT status, count(*) AS n FROM campaign_leads WHERE campaign_id = $1 GROUP BY status) AS by_status
-            )
-            WHERE id = $1
-            """, [campaignID])
+        _ = try connection.query("UPDATE campaigns SET updated_at = now(), stats = \(stats(of: "$1")) WHERE id = $1", [campaignID])
+    }
+
+    /// The stats of the campaign whose id `campaign` (an SQL expression) is, as a subquery.
+    static func stats(of campaign: String) -> String {
+        """
+        (
+            SELECT jsonb_build_object('total', COALESCE(sum(n), 0)) || COALESCE(jsonb_object_agg(status, n), '{}'::jsonb)
+            FROM (SELECT status, count(*) AS n FROM campaign_leads WHERE campaign_id = \(campaign) GROUP BY status) AS by_status
+        )
+        """
     }
 }

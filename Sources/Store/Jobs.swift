@@ -243,15 +243,26 @@ public struct JobStore: Sendable {
     }
 
     /// Ends the job with the synchronous import's status; nil when the runner no longer holds
-    /// it (then whoever holds it, or the cancel, decided). Stats are the caller's to recompute,
-    /// as the synchronous import does.
+    /// it (then whoever holds it, or the cancel, decided). The campaign's stats are recomputed
+    /// in the same statement when the job inserted leads (not on a dry run), as the synchronous
+    /// import recomputes them after its batches: a finished job is never run again, so stats
+    /// left to a statement after it stayed stale for good when the process died in between or
+    /// the finish's answer was lost. The statement's snapshot sees every batch of the job, as
+    /// they committed before it.
     public func finish(_ hold: JobHold, httpStatus: Int, on connection: Connection) throws -> JobRecord? {
         precondition(JobRules.finishedStatuses.contains(httpStatus), "a job finishes with the synchronous import's status")
         return try connection.query("""
-            UPDATE import_jobs j
-            SET state = 'finished', http_status = $3, finished_at = now(), lease_token = NULL, lease_expires_at = NULL
-            WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' AND j.lease_expires_at > now()
-            RETURNING \(Self.columns("j"))
+            WITH finished AS (
+                UPDATE import_jobs j
+                SET state = 'finished', http_status = $3, finished_at = now(), lease_token = NULL, lease_expires_at = NULL
+                WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' AND j.lease_expires_at > now()
+                RETURNING j.*
+            ), stats AS (
+                UPDATE campaigns c SET updated_at = now(), stats = \(CampaignWriter.stats(of: "c.id"))
+                FROM finished f
+                WHERE c.id = f.campaign_id AND f.imported > 0 AND f.dry_run IS NOT TRUE
+            )
+            SELECT \(Self.columns("f")) FROM finished f
             """, values: [.text(hold.jobID), .text(hold.token), .int(httpStatus)]).first.map(Self.record)
     }
 

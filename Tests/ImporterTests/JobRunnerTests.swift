@@ -385,6 +385,27 @@ final class JobRunnerTests: XCTestCase {
         for (got, want) in zip(report, expected) { XCTAssertEqual(got, want, "position \(want.position)") }
     }
 
+    /// A finish that lands but whose answer is lost (as for a process killed right after it):
+    /// the job is finished, so nobody runs it again, and the campaign's stats must already count
+    /// its leads.
+    func testAFinishWhoseAnswerIsLostLeavesTheStatsRecomputed() throws {
+        let user = try seed.user()
+        let campaign = try seed.campaign(user: user, channel: "linkedin")
+        let id = try record(user: user, campaign: campaign, list: try seed.bulkRowsList(user: user, count: 12))
+        let seed = self.seed!
+        // Once every member is in, the runner's next statement is the finish.
+        let source = LosingOneAnswer(pool: pool()) {
+            try seed.value("SELECT state || ' ' || resume_position FROM import_jobs WHERE id = $1", [id]) == "running 12"
+        }
+        _ = JobRunner(connections: source, batchSize: 5).runNext()
+        XCTAssertTrue(source.lost.current, "no answer was lost")
+        let ended = try job(id, user: user)
+        XCTAssertEqual(ended.job.state, .finished)
+        XCTAssertEqual(ended.job.counts, ImportCounts(imported: 12))
+        XCTAssertEqual(try seed.value("SELECT stats->>'total' FROM campaigns WHERE id = $1", [campaign]), "12",
+                       "the job finished and its campaign's stats count none of its leads")
+    }
+
     /// A cancel between two batches: the next commit is refused, nothing more is written, and
     /// the job stays cancelled with the counts of what committed.
     func testACancelledJobStopsAtABatch() throws {
@@ -455,6 +476,36 @@ final class VanishingAfterLoss: ConnectionSource, @unchecked Sendable {
         } catch {
             if error is CampaignWriter.LostAttempt || JobRunner.isUnreachable(error) { gone.withLock { $0 = true } }
             throw error
+        }
+    }
+}
+
+/// Loses the answer of the first statement leased once `due` says so: it runs, then the
+/// connection is lost, as for a process killed right after the database committed it. `due`
+/// is asked one lease at a time (leases come from a job's page reader and its runner at once).
+final class LosingOneAnswer: ConnectionSource, @unchecked Sendable {
+    let pool: ConnectionPool
+    let due: @Sendable () throws -> Bool
+    let lost = Locked(false)
+    private let chosen = Locked(false)
+
+    init(pool: ConnectionPool, due: @escaping @Sendable () throws -> Bool) {
+        self.pool = pool
+        self.due = due
+    }
+
+    func withConnection<T>(waitLimit: Duration?, priority: LeasePriority, _ body: (Connection) throws -> T) throws -> T {
+        try pool.withConnection(waitLimit: waitLimit, priority: priority) { connection in
+            let losing = try chosen.withLock { chosen -> Bool in
+                guard !chosen, try due() else { return false }
+                chosen = true
+                return true
+            }
+            let result = try body(connection)
+            guard losing else { return result }
+            connection.close()
+            lost.withLock { $0 = true }
+            throw PostgresError(kind: .connectionLost, message: "answer lost on purpose")
         }
     }
 }

@@ -9,8 +9,8 @@ import Store
 /// Runs import jobs: while idle it polls for one (`JobStore.claim`), then imports it batch by
 /// batch, each batch committing its leads, rejections, counts and position in one statement, so
 /// that whoever resumes the job after a stop or a crash starts exactly after the last batch that
-/// committed. One job at a time, on the caller's thread: a job needs no answer in a hurry, and
-/// its batches must commit one after the other anyway.
+/// committed. One job at a time, planned on the caller's thread, its pages read on a thread of
+/// their own and two batches committing at once on two more.
 public final class JobRunner: @unchecked Sendable {
     public let connections: any ConnectionSource
     public let store: JobStore
@@ -26,11 +26,18 @@ public final class JobRunner: @unchecked Sendable {
     /// period, so a job recorded on an idle service starts within a fraction of a second.
     private let woken = Locked(false)
 
-    public init(connections: any ConnectionSource, timing: LeaseTiming = .standard, batchSize: Int = 500,
+    /// Batches in flight at once: two keep both of the database's cores busy, as the
+    /// synchronous import's two writers do, while the commit statement keeps the outcome exactly
+    /// that of one batch after the other (`JobStore.commitSQL`).
+    public let batchesInFlight: Int
+
+    public init(connections: any ConnectionSource, timing: LeaseTiming = .standard, batchSize: Int = 500, batchesInFlight: Int = 2,
                 waitLimit: Duration = .seconds(10), stopRequested: @escaping @Sendable () -> Bool = { false }) {
+        precondition(batchesInFlight >= 1)
         self.connections = connections
         self.store = JobStore(timing: timing)
         self.batchSize = batchSize
+        self.batchesInFlight = batchesInFlight
         self.waitLimit = waitLimit
         self.stopRequested = stopRequested
     }
@@ -132,6 +139,15 @@ public final class JobRunner: @unchecked Sendable {
         return end(hold: hold, record: run.record, loopEnd)
     }
 
+    /// A batch handed to a lane, with the page it was planned from (planned again after a batch
+    /// before it failed).
+    private struct InFlight {
+        let members: [PlannedMember]
+        let planned: PlannedJobBatch
+        let sent: MonotonicInstant
+        let answer: LaneAnswer<Result<BatchCommit, any Error>>
+    }
+
     private func importLoop(_ run: inout Run) -> LoopEnd {
         var cursor = run.record.resumeCursor.flatMap(ListCursor.init(text:))
         // Reading from the start again would count the members before the position twice.
@@ -145,62 +161,175 @@ public final class JobRunner: @unchecked Sendable {
         let read: @Sendable (ListCursor?) throws -> JobPages.Page = { [self, target = run.target, batchSize] after in
             try withRetries { try JobPages.page(of: target, after: after, limit: batchSize, on: $0) }
         }
-        // The next pages are read while this thread commits the one before: the database and this
-        // process each wait for the other less. Without a thread, pages are read in turn.
+        // The next pages are read while the batches before commit: the database and this process
+        // each wait for the other less. Without a thread, pages are read in turn.
         let readAhead = try? JobReadAhead(read: read, from: cursor, pageSize: batchSize)
         defer { readAhead?.stop() }
+        // Without lanes, each batch commits on this thread before the next is planned.
+        let lanes = batchesInFlight > 1 ? try? BatchLanes(count: batchesInFlight, name: "job-writer") : nil
+        defer { lanes?.stop() }
+
+        var inFlight: [InFlight] = []
+        // Pages read whose batch is to be sent again (it was in flight behind one that failed).
+        var again: [[PlannedMember]] = []
+        var plannedThrough = run.record.resumePosition
+        // The leads of the batch planned last, whose repeats the next batch settles; of the batch
+        // committed last once nothing is in flight. A resumed run knows none: the commit settles
+        // repeats of the batch before it against the campaign.
+        var previous = BatchIdentities.none
+        var readEnd: (end: ImportEnd, unreachable: Bool)?
+        var stopping = false
         while true {
-            if stopRequested() { return .outcome(outcome(.stopped(.serviceStopping)), databaseUnreachable: false) }
-            guard keepLease(&run) else { return .lost }
-            let page: JobPages.Page
-            do {
-                page = try readAhead?.next() ?? read(cursor)
-            } catch {
-                Log.warning("job page fetch failed", ["job": run.hold.jobID, "error": describe(error)])
-                return .outcome(outcome(.pageFetchFailed(pagesRead: pagesRead)), databaseUnreachable: Self.isUnreachable(error))
-            }
-            pagesRead += 1
-            if !page.members.isEmpty {
-                let position = run.record.resumePosition
-                let members = page.members.enumerated().map { offset, member in
-                    PlannedMember(position: position + offset + 1, memberID: member.id, member: member.member, resumeAfter: member.cursor.text)
+            while inFlight.count < batchesInFlight, !stopping {
+                if stopRequested() {
+                    stopping = true
+                    break
                 }
-                let planned = PlannedJobBatch.of(members, after: position, channel: run.target.channel)
-                switch commitSplitting(planned, &run) {
-                case nil: break
-                case .lost: return .lost
-                case .stopped(let stop): return .outcome(outcome(.stopped(stop)), databaseUnreachable: false)
+                var members: [PlannedMember]
+                if !again.isEmpty {
+                    members = again.removeFirst()
+                } else {
+                    guard readEnd == nil else { break }
+                    guard keepLease(&run) else { return .lost }
+                    let page: JobPages.Page
+                    do {
+                        page = try readAhead?.next() ?? read(cursor)
+                    } catch {
+                        Log.warning("job page fetch failed", ["job": run.hold.jobID, "error": describe(error)])
+                        readEnd = (.pageFetchFailed(pagesRead: pagesRead), Self.isUnreachable(error))
+                        break
+                    }
+                    pagesRead += 1
+                    let after = plannedThrough
+                    members = page.members.enumerated().map { offset, member in
+                        PlannedMember(position: after + offset + 1, memberID: member.id, member: member.member, resumeAfter: member.cursor.text)
+                    }
+                    plannedThrough += members.count
+                    if page.read >= batchSize, let last = page.last { cursor = last } else { readEnd = (.completed, false) }
+                    if members.isEmpty { continue }
                 }
+                guard run.lease.mayCommit(now: .now()) else { return .lost }
+                let planned = PlannedJobBatch.of(members, after: members[0].position - 1, channel: run.target.channel, repeating: previous)
+                previous = planned.identities
+                inFlight.append(send(planned, members: members, hold: run.hold, lanes: lanes))
             }
-            guard page.read >= batchSize, let last = page.last else { return .outcome(outcome(.completed), databaseUnreachable: false) }
-            cursor = last
+            guard !inFlight.isEmpty else { break }
+            let first = inFlight.removeFirst()
+            let answer = first.answer.wait()
+            if case .success(.committed(let record)) = answer {
+                run.record = record
+                run.lease.granted(sentAt: first.sent)
+                continue
+            }
+            // The batches behind it commit only once it did: they end soon after it (committed
+            // only if it did, its answer lost with its connection).
+            let behind = inFlight
+            inFlight = []
+            for batch in behind { _ = batch.answer.wait() }
+            if stopping { break }
+            switch recover(from: answer, of: [first] + behind, &run) {
+            case .goOn(let pages, let committed):
+                again = pages + again
+                previous = committed
+            case .lost:
+                return .lost
+            case .stopped(let stop):
+                return .outcome(outcome(.stopped(stop)), databaseUnreachable: false)
+            }
         }
+        if let readEnd, again.isEmpty { return .outcome(outcome(readEnd.end), databaseUnreachable: readEnd.unreachable) }
+        return .outcome(outcome(.stopped(.serviceStopping)), databaseUnreachable: false)
     }
 
-    private enum CommitStop {
+    /// Sends `planned` on a lane (on this thread without lanes).
+    private func send(_ planned: PlannedJobBatch, members: [PlannedMember], hold: JobHold, lanes: BatchLanes?) -> InFlight {
+        let commit: @Sendable () -> Result<BatchCommit, any Error> = { [connections, store, waitLimit] in
+            Result {
+                try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { try store.commit(planned.batch, of: hold, on: $0) }
+            }
+        }
+        return InFlight(members: members, planned: planned, sent: .now(), answer: lanes?.run(commit) ?? LaneAnswer(commit()))
+    }
+
+    private enum Recovery {
+        /// Go on with these pages' batches (the ones that did not commit), after a batch whose
+        /// leads have these identities.
+        case goOn([[PlannedMember]], committed: BatchIdentities)
         case lost
         case stopped(ImportStop)
     }
 
-    /// Commits a page's batch. When it fails for one of its leads, it is cut in halves down to the
-    /// leads that fail alone, which commit as `error` rejections (as `LeadImporter.write` does),
-    /// and all its parts commit in one transaction: a job then only ever stands at the end of a
-    /// page, so a run that takes it up reads, plans and cuts the very pages an uninterrupted run
-    /// does, and reports every member alike (which members commit together decides whether a
-    /// repeat reads "a repeat of position N" or "already in the campaign"). nil once committed.
-    private func commitSplitting(_ batch: PlannedJobBatch, _ run: inout Run) -> CommitStop? {
+    /// After `batches` (in flight together, in order) ended with the first not committed
+    /// (`answer`): reads where the job stands, drops what committed, and commits the first
+    /// batch that did not on its own, planned again, cut in parts if one of its leads fails.
+    private func recover(from answer: Result<BatchCommit, any Error>, of batches: [InFlight], _ run: inout Run) -> Recovery {
+        if case .success(.refused(let stop)) = answer { return .stopped(stop) }
+        let found: JobRecord?
+        do {
+            found = try withRetries { [store, hold = run.hold, user = run.record.userID] in try store.job(id: hold.jobID, user: user, on: $0) }
+        } catch {
+            Log.warning("job position not read after a batch failed", ["job": run.hold.jobID, "error": describe(error)])
+            return .stopped(.databaseLost)
+        }
+        guard let found, found.hold == run.hold, found.job.state == .running else {
+            run.lease.lost()
+            return .lost
+        }
+        var remaining = batches[...]
+        var committed = BatchIdentities.none
+        while let batch = remaining.first, batch.planned.batch.through <= found.resumePosition {
+            committed = batch.planned.identities
+            remaining = remaining.dropFirst()
+        }
+        if remaining.count < batches.count { run.record = found }
+        guard let next = remaining.first else { return .goOn([], committed: committed) }
+        guard next.planned.batch.after == found.resumePosition else {
+            Log.error("job found where none of its batches starts", ["job": run.hold.jobID, "position": String(found.resumePosition)])
+            return .lost
+        }
+        let planned = PlannedJobBatch.of(next.members, after: next.planned.batch.after, channel: run.target.channel, repeating: committed)
+        var failure: PostgresError?
+        if next.planned == planned, remaining.count == batches.count, case .success(.failed(let error)) = answer { failure = error }
+        switch commitSplitting(planned, failed: failure, &run) {
+        case .committed(let landed):
+            return .goOn(remaining.dropFirst().map(\.members), committed: landed)
+        case .lost:
+            return .lost
+        case .stopped(let stop):
+            return .stopped(stop)
+        }
+    }
+
+    private enum SplitEnd {
+        /// With the identities of the leads that went in (not those settled as failing).
+        case committed(BatchIdentities)
+        case lost
+        case stopped(ImportStop)
+    }
+
+    /// Commits a page's batch on its own. When it fails for one of its leads (`failed`, when an
+    /// attempt already did), it is cut in halves down to the leads that fail alone, which commit
+    /// as `error` rejections (as `LeadImporter.write` does), and all its parts commit in one
+    /// transaction: a job then only ever stands at the end of a page, so a run that takes it up
+    /// reads, plans and cuts the very pages an uninterrupted run does, and reports every member
+    /// alike (which members commit together decides whether a repeat reads "a repeat of
+    /// position N" or "already in the campaign").
+    private func commitSplitting(_ batch: PlannedJobBatch, failed: PostgresError?, _ run: inout Run) -> SplitEnd {
         guard run.lease.mayCommit(now: .now()) else { return .lost }
         let hold = run.hold
-        var settled = commitSettled(batch, &run) { [store] in try store.commit(batch.batch, of: hold, on: $0) }
+        var landed = batch.batch.leads
+        var settled = failed.map(Settled.failed) ?? commitSettled(batch, &run) { [store] in try store.commit(batch.batch, of: hold, on: $0) }
         if case .failed(let error) = settled {
             guard run.lease.mayCommit(now: .now()) else { return .lost }
             let lease = run.lease
-            settled = commitSettled(batch, &run) { try commitParts(of: batch, failing: error, hold: hold, lease: lease, on: $0) }
+            let parts = Locked<[JobBatch.Lead]>([])
+            settled = commitSettled(batch, &run) { try commitParts(of: batch, failing: error, hold: hold, lease: lease, landed: parts, on: $0) }
+            landed = parts.withLock { $0 }
         }
         switch settled {
         case .committed(let record):
             run.record = record
-            return nil
+            return .committed(BatchIdentities(landed))
         case .notHeld:
             run.lease.lost()
             return .lost
@@ -227,11 +356,13 @@ public final class JobRunner: @unchecked Sendable {
     /// that a part failing for a lead rolls back before it is cut again. Anything else a part
     /// meets (not held, refused, transient) rolls back the whole page.
     private func commitParts(of batch: PlannedJobBatch, failing error: PostgresError, hold: JobHold, lease: JobLease,
-                             on connection: Connection) throws -> BatchCommit {
+                             landed: Locked<[JobBatch.Lead]>, on connection: Connection) throws -> BatchCommit {
         guard var pending = partsAfter(batch, failed: error, job: hold.jobID) else { return .failed(error) }
+        landed.withLock { $0 = [] }
         do {
             return try connection.transaction { connection -> BatchCommit in
                 var last: JobRecord?
+                var leads: [JobBatch.Lead] = []
                 while !pending.isEmpty {
                     let part = pending.removeFirst()
                     guard lease.mayCommit(now: .now()) else { throw PartNotCommitted(answer: .notHeld) }
@@ -248,15 +379,17 @@ public final class JobRunner: @unchecked Sendable {
                     switch answer {
                     case .committed(let record):
                         last = record
+                        leads += part.batch.leads
                     case .failed(let error):
                         guard let parts = partsAfter(part, failed: error, job: hold.jobID) else { throw PartNotCommitted(answer: answer) }
                         pending.insert(contentsOf: parts, at: 0)
-                    case .notHeld, .refused, .transient:
+                    case .notHeld, .outOfTurn, .refused, .transient:
                         throw PartNotCommitted(answer: answer)
                     }
                 }
                 // A split leaves no part empty, so at least one committed.
                 guard let last else { throw PartNotCommitted(answer: .notHeld) }
+                landed.withLock { $0 = leads }
                 return .committed(last)
             }
         } catch let refused as PartNotCommitted {
@@ -318,6 +451,10 @@ public final class JobRunner: @unchecked Sendable {
                 case .transient:
                     transientFailures += 1
                     if transientFailures >= Self.transientAttempts { return .transient }
+                case .outOfTurn:
+                    // The job moved under it (an attempt whose answer was lost committed meanwhile)
+                    // or was taken: its row tells which.
+                    lost = true
                 }
             } catch let failure as CampaignWriter.LostAttempt {
                 lost = true

@@ -13,6 +13,9 @@ public enum DatabaseFailure: Equatable, Sendable {
     case campaignGone
     /// The identity trigger could not key a lead (LI003).
     case identityUnkeyable
+    /// A job's batch found the job no longer where the batch starts (LI004): the batch before
+    /// it did not commit, or its runner no longer holds the job. Nothing of it was written.
+    case batchOutOfTurn
     /// Anything else: the statement, or one of its rows, was refused.
     case rejected
 
@@ -24,6 +27,7 @@ public enum DatabaseFailure: Equatable, Sendable {
         case "LI001": self = .campaignNotDraft
         case "LI002", "23503": self = .campaignGone
         case "LI003": self = .identityUnkeyable
+        case "LI004": self = .batchOutOfTurn
         default: self = .rejected
         }
     }
@@ -33,7 +37,7 @@ public enum DatabaseFailure: Equatable, Sendable {
     public var requestError: RequestError {
         switch self {
         case .unreachable, .timedOut: return .unavailable
-        case .conflict, .campaignNotDraft, .campaignGone, .identityUnkeyable, .rejected: return .internalError
+        case .conflict, .campaignNotDraft, .campaignGone, .identityUnkeyable, .batchOutOfTurn, .rejected: return .internalError
         }
     }
 

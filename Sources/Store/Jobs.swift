@@ -60,10 +60,14 @@ public enum BatchCommit: Sendable {
     /// Committed: the batch's leads, its rejections, and the job's counts and position, which
     /// the record shows. The commit renewed the lease.
     case committed(JobRecord)
-    /// Nothing was written: the runner no longer holds the job (its lease ran out, another
-    /// runner took it, it was cancelled or has ended) or the job does not stand where the batch
-    /// starts (this batch, or another, already committed).
+    /// Nothing was written: the runner no longer held the job when the statement began (its
+    /// lease ran out, another runner took it, it was cancelled or has ended), or the job stood
+    /// past where the batch starts (this batch, or one after it, already committed).
     case notHeld
+    /// Nothing was written: once its leads were in, the batch found the job not where it starts
+    /// (the batch before it failed, or the job was taken or cancelled meanwhile). The job's row
+    /// tells which.
+    case outOfTurn
     /// The campaign no longer takes leads: nothing was written.
     case refused(ImportStop)
     /// Lock timeout, statement timeout, deadlock: nothing was written; the same batch may
@@ -293,6 +297,10 @@ public struct JobStore: Sendable {
             return .committed(try Self.record(row))
         } catch let error as PostgresError {
             if error.isConnectionProblem || connection.isBroken { throw CampaignWriter.LostAttempt(error: error) }
+            if DatabaseFailure(sqlState: error.sqlState, connectionProblem: false) == .batchOutOfTurn { return .outOfTurn }
+            // Its positions recorded by an attempt that committed meanwhile (one whose connection
+            // was lost, still running on the server).
+            if error.sqlState == "23505", error.constraint == "import_rejections_pkey" { return .outOfTurn }
             switch CampaignWriter.classify(error) {
             case .refused(let stop): return .refused(stop)
             case .transient(let error): return .transient(error)
@@ -302,15 +310,21 @@ public struct JobStore: Sendable {
         }
     }
 
+    /// Two batches of a job may be in flight at once (their leads never share an identity:
+    /// `PlannedJobBatch.of` settles repeats of the batch before). Each batch takes an advisory
+    /// lock named by its end position as it starts, and waits for the one named by its start
+    /// (its predecessor's) once its leads and rejections are in; only then does it lock the
+    /// job's row and move it, under the guard that the job still stands where the batch starts.
+    /// A batch that finds otherwise aborts whole (`leadimport_job_batch_in_turn`, LI004).
     static let commitSQL = """
         WITH job AS (
-            -- The guard: the runner still holds the job, and the job stands where the batch starts.
-            -- The row lock keeps claimers and the cancel waiting until this commits.
-            SELECT j.id, j.user_id, j.campaign_id, j.list_id, j.dry_run
+            -- The runner held the job as the statement began; the progress update checks again.
+            -- A job already past the batch's start is left alone: that batch committed.
+            SELECT j.id, j.user_id, j.campaign_id, j.list_id, j.dry_run,
+                   pg_try_advisory_xact_lock(\(batchLockClass), hashtext(j.id::text || '/' || $4::int)) AS announced
             FROM import_jobs j
             WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' AND j.lease_expires_at > now()
-              AND j.resume_position = $3
-            FOR UPDATE
+              AND j.resume_position <= $3
         ), candidate AS (
             -- Each lead's identity as the campaign's unique index will key it.
             SELECT t.place, t.member_id, t.email, t.linkedin_url, t.first_name, t.last_name, t.name, t.company, t.title,
@@ -356,22 +370,47 @@ public struct JobStore: Sendable {
             SELECT job.id, s.place, s.member_id, s.reason, s.detail
             FROM job CROSS JOIN unnest($18::int[], $19::uuid[], $20::text[], $21::text[]) AS s(place, member_id, reason, detail)
             RETURNING reason
-        ), progress AS (
+        ), tally AS MATERIALIZED (
             -- Counted from what was recorded, so a finished job's rejections of each reason
             -- number exactly its counts; the counts CHECK refuses a batch that lost a member.
+            -- Reading every row runs both inserts to their end before the wait below.
+            SELECT (SELECT count(*) FROM inserted) + (SELECT count(*) FROM would_insert) AS imported,
+                   count(*) FILTER (WHERE reason = 'duplicate') AS duplicates,
+                   count(*) FILTER (WHERE reason = 'invalid') AS invalid,
+                   count(*) FILTER (WHERE reason = 'error') AS errors
+            FROM rejected
+        ), in_turn AS MATERIALIZED (
+            -- The batch before (the one whose end is this batch's start) commits or fails first.
+            SELECT t.*, pg_advisory_xact_lock_shared(\(batchLockClass), hashtext(job.id::text || '/' || $3::int)) AS waited
+            FROM tally t CROSS JOIN job
+        ), progress AS (
+            -- The row lock. The statement's snapshot may show the job before the batch before
+            -- committed; READ COMMITTED evaluates the SET again on the newest version of a row
+            -- updated meanwhile, so the batch moves the job only from where it starts, and its
+            -- counts add to the batch before's.
             UPDATE import_jobs j
-            SET imported = j.imported + (SELECT count(*) FROM inserted) + (SELECT count(*) FROM would_insert),
-                duplicates = j.duplicates + (SELECT count(*) FROM rejected WHERE reason = 'duplicate'),
-                invalid = j.invalid + (SELECT count(*) FROM rejected WHERE reason = 'invalid'),
-                errors = j.errors + (SELECT count(*) FROM rejected WHERE reason = 'error'),
-                resume_position = $4, resume_cursor = $5,
+            SET imported = \(inTurn("imported")), duplicates = \(inTurn("duplicates")),
+                invalid = \(inTurn("invalid")), errors = \(inTurn("errors")),
+                resume_position = CASE WHEN j.resume_position = $3::int THEN $4::int ELSE j.resume_position END,
+                resume_cursor = CASE WHEN j.resume_position = $3::int THEN $5 ELSE j.resume_cursor END,
                 lease_expires_at = now() + $6::bigint * interval '1 millisecond'
-            FROM job
-            WHERE j.id = job.id
+            FROM in_turn t
+            WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' AND j.lease_expires_at > now()
             RETURNING j.*
+        ), checked AS (
+            SELECT leadimport_job_batch_in_turn(EXISTS (SELECT 1 FROM job), EXISTS (SELECT 1 FROM progress WHERE resume_position = $4::int),
+                                                $1, $3) AS ok
         )
-        SELECT \(columns("p")) FROM progress p
+        SELECT \(columns("p")) FROM checked CROSS JOIN progress p WHERE checked.ok
         """
+
+    /// A count of the job plus the batch's, only when the job stands where the batch starts.
+    private static func inTurn(_ column: String) -> String {
+        "CASE WHEN j.resume_position = $3::int THEN j.\(column) + t.\(column) ELSE j.\(column) END"
+    }
+
+    /// The first key of a batch's advisory locks ("jobb"); the second hashes the job and a position.
+    static let batchLockClass = 1_785_684_578
 
     // MARK: decoding
 

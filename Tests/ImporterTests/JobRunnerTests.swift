@@ -243,6 +243,99 @@ final class JobRunnerTests: XCTestCase {
         XCTAssertEqual(ended.job.counts, ImportCounts(imported: 6))
     }
 
+    // MARK: - Two batches in flight
+
+    /// The same job run with one batch in flight and with two: the same leads, counts, status and
+    /// report, member for member, over lists with repeats of the batch before (its first repeat
+    /// "already in the campaign", later ones repeats of that first), repeats of older batches,
+    /// leads already in the campaign, and a lead that fails alone with repeats of it after.
+    func testTwoBatchesInFlightEndAsOneAfterTheOther() throws {
+        let tag = String(UInt32.random(in: 0 ... .max), radix: 16)
+        let marker = "job-runner-tests-in-flight-\(tag)"
+        let constraint = "job_runner_tests_in_flight_\(tag)"
+        let admin = try Seeder.adminConnection(env)
+        defer { _ = try? admin.query("ALTER TABLE campaign_leads DROP CONSTRAINT IF EXISTS \(constraint)", []); admin.close() }
+        _ = try admin.query("ALTER TABLE campaign_leads ADD CONSTRAINT \(constraint) CHECK (company IS DISTINCT FROM '\(marker)') NOT VALID", [])
+        let user = try seed.user()
+        // Pages of 6: 8 and 9 repeat 4 (the page before), 14 repeats 9's identity again, 20
+        // repeats 2 (an older page); 26 fails alone and 31 repeats it (the page after).
+        let repeats = [8: 4, 9: 4, 14: 4, 20: 2, 31: 26, 33: 32, 34: 32]
+        let rows = try seed.rowsList(user: user, rows: (1...40).map { position in
+            let company = position == 26 ? marker : "Company"
+            let email = position % 10 == 5 ? "" : #","enrichment":{"work_email":"s\#(repeats[position] ?? position)@example.com"}"#
+            return (nil, #"{"firstName":"P\#(position)","currentCompany":"\#(company)"\#(email)}"#)
+        })
+        for (list, storage) in [(rows, ImportTarget.Storage.rows), (try repeatingLeadsList(user: user), .leads)] {
+            var ended: [JobRecord] = []
+            for inFlight in [1, 2] {
+                let campaign = try seed.campaign(user: user, channel: "email")
+                try addPresent(["s3@example.com", "q7@example.com"], campaign: campaign, user: user, channel: "email")
+                _ = try record(user: user, campaign: campaign, list: list)
+                guard case .finished(let record)? = JobRunner(connections: pool(), batchSize: 6, batchesInFlight: inFlight).runNext() else {
+                    return XCTFail("\(storage), \(inFlight) in flight: not finished")
+                }
+                try assertReportMatches(record)
+                ended.append(record)
+            }
+            let (one, two) = (ended[0], ended[1])
+            XCTAssertEqual(two.job.counts, one.job.counts, "\(storage)")
+            XCTAssertEqual(two.job.httpStatus, one.job.httpStatus, "\(storage)")
+            XCTAssertEqual(two.resumePosition, one.resumePosition, "\(storage)")
+            if storage == .rows { XCTAssertEqual(one.job.counts.errors, 1, "the failing lead") }
+            let emails = "SELECT string_agg(email, ',' ORDER BY email) FROM campaign_leads WHERE campaign_id = $1"
+            XCTAssertEqual(try seed.value(emails, [two.job.campaignID]), try seed.value(emails, [one.job.campaignID]), "\(storage)")
+            let report = try rejections(two.job.id, user: user), expected = try rejections(one.job.id, user: user)
+            XCTAssertEqual(report.map(\.position), expected.map(\.position), "\(storage)")
+            for (got, want) in zip(report, expected) {
+                XCTAssertEqual(got.reason, want.reason, "\(storage), position \(want.position)")
+                XCTAssertEqual(got.detail, want.detail, "\(storage), position \(want.position)")
+            }
+        }
+    }
+
+    /// Two batches are in the database at once: each batch's first lead sleeps in a trigger and
+    /// counts the job's commit statements running meanwhile.
+    func testTwoBatchesAreInTheDatabaseAtOnce() throws {
+        let tag = String(UInt32.random(in: 0 ... .max), radix: 16)
+        let probe = "job_runner_tests_probe_\(tag)"
+        let admin = try Seeder.adminConnection(env)
+        defer {
+            for statement in ["DROP TRIGGER IF EXISTS \(probe) ON campaign_leads", "DROP FUNCTION IF EXISTS \(probe)()",
+                              "DROP TABLE IF EXISTS \(probe)"] {
+                _ = try? admin.query(statement, [])
+            }
+            admin.close()
+        }
+        let user = try seed.user()
+        let list = try seed.bulkRowsList(user: user, count: 24)
+        let campaign = try seed.campaign(user: user, channel: "linkedin")
+        _ = try admin.query("CREATE TABLE \(probe) (running int)", [])
+        _ = try admin.query("GRANT INSERT ON \(probe) TO PUBLIC", [])
+        _ = try admin.query("""
+            CREATE FUNCTION \(probe)() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+            BEGIN
+                PERFORM pg_sleep(0.3);
+                INSERT INTO \(probe) SELECT count(*) FROM pg_stat_activity
+                WHERE state = 'active' AND query LIKE 'WITH job AS%pg_try_advisory_xact_lock%';
+                RETURN NEW;
+            END $$
+            """, [])
+        // The first lead of each page of 6 (bulk rows are named after their position).
+        _ = try admin.query("""
+            CREATE TRIGGER \(probe) BEFORE INSERT ON campaign_leads FOR EACH ROW
+            WHEN (NEW.campaign_id = '\(campaign)'::uuid AND NEW.linkedin_url IN
+                  ('https://www.linkedin.com/in/p1', 'https://www.linkedin.com/in/p7', 'https://www.linkedin.com/in/p13',
+                   'https://www.linkedin.com/in/p19'))
+            EXECUTE FUNCTION \(probe)()
+            """, [])
+        _ = try record(user: user, campaign: campaign, list: list)
+        guard case .finished(let ended)? = JobRunner(connections: pool(), batchSize: 6).runNext() else { return XCTFail() }
+        XCTAssertEqual(ended.job.counts, ImportCounts(imported: 24))
+        let seen = try admin.query("SELECT coalesce(max(running), 0), count(*) FROM \(probe)", []).first
+        XCTAssertEqual(try seen?.requiredInt(1), 4, "every page's first lead probed")
+        XCTAssertEqual(try seen?.requiredInt(0), 2, "two batches of the job at once, never more")
+    }
+
     // MARK: - Interrupted runs
 
     /// A stop requested mid-job gives the job back at a batch; a second runner takes it at once

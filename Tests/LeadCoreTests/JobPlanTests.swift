@@ -25,6 +25,25 @@ final class JobPlanTests: XCTestCase {
         XCTAssertEqual(planned.cursors, ["c11", "c12", "c13", "c14"])
     }
 
+    /// Two batches are in flight at once: a repeat of the batch before is settled in the plan,
+    /// worded as the database words it once that batch committed; other repeats are the commit's.
+    func testRepeatsOfTheBatchBeforeAreSettledAsTheDatabaseWouldSettleThem() {
+        let before = PlannedJobBatch.of(members(["a@example.com", "b@example.com", nil], after: 0), after: 0, channel: .email)
+        let planned = PlannedJobBatch.of(members(["c@example.com", "B@Example.com", "a@example.com", "b@example.com", "c@example.com"],
+                                                 after: 3),
+                                         after: 3, channel: .email, repeating: before.identities)
+        XCTAssertTrue(planned.batch.isWhole)
+        XCTAssertEqual(planned.batch.leads.map(\.position), [4, 8], "a repeat within the batch is the commit's to settle")
+        XCTAssertEqual(planned.batch.settled, [
+            Rejection(position: 5, memberID: "m5", reason: .duplicate, detail: "already in the campaign"),
+            Rejection(position: 6, memberID: "m6", reason: .duplicate, detail: "already in the campaign"),
+            Rejection(position: 7, memberID: "m7", reason: .duplicate, detail: "a repeat of position 5"),
+        ])
+        XCTAssertEqual(planned.identities, BatchIdentities(planned.batch.leads))
+        XCTAssertEqual(PlannedJobBatch.of(members(["a@example.com"], after: 3), after: 3, channel: .email).batch.leads.count, 1,
+                       "with no batch before (a resumed run's first), the commit settles it")
+    }
+
     func testSplittingGivesTwoWholePartsThatCoverTheBatch() {
         let planned = PlannedJobBatch.of(members([nil, "a@x.com", nil, "b@x.com", "c@x.com", nil, "d@x.com", nil], after: 0), after: 0,
                                          channel: .email)

@@ -27,25 +27,43 @@ public struct PlannedJobBatch: Sendable, Equatable {
     }
 
     /// The batch of `members` (consecutive positions, the first right after `after`): invalid
-    /// members settled with why, every other one a lead. Repeats are left to the commit, which
-    /// settles them against the campaign and the batch in one statement; batches of a job
-    /// commit one after the other, so no repeat can race its first.
-    public static func of(_ members: [PlannedMember], after: Int, channel: Channel) -> PlannedJobBatch {
+    /// members settled with why, every other one a lead, except repeats of `previous`'s leads.
+    ///
+    /// Two batches of a job are in flight at once, so a lead repeating one of the batch before
+    /// would wait on that batch's uncommitted insert (and could deadlock with it). Such repeats
+    /// are settled here as duplicates, with the words the database would give them once the
+    /// batch before committed: the first "already in the campaign", any later one in this batch
+    /// a repeat of that first. Other repeats (within the batch, of older batches) are left to the
+    /// commit, which settles them against the campaign and the batch in one statement.
+    public static func of(_ members: [PlannedMember], after: Int, channel: Channel,
+                          repeating previous: BatchIdentities = .none) -> PlannedJobBatch {
         var leads: [JobBatch.Lead] = []
         var settled: [Rejection] = []
+        var firstRepeat: [IdentityKey: Int] = [:]
         for planned in members {
-            if let lead = LeadMapping.lead(from: planned.member, channel: channel) {
-                leads.append(JobBatch.Lead(position: planned.position, memberID: planned.memberID, lead: lead))
-            } else {
+            guard let lead = LeadMapping.lead(from: planned.member, channel: channel) else {
                 settled.append(Rejection(position: planned.position, memberID: planned.memberID, reason: .invalid,
                                          detail: JobPlan.invalidDetail(planned.member, channel: channel)))
+                continue
             }
+            let identity = IdentityKey(lead.identity)
+            guard previous.keys.contains(identity) else {
+                leads.append(JobBatch.Lead(position: planned.position, memberID: planned.memberID, lead: lead))
+                continue
+            }
+            let detail = firstRepeat[identity].map(RejectionDetail.repeatOf(position:)) ?? RejectionDetail.alreadyInCampaign
+            if firstRepeat[identity] == nil { firstRepeat[identity] = planned.position }
+            settled.append(Rejection(position: planned.position, memberID: planned.memberID, reason: .duplicate, detail: detail))
         }
         let through = after + members.count
         return PlannedJobBatch(batch: JobBatch(after: after, through: through, leads: leads, settled: settled,
                                                resumeAfter: members.last?.resumeAfter),
                                cursors: members.map(\.resumeAfter))
     }
+
+    /// The identities of this batch's leads: what the batch after it settles its repeats
+    /// against while both are in flight.
+    public var identities: BatchIdentities { BatchIdentities(batch.leads) }
 
     /// Two parts, each whole, with half the leads each: the first ends just before the second
     /// half's first lead. nil for a batch of fewer than two leads, which cannot be cut.
@@ -79,6 +97,19 @@ public struct PlannedJobBatch: Sendable, Equatable {
                             resumeAfter: through == batch.through ? batch.resumeAfter : cursors.last ?? batch.resumeAfter),
             cursors: cursors)
     }
+}
+
+/// The identities of a batch's leads, as the database's unique index compares them.
+public struct BatchIdentities: Sendable, Equatable {
+    fileprivate var keys: Set<IdentityKey>
+
+    public static let none = BatchIdentities([])
+
+    public init(_ leads: [JobBatch.Lead]) {
+        keys = Set(leads.map { IdentityKey($0.lead.identity) })
+    }
+
+    public var isEmpty: Bool { keys.isEmpty }
 }
 
 public enum JobPlan {

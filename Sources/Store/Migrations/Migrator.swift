@@ -30,6 +30,7 @@ public enum Migrator {
         Schema.version4,
         Schema.version5,
         Schema.version6,
+        Schema.version7,
     ]
 
     /// The key of the advisory lock held while migrating ("leadimp" in ASCII).

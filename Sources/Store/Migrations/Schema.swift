@@ -950,4 +950,27 @@ enum Schema {
         END
         $fn$;
         """#)
+
+    /// Version 7: two batches of a job in flight at once. A batch no longer locks the job's row
+    /// from its start (which put every batch behind the one before); it records its progress
+    /// only once the job stands where it starts, and a batch that finds otherwise (the batch
+    /// before it failed, or the runner lost the job) aborts whole with LI004. docs/jobs.md has
+    /// the design.
+    static let version7 = Migration(version: 7, name: "job batches in flight together", sql: #"""
+        -- Called by a batch's statement once its progress update ran: p_held, the runner held
+        -- the job when the statement began; p_recorded, the update found the job at the batch's
+        -- start. Held but not recorded aborts the statement, so nothing of the batch commits.
+        CREATE FUNCTION leadimport_job_batch_in_turn(p_held boolean, p_recorded boolean, p_job uuid, p_after int)
+        RETURNS boolean
+        LANGUAGE plpgsql VOLATILE
+        AS $fn$
+        BEGIN
+            IF p_held AND NOT p_recorded THEN
+                RAISE EXCEPTION 'import job % no longer stands at position % for this batch', p_job, p_after
+                    USING ERRCODE = 'LI004';
+            END IF;
+            RETURN true;
+        END
+        $fn$;
+        """#)
 }

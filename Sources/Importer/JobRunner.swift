@@ -31,7 +31,7 @@ public final class JobRunner: @unchecked Sendable {
     /// that of one batch after the other (`JobStore.commitSQL`).
     public let batchesInFlight: Int
 
-    public init(connections: any ConnectionSource, timing: LeaseTiming = .standard, batchSize: Int = 500, batchesInFlight: Int = 2,
+    public init(connections: any ConnectionSource, timing: LeaseTiming = .standard, batchSize: Int = 1000, batchesInFlight: Int = 2,
                 waitLimit: Duration = .seconds(10), stopRequested: @escaping @Sendable () -> Bool = { false }) {
         precondition(batchesInFlight >= 1)
         self.connections = connections
@@ -158,12 +158,10 @@ public final class JobRunner: @unchecked Sendable {
         // The outcome counts every run of the job: a resumed job read pages before.
         var pagesRead = run.record.resumePosition > 0 ? 1 : 0
         func outcome(_ end: ImportEnd) -> ImportOutcome { ImportOutcome(counts: run.record.job.counts, end: end) }
-        let read: @Sendable (ListCursor?) throws -> JobPages.Page = { [self, target = run.target, batchSize] after in
-            try withRetries { try JobPages.page(of: target, after: after, limit: batchSize, on: $0) }
-        }
+        let reading = pageReading(run.target)
         // The next pages are read while the batches before commit: the database and this process
-        // each wait for the other less. Without a thread, pages are read in turn.
-        let readAhead = try? JobReadAhead(read: read, from: cursor, pageSize: batchSize)
+        // each wait for the other less. Without threads, pages are read in turn.
+        let readAhead = try? JobReadAhead(reading, from: cursor, pageSize: batchSize)
         defer { readAhead?.stop() }
         // Without lanes, each batch commits on this thread before the next is planned.
         let lanes = batchesInFlight > 1 ? try? BatchLanes(count: batchesInFlight, name: "job-writer") : nil
@@ -193,7 +191,7 @@ public final class JobRunner: @unchecked Sendable {
                     guard keepLease(&run) else { return .lost }
                     let page: JobPages.Page
                     do {
-                        page = try readAhead?.next() ?? read(cursor)
+                        page = try readAhead?.next() ?? reading.page(after: cursor)
                     } catch {
                         Log.warning("job page fetch failed", ["job": run.hold.jobID, "error": describe(error)])
                         readEnd = (.pageFetchFailed(pagesRead: pagesRead), Self.isUnreachable(error))
@@ -239,6 +237,19 @@ public final class JobRunner: @unchecked Sendable {
         }
         if let readEnd, again.isEmpty { return .outcome(outcome(readEnd.end), databaseUnreachable: readEnd.unreachable) }
         return .outcome(outcome(.stopped(.serviceStopping)), databaseUnreachable: false)
+    }
+
+    /// How the pages of `target` are read, each statement tried again on a new connection while
+    /// the database is unreachable.
+    private func pageReading(_ target: ImportTarget) -> JobPageReading {
+        let batchSize = self.batchSize
+        switch target.storage {
+        case .rows:
+            return .whole { [self] after in try withRetries { try JobPages.page(of: target, after: after, limit: batchSize, on: $0) } }
+        case .leads:
+            return .halves(keys: { [self] after in try withRetries { try JobPages.keys(of: target, after: after, limit: batchSize, on: $0) } },
+                           fill: { [self] keys in try withRetries { try JobPages.members(of: keys, of: target, on: $0) } })
+        }
     }
 
     /// Sends `planned` on a lane (on this thread without lanes).
@@ -560,25 +571,94 @@ public final class JobRunner: @unchecked Sendable {
     }
 }
 
-/// A job's pages, read one after the other on a thread of their own, at most two ahead of the
-/// runner. Reading ends at the list's end or at the first page that cannot be read.
-final class JobReadAhead: @unchecked Sendable {
-    private let pages = BoundedQueue<Result<JobPages.Page, any Error>>(capacity: 2)
-    private let done = CountdownLatch(count: 1)
+/// How a job's pages are read: whole, one statement each (`rows` lists), or in two halves, the
+/// keys in order and the members filled in on other connections (`leads` lists, whose filling in
+/// costs the most), as the synchronous import's `HydratedPageFeed` does.
+enum JobPageReading: Sendable {
+    case whole(@Sendable (ListCursor?) throws -> JobPages.Page)
+    case halves(keys: @Sendable (ListCursor?) throws -> JobPages.Keys, fill: @Sendable (JobPages.Keys) throws -> JobPages.Page)
 
-    init(read: @escaping @Sendable (ListCursor?) throws -> JobPages.Page, from cursor: ListCursor?, pageSize: Int) throws(ThreadStartError) {
-        try startThread(name: "job-reader") { [pages, done] in
-            defer { done.countDown() }
-            var cursor = cursor
-            while true {
+    /// One page, read on the caller's thread.
+    func page(after cursor: ListCursor?) throws -> JobPages.Page {
+        switch self {
+        case .whole(let read): return try read(cursor)
+        case .halves(let keys, let fill): return try fill(keys(cursor))
+        }
+    }
+}
+
+/// A job's pages, read ahead of the runner on threads of their own: one reader for whole pages;
+/// for pages in halves a key reader and `fillers` threads filling pages in at once. At most
+/// two pages wait for the runner. Reading ends at the list's end or at the first page that
+/// cannot be read.
+final class JobReadAhead: @unchecked Sendable {
+    private let pages = InOrderQueue<Result<JobPages.Page, any Error>>(window: 2)
+    private let keyPages = BoundedQueue<(number: Int, keys: JobPages.Keys)>(capacity: 2)
+    private let done: CountdownLatch
+
+    init(_ reading: JobPageReading, from cursor: ListCursor?, pageSize: Int, fillers: Int = 2) throws(ThreadStartError) {
+        let (pages, keyPages) = (self.pages, self.keyPages)
+        switch reading {
+        case .whole(let read):
+            done = CountdownLatch(count: 1)
+            try startThread(name: "job-reader") { [done] in
+                defer { done.countDown() }
+                var cursor = cursor
+                var number = 0
+                while true {
+                    do {
+                        let page = try read(cursor)
+                        guard pages.put(number, .success(page)) else { return }
+                        number += 1
+                        guard page.read >= pageSize, let last = page.last else { break }
+                        cursor = last
+                    } catch {
+                        pages.put(number, .failure(error))
+                        number += 1
+                        break
+                    }
+                }
+                pages.end(at: number)
+            }
+        case .halves(let readKeys, let fill):
+            let done = CountdownLatch(count: 1 + fillers)
+            self.done = done
+            try startThread(name: "job-keys") {
+                defer { done.countDown() }
+                var cursor = cursor
+                var number = 0
+                while true {
+                    do {
+                        let keys = try readKeys(cursor)
+                        guard keyPages.put((number, keys)) else { break }
+                        number += 1
+                        guard keys.keys.count >= pageSize, let last = keys.last else { break }
+                        cursor = last
+                    } catch {
+                        pages.put(number, .failure(error))
+                        number += 1
+                        break
+                    }
+                }
+                pages.end(at: number)
+                keyPages.close()
+            }
+            for started in 0..<fillers {
                 do {
-                    let page = try read(cursor)
-                    guard pages.put(.success(page)) else { return }
-                    guard page.read >= pageSize, let last = page.last else { return }
-                    cursor = last
+                    try startThread(name: "job-filler") {
+                        defer { done.countDown() }
+                        while let (number, keys) = keyPages.take() {
+                            let page = Result { try fill(keys) }
+                            guard pages.put(number, page) else { return }
+                        }
+                    }
                 } catch {
-                    pages.put(.failure(error))
-                    return
+                    // The threads already running are told to end and waited for.
+                    keyPages.close()
+                    pages.close()
+                    for _ in started..<fillers { done.countDown() }
+                    _ = done.wait()
+                    throw error
                 }
             }
         }
@@ -590,9 +670,10 @@ final class JobReadAhead: @unchecked Sendable {
         return try item.get()
     }
 
-    /// No more pages: the reader ends after the statement under way.
+    /// No more pages: the readers end after the statements under way.
     func stop() {
         pages.close()
+        keyPages.close()
         done.wait()
     }
 }

@@ -22,14 +22,15 @@ public enum ServiceLimits {
     public static let supervisorThreads = 1
 
     /// One worker process: the thread that keeps time for the dispatcher (its main thread), the
-    /// signal thread and the orphan watch; the job runners, each with a page reader and two
-    /// batch writers while it runs a job; the worker threads and as many
+    /// signal thread and the orphan watch; the job runners, each with three page readers (a key
+    /// reader and two filling pages in, for `leads` lists) and two batch writers while it runs a
+    /// job; the worker threads and as many
     /// stand-ins at most (for workers whose import went long); a connect thread per pooled
     /// connection at most (while it connects); the import stage threads, a fixed budget
     /// (`LeadImporter.stageThreads`): an import that finds none free runs on its request's thread.
     public static func threadsPerWorkerProcess(workers: Int, poolSize: Int, jobRunners: Int,
                                                stageThreads: Int = LeadImporter.defaultStageThreads) -> Int {
-        3 + 4 * jobRunners + 2 * workers + poolSize + stageThreads
+        3 + 6 * jobRunners + 2 * workers + poolSize + stageThreads
     }
 
     /// An idle worker process: no stand-in, no connect thread, no stage thread.

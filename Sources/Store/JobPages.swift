@@ -50,20 +50,38 @@ public enum JobPages {
             }
             return Page(members: items, read: items.count, last: last)
         case .leads:
-            let (keys, last) = try readKeyset(first: CanonicalLeads.firstKeys, next: CanonicalLeads.nextKeys, list: target.listID,
-                                           after: cursor, limit: limit, on: connection) { row in
-                ListCursor(createdAt: try row.requiredString(0), id: try row.requiredString(1))
-            }
-            guard !keys.isEmpty else { return Page(members: [], read: 0, last: nil) }
-            let ids = keys.map(\.id)
-            let result = try connection.query(CanonicalLeads.membersOfKeys,
-                                              values: [PostgresValue.uuidArray(ids) ?? .textArray(ids), .text(target.userID)])
-            var kept: [Int] = []
-            let members = try CanonicalLeads.decode(result, count: keys.count, kept: { kept.append($0) })
-            // A member whose Lead went since its key was read is no longer in the list: skipped,
-            // as the synchronous import skips it.
-            return Page(members: zip(kept, members).map { JobMember(id: keys[$0].id, member: $1, cursor: keys[$0]) }, read: keys.count,
-                        last: last)
+            return try members(of: keys(of: target, after: cursor, limit: limit, on: connection), of: target, on: connection)
         }
+    }
+
+    /// A page of a `leads` list's keys: the cheap half of its page, read in order, while its
+    /// members are filled in (`members(of:)`) on other connections.
+    public struct Keys: Sendable {
+        public var keys: [ListCursor]
+        public var last: ListCursor?
+    }
+
+    public static func keys(of target: ImportTarget, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> Keys {
+        precondition(target.storage == .leads, "only a leads list's pages are read in two halves")
+        let (keys, last) = try readKeyset(first: CanonicalLeads.firstKeys, next: CanonicalLeads.nextKeys, list: target.listID,
+                                          after: cursor, limit: limit, on: connection) { row in
+            ListCursor(createdAt: try row.requiredString(0), id: try row.requiredString(1))
+        }
+        return Keys(keys: keys, last: last)
+    }
+
+    /// The page those keys make: each member filled in from its Lead.
+    public static func members(of page: Keys, of target: ImportTarget, on connection: Connection) throws -> Page {
+        let keys = page.keys
+        guard !keys.isEmpty else { return Page(members: [], read: 0, last: nil) }
+        let ids = keys.map(\.id)
+        let result = try connection.query(CanonicalLeads.membersOfKeys,
+                                          values: [PostgresValue.uuidArray(ids) ?? .textArray(ids), .text(target.userID)])
+        var kept: [Int] = []
+        let members = try CanonicalLeads.decode(result, count: keys.count, kept: { kept.append($0) })
+        // A member whose Lead went since its key was read is no longer in the list: skipped,
+        // as the synchronous import skips it.
+        return Page(members: zip(kept, members).map { JobMember(id: keys[$0].id, member: $1, cursor: keys[$0]) }, read: keys.count,
+                    last: page.last)
     }
 }

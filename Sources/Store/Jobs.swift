@@ -360,12 +360,14 @@ public struct JobStore: Sendable {
               AND NOT EXISTS (SELECT 1 FROM campaign_leads l WHERE l.campaign_id = job.campaign_id AND l.identity_key = r.identity)
         ), rejected AS (
             INSERT INTO import_rejections (job_id, position, member_id, reason, detail)
+            -- Joins, not NOT EXISTS under the OR (a subquery run for each lead, scanning the
+            -- batch's inserts): each identity is inserted, or would be, at most once.
             SELECT job.id, r.place, r.member_id, 'duplicate',
                    CASE WHEN r.place <> r.first_place THEN $23 || r.first_place ELSE $22 END
             FROM ranked r CROSS JOIN job
-            WHERE r.place <> r.first_place
-               OR NOT EXISTS (SELECT 1 FROM inserted i WHERE i.identity_key = r.identity)
-                  AND NOT EXISTS (SELECT 1 FROM would_insert w WHERE w.identity = r.identity)
+            LEFT JOIN inserted i ON i.identity_key = r.identity
+            LEFT JOIN would_insert w ON w.identity = r.identity
+            WHERE r.place <> r.first_place OR i.identity_key IS NULL AND w.identity IS NULL
             UNION ALL
             SELECT job.id, s.place, s.member_id, s.reason, s.detail
             FROM job CROSS JOIN unnest($18::int[], $19::uuid[], $20::text[], $21::text[]) AS s(place, member_id, reason, detail)

@@ -31,7 +31,7 @@ public final class JobRunner: @unchecked Sendable {
     /// that of one batch after the other (`JobStore.commitSQL`).
     public let batchesInFlight: Int
 
-    public init(connections: any ConnectionSource, timing: LeaseTiming = .standard, batchSize: Int = 1000, batchesInFlight: Int = 2,
+    public init(connections: any ConnectionSource, timing: LeaseTiming = .standard, batchSize: Int = 500, batchesInFlight: Int = 2,
                 waitLimit: Duration = .seconds(10), stopRequested: @escaping @Sendable () -> Bool = { false }) {
         precondition(batchesInFlight >= 1)
         self.connections = connections
@@ -177,17 +177,17 @@ public final class JobRunner: @unchecked Sendable {
         var previous = BatchIdentities.none
         var readEnd: (end: ImportEnd, unreachable: Bool)?
         var stopping = false
-        while true {
-            while inFlight.count < batchesInFlight, !stopping {
-                if stopRequested() {
-                    stopping = true
-                    break
-                }
+        // The next batch, planned while the ones in flight commit, sent as soon as one has.
+        var ready: (members: [PlannedMember], planned: PlannedJobBatch)?
+
+        enum Prepared { case batch([PlannedMember], PlannedJobBatch), none, lost }
+        func prepare() -> Prepared {
+            while true {
                 var members: [PlannedMember]
                 if !again.isEmpty {
                     members = again.removeFirst()
                 } else {
-                    guard readEnd == nil else { break }
+                    guard readEnd == nil else { return .none }
                     guard keepLease(&run) else { return .lost }
                     let page: JobPages.Page
                     do {
@@ -195,7 +195,7 @@ public final class JobRunner: @unchecked Sendable {
                     } catch {
                         Log.warning("job page fetch failed", ["job": run.hold.jobID, "error": describe(error)])
                         readEnd = (.pageFetchFailed(pagesRead: pagesRead), Self.isUnreachable(error))
-                        break
+                        return .none
                     }
                     pagesRead += 1
                     let after = plannedThrough
@@ -206,10 +206,29 @@ public final class JobRunner: @unchecked Sendable {
                     if page.read >= batchSize, let last = page.last { cursor = last } else { readEnd = (.completed, false) }
                     if members.isEmpty { continue }
                 }
-                guard run.lease.mayCommit(now: .now()) else { return .lost }
                 let planned = PlannedJobBatch.of(members, after: members[0].position - 1, channel: run.target.channel, repeating: previous)
                 previous = planned.identities
-                inFlight.append(send(planned, members: members, hold: run.hold, lanes: lanes))
+                return .batch(members, planned)
+            }
+        }
+
+        while true {
+            while !stopping {
+                if stopRequested() {
+                    stopping = true
+                    break
+                }
+                if ready == nil {
+                    switch prepare() {
+                    case .batch(let members, let planned): ready = (members, planned)
+                    case .none: break
+                    case .lost: return .lost
+                    }
+                }
+                guard let next = ready, inFlight.count < batchesInFlight else { break }
+                guard run.lease.mayCommit(now: .now()) else { return .lost }
+                inFlight.append(send(next.planned, members: next.members, hold: run.hold, lanes: lanes))
+                ready = nil
             }
             guard !inFlight.isEmpty else { break }
             let first = inFlight.removeFirst()
@@ -227,7 +246,9 @@ public final class JobRunner: @unchecked Sendable {
             if stopping { break }
             switch recover(from: answer, of: [first] + behind, &run) {
             case .goOn(let pages, let committed):
-                again = pages + again
+                // The batch planned ahead is planned again too, after them.
+                again = pages + (ready.map { [$0.members] } ?? []) + again
+                ready = nil
                 previous = committed
             case .lost:
                 return .lost
@@ -235,7 +256,7 @@ public final class JobRunner: @unchecked Sendable {
                 return .outcome(outcome(.stopped(stop)), databaseUnreachable: false)
             }
         }
-        if let readEnd, again.isEmpty { return .outcome(outcome(readEnd.end), databaseUnreachable: readEnd.unreachable) }
+        if let readEnd, again.isEmpty, ready == nil { return .outcome(outcome(readEnd.end), databaseUnreachable: readEnd.unreachable) }
         return .outcome(outcome(.stopped(.serviceStopping)), databaseUnreachable: false)
     }
 

@@ -50,14 +50,19 @@ public enum FuzzOracle {
         return nil
     }
 
-    /// The JSON reader: never traps, and the body check agrees with it.
+    /// The JSON reader: never traps, and the body check agrees with it; a body whose filter
+    /// names anything never passes as the whole list (a mistyped filter must never import it).
     public static func json(_ bytes: [UInt8]) -> String? {
         let parsed = try? JSONReader.parse(bytes)
-        let listID = ImportRequest.listID(fromBody: bytes)
-        switch (parsed, listID) {
-        case (nil, .success(let id)): return "a body the reader refuses gave list id \(id)"
+        let checked = ImportRequest.body(bytes)
+        switch (parsed, checked) {
+        case (nil, .success(let body)): return "a body the reader refuses gave list id \(body.listID)"
         case (.some(let value), .failure(.invalidJSON)):
             if case .object = value { return "an object was called invalid JSON" }
+        case (.some(let value), .success(let body)):
+            if case .object(let members)? = value["filter"], !members.isEmpty, body.filter.selectsEverything {
+                return "a filter with keys passed as the whole list"
+            }
         default: break
         }
         return nil

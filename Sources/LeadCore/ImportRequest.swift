@@ -53,12 +53,44 @@ public enum ImportRequest {
         exceedsLimit || byteCount > bodyLimit ? .payloadTooLarge : nil
     }
 
-    /// The list id from a body `{"listId": "<uuid>"}`; unknown keys are ignored.
-    public static func listID(fromBody body: [UInt8]) -> Result<String, RequestError> {
-        guard let value = try? JSONReader.parse(body), case .object = value else { return .failure(.invalidJSON) }
+    /// The body's checks in the contract's order: a JSON object, `listId`, `filter`, `dryRun`.
+    /// Other keys are ignored.
+    public static func body(_ bytes: [UInt8]) -> Result<ImportBody, RequestError> {
+        guard let value = try? JSONReader.parse(bytes), case .object = value else { return .failure(.invalidJSON) }
         guard case .string(let listID)? = value["listId"], UUIDPattern.matches(listID) else { return .failure(.invalidListID) }
-        return .success(listID)
+        let filter: ImportFilter
+        switch ImportFilter.parse(value["filter"]) {
+        case .failure(let error): return .failure(error)
+        case .success(let parsed): filter = parsed
+        }
+        let dryRun: Bool?
+        switch value["dryRun"] {
+        case nil: dryRun = nil
+        case .bool(let flag)?: dryRun = flag
+        default: return .failure(.invalidDryRun)
+        }
+        return .success(ImportBody(listID: listID, filter: filter, filterAsGiven: value["filter"], dryRun: dryRun))
     }
+}
+
+/// What a request body asks for, once checked.
+public struct ImportBody: Equatable, Sendable {
+    public var listID: String
+    public var filter: ImportFilter
+    /// The `filter` as the body gave it (nil: no such key), echoed by a job.
+    public var filterAsGiven: JSONValue?
+    /// nil: no such key (false).
+    public var dryRun: Bool?
+
+    public init(listID: String, filter: ImportFilter = ImportFilter(), filterAsGiven: JSONValue? = nil, dryRun: Bool? = nil) {
+        self.listID = listID
+        self.filter = filter
+        self.filterAsGiven = filterAsGiven
+        self.dryRun = dryRun
+    }
+
+    /// Whether it asks for anything but the whole list, written.
+    public var asksForSelectionOrDryRun: Bool { !filter.selectsEverything || dryRun == true }
 }
 
 /// The campaign and list a request names, once they passed the request's own checks.

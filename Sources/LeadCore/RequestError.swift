@@ -31,6 +31,14 @@ public struct RequestError: Error, Equatable, Sendable {
                                                      message: "the request body is larger than \(ImportRequest.bodyLimit / 1024) KiB")
     public static let invalidJSON = RequestError(status: 400, code: "invalid_json", message: "the body must be a JSON object")
     public static let invalidListID = RequestError(status: 400, code: "invalid_list_id", message: "listId must be a string holding a valid UUID")
+    /// The message names the offending part of the filter (`filter.where[2].field`).
+    public static func invalidFilter(_ message: String) -> RequestError {
+        RequestError(status: 400, code: "invalid_filter", message: message)
+    }
+    /// A valid `filter` or `dryRun: true`, which this version does not carry out yet.
+    public static let selectionNotBuilt = RequestError(status: 501, code: "not_implemented",
+                                                       message: "filter and dryRun are not carried out by this version yet; nothing was imported")
+    public static let invalidDryRun = RequestError(status: 400, code: "invalid_dry_run", message: "dryRun must be true or false")
     public static let campaignNotFound = RequestError(status: 404, code: "campaign_not_found", message: "no such campaign")
     public static let listNotFound = RequestError(status: 404, code: "list_not_found", message: "no such list")
     public static let campaignNotDraft = RequestError(status: 400, code: "campaign_not_draft", message: "only a campaign in draft status accepts leads")

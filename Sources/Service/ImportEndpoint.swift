@@ -58,9 +58,13 @@ public struct ImportEndpoint: Sendable {
         }
         if let error = ImportRequest.checkContentType(request.headers["content-type"]) { return .failure(error) }
         if let error = ImportRequest.checkSize(exceedsLimit: request.bodyExceedsLimit, byteCount: request.body.count) { return .failure(error) }
-        switch ImportRequest.listID(fromBody: request.body) {
+        switch ImportRequest.body(request.body) {
         case .failure(let error): return .failure(error)
-        case .success(let list): return .success(ImportIDs(campaign: campaign, list: list))
+        case .success(let body):
+            // The selection and the dry run are not built yet: a request that asks for them is
+            // refused rather than answered with an import of the whole list.
+            if body.asksForSelectionOrDryRun { return .failure(.selectionNotBuilt) }
+            return .success(ImportIDs(campaign: campaign, list: body.listID))
         }
     }
 

@@ -26,6 +26,10 @@ struct Import: ParsableCommand {
     @Option(help: ArgumentHelp("The user who owns the campaign and the list.", valueName: "uuid")) var user: String
     @Option(help: ArgumentHelp("The campaign to import into.", valueName: "uuid")) var campaign: String
     @Option(help: ArgumentHelp("The list to import.", valueName: "uuid")) var list: String
+    @Option(help: ArgumentHelp("What part of the list to import, and in what order: the body's `filter` as JSON.", valueName: "json"))
+    var filter: String?
+    @Flag(name: .customLong("dry-run"), help: "Answer what the import would answer, and write nothing.")
+    var dryRun = false
     @Flag(name: .customLong("async"), help: "Record the import as a job, print the job and exit, without waiting for it.")
     var recordJob = false
     @OptionGroup var database: DatabaseOptions
@@ -36,7 +40,26 @@ struct Import: ParsableCommand {
         }
     }
 
+    /// The endpoint's checks of `filter` and `dryRun`, before anything is read: a mistyped
+    /// filter must never import the whole list.
+    func checkSelection() throws {
+        var selection = ImportFilter()
+        if let filter {
+            guard let value = try? JSONReader.parse(filter) else {
+                throw CommandFailure("import: invalid_filter: --filter is not JSON")
+            }
+            switch ImportFilter.parse(value) {
+            case .failure(let error): throw CommandFailure("import: \(error.code): \(error.message)")
+            case .success(let parsed): selection = parsed
+            }
+        }
+        if !selection.selectsEverything || dryRun {
+            throw CommandFailure("import: \(RequestError.selectionNotBuilt.code): \(RequestError.selectionNotBuilt.message)")
+        }
+    }
+
     func run() throws {
+        try checkSelection()
         let url = try database.resolve()
         // The import's stages lease as bulk work, which leaves the pool's last connection to
         // requests: three give them the two the service's imports have.

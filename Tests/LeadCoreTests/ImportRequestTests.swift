@@ -31,15 +31,18 @@ final class ImportRequestTests: XCTestCase {
     }
 
     func testBody() {
-        XCTAssertEqual(ImportRequest.listID(fromBody: Array(#"{"listId":"\#(id)","filter":{"x":[1,2]}}"#.utf8)), .success(id))
-        XCTAssertEqual(ImportRequest.listID(fromBody: Array(#"{"listId":"\#(id)"}"#.utf8)), .success(id))
+        XCTAssertEqual(ImportRequest.body(Array(#"{"listId":"\#(id)","other":{"x":[1,2]}}"#.utf8)).map(\.listID), .success(id),
+                       "keys the contract does not know are ignored")
+        XCTAssertEqual(ImportRequest.body(Array(#"{"listId":"\#(id)","filter":{"x":[1,2]}}"#.utf8)).map(\.listID),
+                       .failure(.invalidFilter("filter.x is not a filter key (leadIds, where, orderBy, limit)")))
+        XCTAssertEqual(ImportRequest.body(Array(#"{"listId":"\#(id)"}"#.utf8)).map(\.listID), .success(id))
         for bad in ["", "null", "[]", "\"x\"", "{", "{\"listId\":}", "{'listId':'x'}", String(repeating: "[", count: 10_000)] {
-            XCTAssertEqual(ImportRequest.listID(fromBody: Array(bad.utf8)), .failure(.invalidJSON), bad)
+            XCTAssertEqual(ImportRequest.body(Array(bad.utf8)).map(\.listID), .failure(.invalidJSON), bad)
         }
         for bad in ["{}", #"{"listId":42}"#, #"{"listId":null}"#, #"{"listId":"nope"}"#, #"{"listid":"\#(id)"}"#] {
-            XCTAssertEqual(ImportRequest.listID(fromBody: Array(bad.utf8)), .failure(.invalidListID), bad)
+            XCTAssertEqual(ImportRequest.body(Array(bad.utf8)).map(\.listID), .failure(.invalidListID), bad)
         }
-        XCTAssertEqual(ImportRequest.listID(fromBody: [0x7B, 0xFF, 0x7D]), .failure(.invalidJSON))
+        XCTAssertEqual(ImportRequest.body([0x7B, 0xFF, 0x7D]).map(\.listID), .failure(.invalidJSON))
     }
 }
 

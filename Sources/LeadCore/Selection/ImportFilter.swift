@@ -1,0 +1,282 @@
+/// What part of a list an import takes, and in what order (contract, section 4): the `filter`
+/// of a request body, validated strictly, since a mistyped filter must never import the whole list.
+public struct ImportFilter: Equatable, Sendable {
+    /// Only these members (Lead ids of `leads` lists, row ids of `rows` lists), each once, in
+    /// the order first given; nil: every member.
+    public var memberIDs: [String]?
+    /// All must hold.
+    public var conditions: [FilterCondition]
+    /// The order members are imported in, before list order; empty: list order.
+    public var order: [FilterOrder]
+    /// At most this many members, the first ones in order.
+    public var limit: Int?
+
+    public init(memberIDs: [String]? = nil, conditions: [FilterCondition] = [], order: [FilterOrder] = [], limit: Int? = nil) {
+        self.memberIDs = memberIDs
+        self.conditions = conditions
+        self.order = order
+        self.limit = limit
+    }
+
+    /// No key set: the whole list, in list order (`{}`, `null`, or no `filter`).
+    public var selectsEverything: Bool { memberIDs == nil && conditions.isEmpty && order.isEmpty && limit == nil }
+
+    public static let memberIDLimit = 1_000
+    public static let conditionLimit = 20
+    public static let valueLimit = 100
+    public static let orderLimit = 3
+    public static let limitRange = 1...10_000_000
+    public static let attributeKeyLength = 1...200
+
+    /// The filter a body's `filter` holds (nil when the key is absent), or the first thing wrong
+    /// with it, named by its place (`filter.where[2].field`), in the order the body gives it.
+    public static func parse(_ value: JSONValue?) -> Result<ImportFilter, RequestError> {
+        do {
+            return .success(try FilterParser.filter(value))
+        } catch {
+            return .failure(.invalidFilter(error.message))
+        }
+    }
+}
+
+/// A field of the lead as it would be imported (section 1's mapping and normalization), or one
+/// of the member's attributes.
+public enum FilterField: Hashable, Sendable {
+    case email, linkedinURL, firstName, lastName, name, company, position, headline
+    /// `attributes.KEY`: the Lead's attribute KEY (`leads` lists), the top-level key KEY of
+    /// `profile_data` (`rows` lists).
+    case attribute(String)
+
+    public static let mapped: [FilterField] = [.email, .linkedinURL, .firstName, .lastName, .name, .company, .position, .headline]
+
+    public init?(name: String) {
+        if let field = Self.mapped.first(where: { $0.name == name }) {
+            self = field
+        } else if name.hasPrefix("attributes.") {
+            let key = String(name.dropFirst("attributes.".count))
+            guard ImportFilter.attributeKeyLength.contains(key.count) else { return nil }
+            self = .attribute(key)
+        } else {
+            return nil
+        }
+    }
+
+    /// As a request names it.
+    public var name: String {
+        switch self {
+        case .email: return "email"
+        case .linkedinURL: return "linkedinUrl"
+        case .firstName: return "firstName"
+        case .lastName: return "lastName"
+        case .name: return "name"
+        case .company: return "company"
+        case .position: return "position"
+        case .headline: return "headline"
+        case .attribute(let key): return "attributes." + key
+        }
+    }
+}
+
+/// `{"field": F, "value": V}` of `where`.
+public struct FilterCondition: Equatable, Sendable {
+    public enum Match: Equatable, Sendable {
+        /// The field equals it, ignoring case and surrounding whitespace.
+        case equals(String)
+        /// The field is absent or empty.
+        case absent
+        /// The field equals any of them (as `equals`).
+        case anyOf([String])
+    }
+
+    public var field: FilterField
+    public var match: Match
+
+    public init(field: FilterField, match: Match) {
+        self.field = field
+        self.match = match
+    }
+
+    /// Whether a member whose field is `value` (nil: absent) meets the condition.
+    public func holds(for value: String?) -> Bool {
+        let present = value.map(FilterText.comparable).flatMap { $0.isEmpty ? nil : $0 }
+        switch match {
+        case .absent: return present == nil
+        case .equals(let wanted): return present != nil && present == FilterText.comparable(wanted)
+        case .anyOf(let wanted): return present.map { value in wanted.contains { FilterText.comparable($0) == value } } ?? false
+        }
+    }
+}
+
+/// `{"field": F, "direction": "asc" | "desc"}` of `orderBy`.
+public struct FilterOrder: Equatable, Sendable {
+    public var field: FilterField
+    public var descending: Bool
+
+    public init(field: FilterField, descending: Bool = false) {
+        self.field = field
+        self.descending = descending
+    }
+}
+
+/// How filter values compare: trimmed of surrounding whitespace, case folded.
+public enum FilterText {
+    public static func comparable(_ text: String) -> String {
+        String(text.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed()).lowercased()
+    }
+}
+
+/// The ordering rule of `orderBy`: by each key in turn (absent values last whichever the
+/// direction), ties in list order.
+public enum SelectionOrder {
+    /// Whether the member with `keys` at list place `place` comes before the other. `keys` are
+    /// the member's values of the order's fields, nil when absent or empty.
+    public static func precedes(_ a: (keys: [String?], place: Int), _ b: (keys: [String?], place: Int), by order: [FilterOrder]) -> Bool {
+        for (index, key) in order.enumerated() {
+            let x = a.keys[index].flatMap(present), y = b.keys[index].flatMap(present)
+            switch (x, y) {
+            case (nil, nil): continue
+            case (nil, _): return false
+            case (_, nil): return true
+            case let (x?, y?):
+                if x == y { continue }
+                return key.descending ? y.utf8.lexicographicallyPrecedes(x.utf8) : x.utf8.lexicographicallyPrecedes(y.utf8)
+            }
+        }
+        return a.place < b.place
+    }
+
+    private static func present(_ value: String) -> String? {
+        let text = FilterText.comparable(value)
+        return text.isEmpty ? nil : text
+    }
+}
+
+/// A place in the filter and what is wrong there.
+struct FilterProblem: Error {
+    let message: String
+}
+
+/// The checks of `ImportFilter.parse`, one place at a time.
+enum FilterParser {
+    static func filter(_ value: JSONValue?) throws(FilterProblem) -> ImportFilter {
+        var filter = ImportFilter()
+        switch value {
+        case nil, .null?: return filter
+        case .object(let members)?:
+            var seen: Set<String> = []
+            for (key, value) in members {
+                let place = "filter." + key
+                guard seen.insert(key).inserted else { throw FilterProblem(message: "\(place) is given twice") }
+                switch key {
+                case "leadIds": filter.memberIDs = try memberIDs(value, at: place)
+                case "where": filter.conditions = try conditions(value, at: place)
+                case "orderBy": filter.order = try order(value, at: place)
+                case "limit": filter.limit = try limit(value, at: place)
+                default:
+                    throw FilterProblem(message: "\(place) is not a filter key (leadIds, where, orderBy, limit)")
+                }
+            }
+            return filter
+        default:
+            throw FilterProblem(message: "filter must be an object or null")
+        }
+    }
+
+    static func memberIDs(_ value: JSONValue, at place: String) throws(FilterProblem) -> [String] {
+        let items = try array(value, at: place, count: 1...ImportFilter.memberIDLimit, of: "ids")
+        var ids: [String] = [], seen: Set<String> = []
+        for (index, item) in items.enumerated() {
+            guard case .string(let id) = item, UUIDPattern.matches(id[...]) else {
+                throw FilterProblem(message: "\(place)[\(index)] must be a string holding a valid UUID")
+            }
+            // The same id in another case is the same member.
+            if seen.insert(id.lowercased()).inserted { ids.append(id) }
+        }
+        return ids
+    }
+
+    static func conditions(_ value: JSONValue, at place: String) throws(FilterProblem) -> [FilterCondition] {
+        let items = try array(value, at: place, count: 1...ImportFilter.conditionLimit, of: "conditions")
+        var conditions: [FilterCondition] = []
+        for (index, item) in items.enumerated() {
+            let at = "\(place)[\(index)]"
+            let members = try object(item, at: at, keys: ["field", "value"], shape: #"{"field": F, "value": V}"#)
+            let field = try self.field(members["field"], at: at + ".field")
+            guard let value = members["value"] else { throw FilterProblem(message: "\(at).value is missing") }
+            let match: FilterCondition.Match
+            switch value {
+            case .string(let text): match = .equals(text)
+            case .null: match = .absent
+            case .array:
+                let values = try array(value, at: at + ".value", count: 1...ImportFilter.valueLimit, of: "strings")
+                var texts: [String] = []
+                for (offset, value) in values.enumerated() {
+                    guard case .string(let text) = value else { throw FilterProblem(message: "\(at).value[\(offset)] must be a string") }
+                    texts.append(text)
+                }
+                match = .anyOf(texts)
+            default:
+                throw FilterProblem(message: "\(at).value must be a string, null, or an array of 1 to \(ImportFilter.valueLimit) strings")
+            }
+            conditions.append(FilterCondition(field: field, match: match))
+        }
+        return conditions
+    }
+
+    static func order(_ value: JSONValue, at place: String) throws(FilterProblem) -> [FilterOrder] {
+        let items = try array(value, at: place, count: 1...ImportFilter.orderLimit, of: "keys")
+        var order: [FilterOrder] = []
+        for (index, item) in items.enumerated() {
+            let at = "\(place)[\(index)]"
+            let members = try object(item, at: at, keys: ["field", "direction"], shape: #"{"field": F, "direction": "asc" | "desc"}"#)
+            let field = try self.field(members["field"], at: at + ".field")
+            let descending: Bool
+            switch members["direction"] {
+            case nil, .string("asc")?: descending = false
+            case .string("desc")?: descending = true
+            default: throw FilterProblem(message: #"\#(at).direction must be "asc" or "desc""#)
+            }
+            order.append(FilterOrder(field: field, descending: descending))
+        }
+        return order
+    }
+
+    static func limit(_ value: JSONValue, at place: String) throws(FilterProblem) -> Int {
+        let range = ImportFilter.limitRange
+        let problem = FilterProblem(message: "\(place) must be an integer from \(range.lowerBound) to \(range.upperBound)")
+        guard case .number(let text) = value, let number = integer(text), range.contains(number) else { throw problem }
+        return number
+    }
+
+    /// The integer a JSON number holds, written plainly (`2500`, not `2.5e3`), or nil.
+    static func integer(_ text: String) -> Int? {
+        guard text.utf8.count <= 18, text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 || $0 == UInt8(ascii: "-") }) else { return nil }
+        return Int(text)
+    }
+
+    static func field(_ value: JSONValue?, at place: String) throws(FilterProblem) -> FilterField {
+        guard let value else { throw FilterProblem(message: "\(place) is missing") }
+        guard case .string(let name) = value, let field = FilterField(name: name) else {
+            let names = FilterField.mapped.map(\.name).joined(separator: ", ")
+            throw FilterProblem(message: "\(place) must be one of \(names), or attributes.KEY (KEY of 1 to 200 characters)")
+        }
+        return field
+    }
+
+    static func array(_ value: JSONValue, at place: String, count: ClosedRange<Int>, of what: String) throws(FilterProblem) -> [JSONValue] {
+        guard case .array(let items) = value, count.contains(items.count) else {
+            throw FilterProblem(message: "\(place) must be an array of \(count.lowerBound) to \(count.upperBound) \(what)")
+        }
+        return items
+    }
+
+    static func object(_ value: JSONValue, at place: String, keys: Set<String>, shape: String) throws(FilterProblem) -> [String: JSONValue] {
+        guard case .object(let members) = value else { throw FilterProblem(message: "\(place) must be an object \(shape)") }
+        var found: [String: JSONValue] = [:]
+        for (key, value) in members {
+            guard keys.contains(key) else { throw FilterProblem(message: "\(place).\(key) is not allowed here: \(shape)") }
+            guard found.updateValue(value, forKey: key) == nil else { throw FilterProblem(message: "\(place).\(key) is given twice") }
+        }
+        return found
+    }
+}

@@ -1,0 +1,166 @@
+import LeadCore
+import XCTest
+
+/// Section 4's `filter` and `dryRun`: parsed strictly, every refusal naming its place, in the
+/// body's check order; the matching and ordering rules.
+final class ImportFilterTests: XCTestCase {
+    let list = "0b6f2f5e-6b7d-4c1a-9f3e-2d4c5b6a7e8f"
+    let id1 = "11111111-1111-4111-8111-111111111111"
+    let id2 = "22222222-2222-4222-8222-222222222222"
+
+    func body(_ json: String) -> Result<ImportBody, RequestError> {
+        ImportRequest.body(Array(json.utf8))
+    }
+
+    func filter(_ json: String) -> Result<ImportFilter, RequestError> {
+        body(#"{"listId": "\#(list)", "filter": \#(json)}"#).map(\.filter)
+    }
+
+    func refusal(_ json: String, file: StaticString = #filePath, line: UInt = #line) -> String? {
+        guard case .failure(let error) = filter(json) else {
+            XCTFail("accepted: \(json)", file: file, line: line)
+            return nil
+        }
+        XCTAssertEqual(error.status, 400, file: file, line: line)
+        XCTAssertEqual(error.code, "invalid_filter", file: file, line: line)
+        return error.message
+    }
+
+    func testNoFilterIsTheWholeList() throws {
+        for json in [#"{"listId": "\#(list)"}"#, #"{"listId": "\#(list)", "filter": null}"#, #"{"listId": "\#(list)", "filter": {}}"#] {
+            let parsed = try body(json).get()
+            XCTAssertTrue(parsed.filter.selectsEverything, json)
+            XCTAssertNil(parsed.dryRun)
+            XCTAssertFalse(parsed.asksForSelectionOrDryRun)
+        }
+        XCTAssertEqual(try body(#"{"listId": "\#(list)", "filter": {}}"#).get().filterAsGiven, .object([]), "echoed as given")
+        XCTAssertNil(try body(#"{"listId": "\#(list)"}"#).get().filterAsGiven)
+    }
+
+    func testAFilterWithEveryKey() throws {
+        let parsed = try filter("""
+            {"leadIds": ["\(id1)", "\(id2)", "\(id1.uppercased())"],
+             "where": [{"field": "company", "value": "Acme"}, {"field": "attributes.seniority", "value": ["VP", "Director"]},
+                       {"field": "email", "value": null}],
+             "orderBy": [{"field": "lastName"}, {"field": "attributes.score", "direction": "desc"}],
+             "limit": 2500}
+            """).get()
+        XCTAssertEqual(parsed.memberIDs, [id1, id2], "a repeated id counts once, whatever its case")
+        XCTAssertEqual(parsed.conditions, [
+            FilterCondition(field: .company, match: .equals("Acme")),
+            FilterCondition(field: .attribute("seniority"), match: .anyOf(["VP", "Director"])),
+            FilterCondition(field: .email, match: .absent),
+        ])
+        XCTAssertEqual(parsed.order, [FilterOrder(field: .lastName), FilterOrder(field: .attribute("score"), descending: true)])
+        XCTAssertEqual(parsed.limit, 2500)
+        XCTAssertFalse(parsed.selectsEverything)
+        XCTAssertEqual(FilterField.mapped.map(\.name), ["email", "linkedinUrl", "firstName", "lastName", "name", "company", "position", "headline"])
+        for field in FilterField.mapped { XCTAssertEqual(FilterField(name: field.name), field) }
+    }
+
+    func testEveryRefusalNamesItsPlace() {
+        let cases: [(String, String)] = [
+            (#""all""#, "filter must be an object or null"),
+            (#"[]"#, "filter must be an object or null"),
+            (#"{"limt": 5}"#, "filter.limt is not a filter key"),
+            (#"{"leadIds": "\#(id1)"}"#, "filter.leadIds must be an array of 1 to 1000 ids"),
+            (#"{"leadIds": []}"#, "filter.leadIds must be an array of 1 to 1000 ids"),
+            (#"{"leadIds": ["\#(id1)", "nope"]}"#, "filter.leadIds[1] must be a string holding a valid UUID"),
+            (#"{"leadIds": ["\#(id1)", 7]}"#, "filter.leadIds[1] must be a string holding a valid UUID"),
+            (#"{"where": {}}"#, "filter.where must be an array of 1 to 20 conditions"),
+            (#"{"where": []}"#, "filter.where must be an array of 1 to 20 conditions"),
+            (#"{"where": ["company"]}"#, "filter.where[0] must be an object"),
+            (#"{"where": [{"field": "company", "value": "a"}, {"field": "company", "value": "b", "op": "="}]}"#,
+             "filter.where[1].op is not allowed here"),
+            (#"{"where": [{"value": "a"}]}"#, "filter.where[0].field is missing"),
+            (#"{"where": [{"field": "a"}, {"field": "Company", "value": "a"}]}"#, "filter.where[0].field must be one of email, linkedinUrl"),
+            (#"{"where": [{"field": "company", "value": "a"}, {"field": "attributes.", "value": "a"}]}"#, "filter.where[1].field must be one of"),
+            (#"{"where": [{"field": "company"}]}"#, "filter.where[0].value is missing"),
+            (#"{"where": [{"field": "company", "value": 3}]}"#, "filter.where[0].value must be a string, null, or an array of 1 to 100 strings"),
+            (#"{"where": [{"field": "company", "value": []}]}"#, "filter.where[0].value must be an array of 1 to 100 strings"),
+            (#"{"where": [{"field": "company", "value": ["a", true]}]}"#, "filter.where[0].value[1] must be a string"),
+            (#"{"orderBy": [{"field": "name"}, {"field": "name"}, {"field": "name"}, {"field": "name"}]}"#,
+             "filter.orderBy must be an array of 1 to 3 keys"),
+            (#"{"orderBy": [{"field": "name", "direction": "up"}]}"#, #"filter.orderBy[0].direction must be "asc" or "desc""#),
+            (#"{"orderBy": [{"field": "name", "direction": null}]}"#, #"filter.orderBy[0].direction must be "asc" or "desc""#),
+            (#"{"orderBy": [{"direction": "asc"}]}"#, "filter.orderBy[0].field is missing"),
+            (#"{"limit": 0}"#, "filter.limit must be an integer from 1 to 10000000"),
+            (#"{"limit": 10000001}"#, "filter.limit must be an integer from 1 to 10000000"),
+            (#"{"limit": 2.5}"#, "filter.limit must be an integer"),
+            (#"{"limit": 1e3}"#, "filter.limit must be an integer"),
+            (#"{"limit": "10"}"#, "filter.limit must be an integer"),
+            (#"{"limit": -1}"#, "filter.limit must be an integer"),
+            (#"{"limit": 99999999999999999999999}"#, "filter.limit must be an integer"),
+            (#"{"limit": 5, "limit": 6}"#, "filter.limit is given twice"),
+            // The first wrong place in the body's order.
+            (#"{"limit": 0, "where": []}"#, "filter.limit"),
+            (#"{"where": [], "limit": 0}"#, "filter.where"),
+        ]
+        for (json, expected) in cases {
+            guard let message = refusal(json) else { continue }
+            XCTAssertTrue(message.hasPrefix(expected), "\(json): \(message)")
+        }
+        let tooMany = (0...1000).map { _ in #""\#(id1)""# }.joined(separator: ",")
+        XCTAssertEqual(refusal(#"{"leadIds": [\#(tooMany)]}"#), "filter.leadIds must be an array of 1 to 1000 ids")
+        let conditions = (0...20).map { _ in #"{"field": "name", "value": "a"}"# }.joined(separator: ",")
+        XCTAssertEqual(refusal(#"{"where": [\#(conditions)]}"#), "filter.where must be an array of 1 to 20 conditions")
+        let values = (0...100).map { #""v\#($0)""# }.joined(separator: ",")
+        XCTAssertEqual(refusal(#"{"where": [{"field": "name", "value": [\#(values)]}]}"#),
+                       "filter.where[0].value must be an array of 1 to 100 strings")
+        let key = String(repeating: "k", count: 200)
+        XCTAssertNoThrow(try filter(#"{"where": [{"field": "attributes.\#(key)", "value": "a"}]}"#).get(), "a key of 200 characters")
+        XCTAssertNotNil(refusal(#"{"where": [{"field": "attributes.\#(key)k", "value": "a"}]}"#), "201 characters")
+        XCTAssertEqual(try filter(#"{"limit": 10000000}"#).get().limit, 10_000_000)
+        XCTAssertEqual(try filter(#"{"limit": 1}"#).get().limit, 1)
+    }
+
+    /// After `listId`, the filter, then `dryRun`; keys the contract does not know are ignored.
+    func testTheBodysCheckOrder() {
+        XCTAssertEqual(body(#"{"filter": {"limit": 0}, "dryRun": 1}"#).failure?.code, "invalid_list_id")
+        XCTAssertEqual(body(#"{"listId": "\#(list)", "filter": {"limit": 0}, "dryRun": 1}"#).failure?.code, "invalid_filter")
+        XCTAssertEqual(body(#"{"listId": "\#(list)", "dryRun": 1}"#).failure, .invalidDryRun)
+        XCTAssertEqual(body(#"{"listId": "\#(list)", "dryRun": null}"#).failure, .invalidDryRun)
+        XCTAssertEqual(body(#"{"listId": "\#(list)", "dryRun": "true"}"#).failure, .invalidDryRun)
+        XCTAssertEqual(try body(#"{"listId": "\#(list)", "dryRun": true, "note": 1}"#).get().dryRun, true)
+        XCTAssertEqual(try body(#"{"listId": "\#(list)", "dryRun": false}"#).get().asksForSelectionOrDryRun, false)
+        XCTAssertEqual(try body(#"{"listId": "\#(list)", "dryRun": true}"#).get().asksForSelectionOrDryRun, true)
+    }
+
+    func testMatchingIgnoresCaseAndSurroundingWhitespace() {
+        let equals = FilterCondition(field: .company, match: .equals(" ACME "))
+        XCTAssertTrue(equals.holds(for: "acme"))
+        XCTAssertTrue(equals.holds(for: "\tAcme\n"))
+        XCTAssertFalse(equals.holds(for: "Acme Inc"))
+        XCTAssertFalse(equals.holds(for: nil))
+        let absent = FilterCondition(field: .email, match: .absent)
+        XCTAssertTrue(absent.holds(for: nil))
+        XCTAssertTrue(absent.holds(for: "  "))
+        XCTAssertFalse(absent.holds(for: "a@b.co"))
+        let anyOf = FilterCondition(field: .position, match: .anyOf(["VP", "cto"]))
+        XCTAssertTrue(anyOf.holds(for: "vp"))
+        XCTAssertTrue(anyOf.holds(for: "CTO"))
+        XCTAssertFalse(anyOf.holds(for: "CEO"))
+        XCTAssertFalse(anyOf.holds(for: nil))
+    }
+
+    /// By each key in turn, absent values last in either direction, ties in list order.
+    func testTheOrderingRule() {
+        let members: [(keys: [String?], place: Int)] = [
+            (["b", "1"], 1), ([nil, "9"], 2), (["a", "2"], 3), (["B", "3"], 4), (["", "0"], 5), (["a", "2"], 6), (["c", nil], 7),
+        ]
+        func sorted(_ order: [FilterOrder]) -> [Int] {
+            members.sorted { SelectionOrder.precedes($0, $1, by: order) }.map(\.place)
+        }
+        XCTAssertEqual(sorted([FilterOrder(field: .name)]), [3, 6, 1, 4, 7, 2, 5], "b and B tie: list order; absent and empty last")
+        XCTAssertEqual(sorted([FilterOrder(field: .name, descending: true)]), [7, 1, 4, 3, 6, 2, 5], "absent still last")
+        XCTAssertEqual(sorted([FilterOrder(field: .name), FilterOrder(field: .company, descending: true)]), [3, 6, 4, 1, 7, 2, 5])
+        XCTAssertEqual(sorted([]), [1, 2, 3, 4, 5, 6, 7], "no order: list order")
+    }
+}
+
+extension Result {
+    var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
+}

@@ -291,6 +291,7 @@ public struct JobStore: Sendable {
             .textArray(batch.settled.map { String($0.position) }), .textArray(batch.settled.map(\.memberID)),
             .textArray(batch.settled.map(\.reason.rawValue)), .textArray(batch.settled.map(\.detail)),
             .text(RejectionDetail.alreadyInCampaign), .text(RejectionDetail.repeatOfPositionPrefix),
+            .textArray(leads.map(\.lead.identity)),
         ]
         do {
             guard let row = try connection.query(Self.commitSQL, values: values).first else { return .notHeld }
@@ -326,20 +327,20 @@ public struct JobStore: Sendable {
             WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' AND j.lease_expires_at > now()
               AND j.resume_position <= $3
         ), candidate AS (
-            -- Each lead's identity as the campaign's unique index will key it.
-            SELECT t.place, t.member_id, t.email, t.linkedin_url, t.first_name, t.last_name, t.name, t.company, t.title,
-                   t.headline, t.custom_fields,
-                   CASE c.channel WHEN 'email' THEN leadimport_normalize_email(t.email)
-                                  WHEN 'linkedin' THEN leadimport_normalize_linkedin(t.linkedin_url) END AS identity
+            -- Each lead with its identity, as the runner normalized it: the identity trigger keys
+            -- the campaign's rows the same way (one definition, IdentityDifferentialTests), and
+            -- normalizing again here cost the database as much as the rest of the batch. Should
+            -- the two ever differ, an inserted lead would also be counted a duplicate: the counts
+            -- CHECK refuses that batch, and splitting it settles that lead as an error.
+            SELECT t.*
             FROM job
-            LEFT JOIN campaigns c ON c.id = job.campaign_id
             CROSS JOIN unnest($7::int[], $8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-                              $14::text[], $15::text[], $16::text[], $17::text[])
-                 AS t(place, member_id, email, linkedin_url, first_name, last_name, name, company, title, headline, custom_fields)
+                              $14::text[], $15::text[], $16::text[], $17::text[], $24::text[])
+                 AS t(place, member_id, email, linkedin_url, first_name, last_name, name, company, title, headline, custom_fields,
+                      identity)
         ), ranked AS (
-            -- Of leads with one identity only the first is tried; the others repeat it. A lead the
-            -- database cannot key is tried, so that the trigger refuses it.
-            SELECT c.*, CASE WHEN c.identity IS NULL THEN c.place ELSE min(c.place) OVER (PARTITION BY c.identity) END AS first_place
+            -- Of leads with one identity only the first is tried; the others repeat it.
+            SELECT c.*, min(c.place) OVER (PARTITION BY c.identity) AS first_place
             FROM candidate c
         ), accepting AS (
             -- Once, only for a batch with leads, as the synchronous import: refuses unless the

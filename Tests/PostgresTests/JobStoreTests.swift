@@ -667,8 +667,10 @@ final class JobStoreTests: XCTestCase {
         }
     }
 
+    /// A lead as the runner maps it: its identity normalized (the commit keys leads by it).
     func lead(_ position: Int, _ member: String, _ email: String) -> JobBatch.Lead {
-        JobBatch.Lead(position: position, memberID: member, lead: CandidateLead(email: email, name: "Person \(position)", identity: email))
+        let identity = Email.normalized(email) ?? email
+        return JobBatch.Lead(position: position, memberID: member, lead: CandidateLead(email: email, name: "Person \(position)", identity: identity))
     }
 
     /// A batch after `after` of `leads` (position, email) and invalid members at `settled`.

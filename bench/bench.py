@@ -702,6 +702,27 @@ def closed_loop(url, body, token, connections, duration):
 
 # --------------------------------------------------------------------------------------------
 
+def best_of_rounds(rounds):
+    """Rounds of (synchronous import, job) of one list, combined as wrk's rounds are: the best
+    time of each side, on a machine whose other work slows either at random. Every round is kept
+    in "rounds"; the checks hold only if they hold in every round; the memory is the round's
+    with the highest peak."""
+    best_job = min(rounds, key=lambda e: e["job"]["seconds"])
+    best_sync = min(rounds, key=lambda e: e["sync"]["seconds"])
+    entry = dict(best_job)
+    entry["sync"] = best_sync["sync"]
+    entry["ratio_job_to_sync"] = round(best_job["job"]["seconds"] / best_sync["sync"]["seconds"], 3)
+    entry["ratio_job_to_sync_client"] = round(best_job["job"]["seconds_client"] / best_sync["sync"]["seconds"], 3)
+    entry["same_counts"] = all(e["same_counts"] for e in rounds)
+    entry["same_rows"] = all(e["same_rows"] for e in rounds)
+    entry["rejections_complete"] = all(e["rejections_complete"] for e in rounds)
+    entry["job"] = dict(best_job["job"])
+    entry["job"]["memory"] = max(rounds, key=lambda e: e["job"]["memory"]["peak_pss_bytes"] or 0)["job"]["memory"]
+    entry["rounds"] = [{"sync_s": e["sync"]["seconds"], "job_s": e["job"]["seconds"], "ratio": e["ratio_job_to_sync"],
+                        "job": e["job"], "sync": e["sync"]} for e in rounds]
+    return entry
+
+
 def machine_facts(args, admin):
     facts = {"nproc": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
     url = args.service_database_url
@@ -1048,6 +1069,7 @@ class Bench:
                 "in_database_by_reason": {k: int(v) for k, v in in_db.items()}}
 
     def measure_job(self, size, storage, list_id, channel="email"):
+        # One round: the synchronous import, then the job; best_of_rounds combines the rounds.
         """A job beside the synchronous import of the same list, each into a fresh draft campaign
         from the same state (list warmed, no campaign leads, nothing dirty)."""
         label = f"{size:,} {storage}/{channel}"
@@ -1283,7 +1305,10 @@ class Bench:
                         self.save(partial=True)
             if "jobs" in a.parts:
                 for storage in ("rows", "leads"):
-                    entry = self.measure_job(size, storage, lists[storage])
+                    rounds = []
+                    for _ in range(a.job_rounds):
+                        rounds.append(self.measure_job(size, storage, lists[storage]))
+                    entry = best_of_rounds(rounds)
                     entry["loadavg_after"] = loadavg()
                     self.results["jobs"].append(entry)
                     self.save(partial=True)
@@ -1593,6 +1618,7 @@ def main():
     p.add_argument("--sizes", default="10000,100000,1000000")
     p.add_argument("--wrk-duration", type=int, default=10)
     p.add_argument("--wrk-rounds", type=int, default=2)
+    p.add_argument("--job-rounds", type=int, default=2, help="rounds of (synchronous import, job) per list; the best of each side is judged")
     p.add_argument("--mode", default="full")
     p.add_argument("--parts", default="imports,jobs,rate",
                    help="what to measure: imports (and their memory), jobs (beside the synchronous import), rate (wrk)")

@@ -480,8 +480,13 @@ final class ContractAnswerTests: ContractTestCase {
     func testUnknownKeysAndQueryStringAreIgnored() throws {
         let owner = try owner()
         let first = try target(owner: owner)
-        let body = #"{"listId":"\#(first.list)","filter":{"status":["new"],"tags":[1,2,{"deep":[null,true]}]},"x":1,"y":"\u00e9","z":null}"#
+        let body = #"{"listId":"\#(first.list)","options":{"status":["new"],"tags":[1,2,{"deep":[null,true]}]},"x":1,"y":"\u00e9","z":null}"#
         assertCounts(try post(first.campaign, body: body, token: owner.token), 200, [2, 0, 0, 0, 2], "unknown keys")
+        // `filter` is a key of section 4 now: one it does not know is refused, never ignored.
+        let mistyped = #"{"listId":"\#(first.list)","filter":{"status":["new"]}}"#
+        let refused = try post(first.campaign, body: mistyped, token: owner.token)
+        XCTAssertEqual(refused.status, 400)
+        XCTAssertTrue(refused.text.contains(#""error":"invalid_filter""#), refused.text)
         let second = try target(owner: owner)
         let keysFirst = #"{"a":[],"listId":"\#(second.list)","b":{}}"#
         assertCounts(try post(second.campaign, body: keysFirst, token: owner.token), 200, [2, 0, 0, 0, 2], "listId among other keys")

@@ -291,7 +291,7 @@ public struct JobStore: Sendable {
             .textArray(batch.settled.map { String($0.position) }), .textArray(batch.settled.map(\.memberID)),
             .textArray(batch.settled.map(\.reason.rawValue)), .textArray(batch.settled.map(\.detail)),
             .text(RejectionDetail.alreadyInCampaign), .text(RejectionDetail.repeatOfPositionPrefix),
-            .textArray(leads.map(\.lead.identity)),
+            .textArray(leads.map(\.lead.identity)), .textArray(batch.firstPlaces.map { String($0) }),
         ]
         do {
             guard let row = try connection.query(Self.commitSQL, values: values).first else { return .notHeld }
@@ -326,37 +326,34 @@ public struct JobStore: Sendable {
             FROM import_jobs j
             WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' AND j.lease_expires_at > now()
               AND j.resume_position <= $3
-        ), candidate AS (
-            -- Each lead with its identity, as the runner normalized it: the identity trigger keys
-            -- the campaign's rows the same way (one definition, IdentityDifferentialTests), and
-            -- normalizing again here cost the database as much as the rest of the batch. Should
-            -- the two ever differ, an inserted lead would also be counted a duplicate: the counts
-            -- CHECK refuses that batch, and splitting it settles that lead as an error.
-            SELECT t.*
-            FROM job
-            CROSS JOIN unnest($7::int[], $8::uuid[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-                              $14::text[], $15::text[], $16::text[], $17::text[], $24::text[])
-                 AS t(place, member_id, email, linkedin_url, first_name, last_name, name, company, title, headline, custom_fields,
-                      identity)
-        ), ranked AS (
-            -- Of leads with one identity only the first is tried; the others repeat it.
-            SELECT c.*, min(c.place) OVER (PARTITION BY c.identity) AS first_place
-            FROM candidate c
+        ), keys AS (
+            -- Each lead's place, identity (as the runner normalized it: the identity trigger keys
+            -- the campaign's rows the same way, one definition, IdentityDifferentialTests), and
+            -- the place of the batch's first lead with that identity (JobBatch.firstPlaces): only
+            -- that one is tried, the others repeat it. Narrow, so the wide fields are not copied:
+            -- the insert reads them straight from the arrays. Should the two identities ever
+            -- differ, an inserted lead would also be counted a duplicate: the counts CHECK refuses
+            -- that batch, and splitting it settles that lead as an error.
+            SELECT k.place, k.member_id, k.identity, k.first_place
+            FROM job CROSS JOIN unnest($7::int[], $8::uuid[], $24::text[], $25::int[]) AS k(place, member_id, identity, first_place)
         ), accepting AS (
             -- Once, only for a batch with leads, as the synchronous import: refuses unless the
             -- campaign is still a draft, and share-locks it until this commits.
-            SELECT leadimport_campaign_accepts_leads(job.campaign_id) AS ok FROM job WHERE EXISTS (SELECT 1 FROM candidate)
+            SELECT leadimport_campaign_accepts_leads(job.campaign_id) AS ok FROM job WHERE EXISTS (SELECT 1 FROM keys)
         ), inserted AS (
             INSERT INTO campaign_leads (campaign_id, user_id, status, email, linkedin_url, first_name, last_name, name,
                                         company, position, headline, source, source_ref, custom_fields)
-            SELECT job.campaign_id, job.user_id, 'pending', r.email, r.linkedin_url, r.first_name, r.last_name, r.name,
-                   r.company, r.title, r.headline, 'list', job.list_id::text, r.custom_fields::jsonb
-            FROM ranked r CROSS JOIN job
-            WHERE r.place = r.first_place AND job.dry_run IS NOT TRUE AND (SELECT ok FROM accepting)
+            SELECT job.campaign_id, job.user_id, 'pending', t.email, t.linkedin_url, t.first_name, t.last_name, t.name,
+                   t.company, t.title, t.headline, 'list', job.list_id::text, t.custom_fields::jsonb
+            FROM job
+            CROSS JOIN unnest($7::int[], $25::int[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+                              $14::text[], $15::text[], $16::text[], $17::text[])
+                 AS t(place, first_place, email, linkedin_url, first_name, last_name, name, company, title, headline, custom_fields)
+            WHERE t.place = t.first_place AND job.dry_run IS NOT TRUE AND (SELECT ok FROM accepting)
             ON CONFLICT (campaign_id, identity_key) DO NOTHING
             RETURNING identity_key
         ), would_insert AS (
-            SELECT r.identity FROM ranked r CROSS JOIN job
+            SELECT r.identity FROM keys r CROSS JOIN job
             WHERE r.place = r.first_place AND job.dry_run AND (SELECT ok FROM accepting)
               AND NOT EXISTS (SELECT 1 FROM campaign_leads l WHERE l.campaign_id = job.campaign_id AND l.identity_key = r.identity)
         ), rejected AS (
@@ -365,7 +362,7 @@ public struct JobStore: Sendable {
             -- batch's inserts): each identity is inserted, or would be, at most once.
             SELECT job.id, r.place, r.member_id, 'duplicate',
                    CASE WHEN r.place <> r.first_place THEN $23 || r.first_place ELSE $22 END
-            FROM ranked r CROSS JOIN job
+            FROM keys r CROSS JOIN job
             LEFT JOIN inserted i ON i.identity_key = r.identity
             LEFT JOIN would_insert w ON w.identity = r.identity
             WHERE r.place <> r.first_place OR i.identity_key IS NULL AND w.identity IS NULL

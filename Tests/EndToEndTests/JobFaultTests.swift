@@ -328,7 +328,8 @@ final class JobFaultTests: LiveServiceTestCase {
         let result = try db.query("""
             SELECT client_port FROM pg_stat_activity
             WHERE usename = 'leadimport_service' AND client_port IS NOT NULL
-              AND (query LIKE '%j.resume_position = $3%' OR query LIKE '%cursor_created_at%' OR query LIKE '%WITH page AS MATERIALIZED%')
+              AND (query LIKE 'WITH job AS%pg_try_advisory_xact_lock%' OR query LIKE '%cursor_created_at%'
+                   OR query LIKE '%WITH page AS MATERIALIZED%')
             ORDER BY query_start DESC
             """)
         for row in result.rows {

@@ -158,6 +158,47 @@ final class ImportFilterTests: XCTestCase {
     }
 }
 
+extension ImportFilterTests {
+    /// A filter sees the lead as it would be imported, whatever the channel: normalized
+    /// identities (a usable email, a real profile URL, else absent), trimmed fields, the built name.
+    func testAFilterSeesTheMappedFields() {
+        let member = ListMember(linkedinURL: "linkedin.com/in/Ada-L/", emails: ["not an email", " Ada@Example.COM "],
+                                firstName: " Ada ", lastName: "Lovelace", company: "  ", position: "CTO")
+        let none: (String) -> String? = { _ in nil }
+        func value(_ field: FilterField) -> String? { FilterValues.value(field, of: member, attribute: none) }
+        XCTAssertEqual(value(.email), "ada@example.com", "the first usable email, normalized")
+        XCTAssertEqual(value(.linkedinURL), "https://www.linkedin.com/in/ada-l")
+        XCTAssertEqual(value(.firstName), "Ada")
+        XCTAssertEqual(value(.name), "Ada Lovelace", "built from first and last")
+        XCTAssertNil(value(.company), "blank is absent")
+        XCTAssertNil(value(.headline))
+        XCTAssertNil(FilterValues.value(.linkedinURL, of: ListMember(linkedinURL: "https://linkedin.com/in/imported-1"), attribute: none),
+                     "a placeholder is no profile")
+        XCTAssertNil(FilterValues.value(.position, of: .foreign, attribute: { _ in "x" }), "another user's Lead shows nothing")
+
+        let filter = ImportFilter(conditions: [FilterCondition(field: .position, match: .anyOf(["cto", "ceo"])),
+                                               FilterCondition(field: .company, match: .absent),
+                                               FilterCondition(field: .attribute("tier"), match: .equals("Gold"))])
+        XCTAssertTrue(filter.selects(member, attribute: { $0 == "tier" ? " gold " : nil }))
+        XCTAssertFalse(filter.selects(member, attribute: none), "every condition must hold")
+        XCTAssertEqual(filter.attributeKeys, ["tier"])
+        let ordered = ImportFilter(order: [FilterOrder(field: .lastName), FilterOrder(field: .attribute("score"), descending: true)])
+        XCTAssertEqual(ordered.orderKeys(of: member, attribute: { $0 == "score" ? "7" : nil }), ["Lovelace", "7"])
+        XCTAssertEqual(ordered.attributeKeys, ["score"])
+    }
+
+    /// Attributes compare as their text: strings, numbers as written, booleans; anything else is absent.
+    func testAttributesAsText() {
+        let json = #"{"tier": "Gold", "score": 7.50, "vip": true, "tags": ["a"], "note": null, "x": "skipped", "tier2": {"a": 1}}"#
+        XCTAssertEqual(AttributeText.values(ofObject: json, keys: ["tier", "score", "vip", "tags", "note", "missing", "tier2"]),
+                       ["tier": "Gold", "score": "7.50", "vip": "true"])
+        XCTAssertEqual(AttributeText.values(ofObject: #"{"a": "1", "a": null}"#, keys: ["a"]), [:], "the last of a key given twice counts")
+        XCTAssertEqual(AttributeText.values(ofObject: "[1]", keys: ["a"]), [:])
+        XCTAssertEqual(AttributeText.values(ofObject: "not json", keys: ["a"]), [:])
+        XCTAssertEqual(AttributeText.values(ofObject: #"{"a": "1"}"#, keys: []), [:])
+    }
+}
+
 extension Result {
     var failure: Failure? {
         if case .failure(let error) = self { return error }

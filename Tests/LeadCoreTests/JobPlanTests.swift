@@ -44,6 +44,18 @@ final class JobPlanTests: XCTestCase {
                        "with no batch before (a resumed run's first), the commit settles it")
     }
 
+    /// The commit tries the first lead of each identity; the others record a repeat of its place,
+    /// within the batch (or the part) being committed.
+    func testEachLeadKnowsTheFirstPlaceOfItsIdentity() {
+        let planned = PlannedJobBatch.of(members(["a@x.com", "b@x.com", nil, "A@X.com", "c@x.com", "b@x.com", "a@x.com"], after: 20),
+                                         after: 20, channel: .email)
+        XCTAssertEqual(planned.batch.leads.map(\.position), [21, 22, 24, 25, 26, 27])
+        XCTAssertEqual(planned.batch.firstPlaces, [21, 22, 21, 25, 22, 21])
+        let (first, second) = try! XCTUnwrap(planned.split())
+        XCTAssertEqual(first.batch.firstPlaces, [21, 22, 21])
+        XCTAssertEqual(second.batch.firstPlaces, [25, 26, 27], "a part is committed on its own: its own firsts")
+    }
+
     func testSplittingGivesTwoWholePartsThatCoverTheBatch() {
         let planned = PlannedJobBatch.of(members([nil, "a@x.com", nil, "b@x.com", "c@x.com", nil, "d@x.com", nil], after: 0), after: 0,
                                          channel: .email)

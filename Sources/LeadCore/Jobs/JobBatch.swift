@@ -60,4 +60,18 @@ public struct JobBatch: Equatable, Sendable {
         }
         return counts
     }
+
+    /// For each lead, the position of the batch's first lead with its identity (its own when it
+    /// is the first): the commit tries only those, and records the others as repeats of it.
+    /// Identities compare byte for byte, as the database's unique index compares them.
+    public var firstPlaces: [Int] {
+        var first: [IdentityKey: Int] = [:]
+        first.reserveCapacity(leads.count)
+        return leads.map { lead in
+            let key = IdentityKey(lead.lead.identity)
+            if let place = first[key] { return place }
+            first[key] = lead.position
+            return lead.position
+        }
+    }
 }

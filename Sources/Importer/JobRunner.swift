@@ -624,44 +624,18 @@ final class JobReadAhead: @unchecked Sendable {
             done = CountdownLatch(count: 1)
             try startThread(name: "job-reader") { [done] in
                 defer { done.countDown() }
-                var cursor = cursor
-                var number = 0
-                while true {
-                    do {
-                        let page = try read(cursor)
-                        guard pages.put(number, .success(page)) else { return }
-                        number += 1
-                        guard page.read >= pageSize, let last = page.last else { break }
-                        cursor = last
-                    } catch {
-                        pages.put(number, .failure(error))
-                        number += 1
-                        break
-                    }
-                }
-                pages.end(at: number)
+                let count = Self.walk(from: cursor, pageSize: pageSize, read: read, size: \.read, last: \.last,
+                                      hand: { pages.put($0, .success($1)) }, failed: { pages.put($0, .failure($1)) })
+                pages.end(at: count)
             }
         case .halves(let readKeys, let fill):
             let done = CountdownLatch(count: 1 + fillers)
             self.done = done
             try startThread(name: "job-keys") {
                 defer { done.countDown() }
-                var cursor = cursor
-                var number = 0
-                while true {
-                    do {
-                        let keys = try readKeys(cursor)
-                        guard keyPages.put((number, keys)) else { break }
-                        number += 1
-                        guard keys.keys.count >= pageSize, let last = keys.last else { break }
-                        cursor = last
-                    } catch {
-                        pages.put(number, .failure(error))
-                        number += 1
-                        break
-                    }
-                }
-                pages.end(at: number)
+                let count = Self.walk(from: cursor, pageSize: pageSize, read: readKeys, size: \.keys.count, last: \.last,
+                                      hand: { keyPages.put(($0, $1)) }, failed: { pages.put($0, .failure($1)) })
+                pages.end(at: count)
                 keyPages.close()
             }
             for started in 0..<fillers {
@@ -681,6 +655,27 @@ final class JobReadAhead: @unchecked Sendable {
                     _ = done.wait()
                     throw error
                 }
+            }
+        }
+    }
+
+    /// Reads pages (or keys) in list order, numbered from 0, handing each over until one is
+    /// shorter than `pageSize` (the list's end), one cannot be read (handed over as failed), or
+    /// the hand-over is refused (reading stopped). Returns how many were numbered.
+    private static func walk<Item>(from cursor: ListCursor?, pageSize: Int, read: (ListCursor?) throws -> Item, size: (Item) -> Int,
+                                   last: (Item) -> ListCursor?, hand: (Int, Item) -> Bool, failed: (Int, any Error) -> Void) -> Int {
+        var cursor = cursor
+        var number = 0
+        while true {
+            do {
+                let item = try read(cursor)
+                guard hand(number, item) else { return number }
+                number += 1
+                guard size(item) >= pageSize, let next = last(item) else { return number }
+                cursor = next
+            } catch {
+                failed(number, error)
+                return number + 1
             }
         }
     }

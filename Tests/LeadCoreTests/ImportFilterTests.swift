@@ -199,6 +199,28 @@ extension ImportFilterTests {
     }
 }
 
+extension ImportFilterTests {
+    /// The top of a list read once equals the first `limit` of the whole list sorted by the
+    /// ordering rule, ties in list order, whatever the limit.
+    func testTheTopOfAListReadOnceIsTheFirstOfItsSortedWhole() {
+        var generator = SystemRandomNumberGenerator()
+        let values: [String?] = [nil, "", "a", "B", "b", "c", " c ", "d"]
+        let order = [FilterOrder(field: .company), FilterOrder(field: .lastName, descending: true)]
+        for _ in 0..<50 {
+            let members: [(keys: [String?], place: Int)] = (1...Int.random(in: 1...60, using: &generator)).map { place in
+                ([values.randomElement(using: &generator)!, values.randomElement(using: &generator)!], place)
+            }
+            let sorted = members.sorted { SelectionOrder.precedes($0, $1, by: order) }.map(\.place)
+            for limit in [1, 3, members.count, members.count + 5] {
+                var top = TopSelection<Int>(limit: limit, order: order)
+                for member in members { top.offer(keys: member.keys, place: member.place, member: member.place) }
+                XCTAssertEqual(top.count, min(limit, members.count))
+                XCTAssertEqual(top.ordered().map(\.member), Array(sorted.prefix(limit)), "limit \(limit) of \(members)")
+            }
+        }
+    }
+}
+
 extension Result {
     var failure: Failure? {
         if case .failure(let error) = self { return error }

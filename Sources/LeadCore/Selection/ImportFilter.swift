@@ -196,11 +196,9 @@ enum FilterParser {
     }
 
     static func conditions(_ value: JSONValue, at place: String) throws(FilterProblem) -> [FilterCondition] {
-        let items = try array(value, at: place, count: 1...ImportFilter.conditionLimit, of: "conditions")
         var conditions: [FilterCondition] = []
-        for (index, item) in items.enumerated() {
-            let at = "\(place)[\(index)]"
-            let members = try object(item, at: at, keys: ["field", "value"], shape: #"{"field": F, "value": V}"#)
+        try eachObject(value, at: place, count: 1...ImportFilter.conditionLimit, of: "conditions", keys: ["field", "value"],
+                       shape: #"{"field": F, "value": V}"#) { at, members throws(FilterProblem) in
             let field = try self.field(members["field"], at: at + ".field")
             guard let value = members["value"] else { throw FilterProblem(message: "\(at).value is missing") }
             let match: FilterCondition.Match
@@ -224,11 +222,9 @@ enum FilterParser {
     }
 
     static func order(_ value: JSONValue, at place: String) throws(FilterProblem) -> [FilterOrder] {
-        let items = try array(value, at: place, count: 1...ImportFilter.orderLimit, of: "keys")
         var order: [FilterOrder] = []
-        for (index, item) in items.enumerated() {
-            let at = "\(place)[\(index)]"
-            let members = try object(item, at: at, keys: ["field", "direction"], shape: #"{"field": F, "direction": "asc" | "desc"}"#)
+        try eachObject(value, at: place, count: 1...ImportFilter.orderLimit, of: "keys", keys: ["field", "direction"],
+                       shape: #"{"field": F, "direction": "asc" | "desc"}"#) { at, members throws(FilterProblem) in
             let field = try self.field(members["field"], at: at + ".field")
             let descending: Bool
             switch members["direction"] {
@@ -268,6 +264,16 @@ enum FilterParser {
             throw FilterProblem(message: "\(place) must be an array of \(count.lowerBound) to \(count.upperBound) \(what)")
         }
         return items
+    }
+
+    /// An array of `count` objects of `keys`, each handed to `body` with its place
+    /// (`filter.where[2]`) in turn, so that the first wrong place in the body's order is named.
+    static func eachObject(_ value: JSONValue, at place: String, count: ClosedRange<Int>, of what: String, keys: Set<String>,
+                           shape: String, _ body: (String, [String: JSONValue]) throws(FilterProblem) -> Void) throws(FilterProblem) {
+        for (index, item) in try array(value, at: place, count: count, of: what).enumerated() {
+            let at = "\(place)[\(index)]"
+            try body(at, try object(item, at: at, keys: keys, shape: shape))
+        }
     }
 
     static func object(_ value: JSONValue, at place: String, keys: Set<String>, shape: String) throws(FilterProblem) -> [String: JSONValue] {

@@ -192,11 +192,16 @@ final class JobCommandTests: LiveServiceTestCase {
         XCTAssertLessThanOrEqual(progress.count, Int(elapsed / 5) + 1, result.stderr)
     }
 
-    func testFollowOfAJobCancelledMeanwhileExitsNonZero() throws {
+    /// `jobs show --follow` of a new user's job of 5 members, queued (no service runs it).
+    func followingAQueuedJob() throws -> (user: String, job: ImportJob, follower: BackgroundCommand) {
         let user = try seeder.user()
         let campaign = try seeder.campaign(user: user)
         let job = try record(user: user, campaign: campaign, list: try seeder.rowsList(user: user, count: 5))
-        let follower = try BackgroundCommand(env.binary, ["jobs", "show", job.id, "--follow"], environment: database)
+        return (user, job, try BackgroundCommand(env.binary, ["jobs", "show", job.id, "--follow"], environment: database))
+    }
+
+    func testFollowOfAJobCancelledMeanwhileExitsNonZero() throws {
+        let (user, job, follower) = try followingAQueuedJob()
         Thread.sleep(forTimeInterval: 1.5)
         XCTAssertTrue(follower.isRunning, "a queued job is waited for")
         let cancelled = try XCTUnwrap(JobStore().cancel(id: job.id, user: user, on: service))
@@ -210,10 +215,7 @@ final class JobCommandTests: LiveServiceTestCase {
     /// PostgreSQL stops and starts again under the follower: its polls fail meanwhile, and it
     /// carries on with a new connection to see the job end.
     func testFollowCarriesOnThroughADatabaseRestart() throws {
-        let user = try seeder.user()
-        let campaign = try seeder.campaign(user: user)
-        let job = try record(user: user, campaign: campaign, list: try seeder.rowsList(user: user, count: 5))
-        let follower = try BackgroundCommand(env.binary, ["jobs", "show", job.id, "--follow"], environment: database)
+        let (user, job, follower) = try followingAQueuedJob()
         Thread.sleep(forTimeInterval: 1)
         try env.postgres("stop")
         var stopped = true
@@ -253,20 +255,14 @@ final class JobCommandTests: LiveServiceTestCase {
 
 /// A command run in the background, its output read as it comes (a full pipe would stall it).
 final class BackgroundCommand: @unchecked Sendable {
-    private let process = Process()
+    private let process: Process
     private let reading = DispatchGroup()
     private var stdout = Data()
     private var stderr = Data()
 
     init(_ executable: String, _ arguments: [String], environment extra: [String: String]) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        var environment = ProcessInfo.processInfo.environment
-        for (key, value) in extra { environment[key] = value }
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
+        let (process, out, err) = commandProcess(executable, arguments, environment: extra)
+        self.process = process
         process.standardInput = FileHandle.nullDevice
         try process.run()
         let outHandle = out.fileHandleForReading, errHandle = err.fileHandleForReading

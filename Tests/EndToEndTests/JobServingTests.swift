@@ -38,6 +38,37 @@ final class JobServingTests: LiveServiceTestCase {
         return job.id
     }
 
+    /// A 100,000-row (`rows`) job of a new user's, recorded on a service of one worker process
+    /// started for it, once its first batch committed.
+    func jobUnderWay(_ name: String, rows: Int) throws -> (Seeder, user: String, campaign: String, ServiceProcess, id: String) {
+        let seeder = try Seeder(env)
+        let user = try seeder.user()
+        let campaign = try seeder.campaign(user: user, channel: "linkedin")
+        let list = try seeder.rowsList(user: user, count: rows)
+        let server = try startService(name, processes: 1, workers: 2)
+        let id: String
+        do {
+            id = try record(user: user, campaign: campaign, list: list)
+        } catch {
+            server.stop()
+            throw error
+        }
+        let underWay = waitUntil(timeout: 20, interval: 0.01) { ((try? job(id, user: user))?.resumePosition ?? 0) > 0 }
+        XCTAssertTrue(underWay, "the job did not start within 20 s" + context(server))
+        return (seeder, user, campaign, server, id)
+    }
+
+    /// The job once finished, failing the test if it does not finish within 60 s.
+    func finished(_ id: String, user: String, server: ServiceProcess) -> JobRecord? {
+        var ended: JobRecord?
+        let finished = waitUntil(timeout: 60, interval: 0.1) {
+            ended = try? job(id, user: user)
+            return ended?.job.state == .finished
+        }
+        XCTAssertTrue(finished, "the job did not finish within 60 s: \(String(describing: ended))" + context(server))
+        return ended
+    }
+
     func job(_ id: String, user: String) throws -> JobRecord? {
         try JobStore().job(id: id, user: user, on: service)
     }
@@ -66,15 +97,8 @@ final class JobServingTests: LiveServiceTestCase {
     /// started next takes it up at once and finishes it with exact counts.
     func testAStoppedWorkerGivesItsJobBackAndTheNextProcessFinishesIt() throws {
         let rows = 100_000
-        let seeder = try Seeder(env)
-        let user = try seeder.user()
-        let campaign = try seeder.campaign(user: user, channel: "linkedin")
-        let list = try seeder.rowsList(user: user, count: rows)
-        let server = try startService("job-stop", processes: 1, workers: 2)
+        let (seeder, user, campaign, server, id) = try jobUnderWay("job-stop", rows: rows)
         defer { server.stop() }
-        let id = try record(user: user, campaign: campaign, list: list)
-        let underWay = waitUntil(timeout: 20, interval: 0.01) { ((try? job(id, user: user))?.resumePosition ?? 0) > 0 }
-        XCTAssertTrue(underWay, "the job did not start within 20 s" + context(server))
         let stopSent = Date()
         XCTAssertEqual(server.stop(timeout: 30), 0, context(server))
         // The job stops at its next batch: the stop does not wait for the 30 s drain limit.
@@ -88,12 +112,7 @@ final class JobServingTests: LiveServiceTestCase {
                        released.job.counts.imported)
 
         try start(server, arguments: arguments(processes: 1, workers: 2))
-        var ended: JobRecord?
-        let finished = waitUntil(timeout: 60, interval: 0.1) {
-            ended = try? job(id, user: user)
-            return ended?.job.state == .finished
-        }
-        XCTAssertTrue(finished, "the job did not finish within 60 s: \(String(describing: ended))" + context(server))
+        let ended = finished(id, user: user, server: server)
         XCTAssertEqual(ended?.job.counts, ImportCounts(imported: rows))
         XCTAssertEqual(ended?.attempts, 2)
         XCTAssertEqual(try seeder.count("SELECT count(*) FROM campaign_leads WHERE campaign_id = $1", [campaign]), rows)
@@ -104,26 +123,14 @@ final class JobServingTests: LiveServiceTestCase {
     /// with exact counts, the leads inserted once.
     func testAReloadHandsTheJobOver() throws {
         let rows = 100_000
-        let seeder = try Seeder(env)
-        let user = try seeder.user()
-        let campaign = try seeder.campaign(user: user, channel: "linkedin")
-        let list = try seeder.rowsList(user: user, count: rows)
-        let server = try startService("job-reload", processes: 1, workers: 2)
+        let (seeder, user, campaign, server, id) = try jobUnderWay("job-reload", rows: rows)
         defer { server.stop() }
-        let id = try record(user: user, campaign: campaign, list: list)
-        let underWay = waitUntil(timeout: 20, interval: 0.01) { ((try? job(id, user: user))?.resumePosition ?? 0) > 0 }
-        XCTAssertTrue(underWay, "the job did not start within 20 s" + context(server))
         let before = server.workerPIDs()
         server.signal(SIGHUP)
         // The old process leaves well within the drain limit (30 s): its job does not hold it.
         let replaced = waitUntil(timeout: 15, interval: 0.05) { Set(server.workerPIDs()).isDisjoint(with: before) && !server.workerPIDs().isEmpty }
         XCTAssertTrue(replaced, "the worker process was not replaced within 15 s" + context(server))
-        var ended: JobRecord?
-        let finished = waitUntil(timeout: 60, interval: 0.1) {
-            ended = try? job(id, user: user)
-            return ended?.job.state == .finished
-        }
-        XCTAssertTrue(finished, "the job did not finish within 60 s: \(String(describing: ended))" + context(server))
+        let ended = finished(id, user: user, server: server)
         XCTAssertEqual(ended?.job.counts, ImportCounts(imported: rows))
         XCTAssertGreaterThanOrEqual(ended?.attempts ?? 0, 2, "taken up again after the reload")
         XCTAssertEqual(try seeder.count("SELECT count(*) FROM campaign_leads WHERE campaign_id = $1", [campaign]), rows)

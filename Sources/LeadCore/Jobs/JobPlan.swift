@@ -20,10 +20,18 @@ public struct PlannedJobBatch: Sendable, Equatable {
     public var batch: JobBatch
     /// The cursor after each position of the batch, `after + 1` first.
     public var cursors: [String]
+    /// The identities of the batch's leads: what the batch after it settles its repeats against
+    /// while both are in flight.
+    public let identities: BatchIdentities
 
     public init(batch: JobBatch, cursors: [String]) {
+        self.init(batch: batch, cursors: cursors, identities: BatchIdentities(batch.leads))
+    }
+
+    private init(batch: JobBatch, cursors: [String], identities: BatchIdentities) {
         self.batch = batch
         self.cursors = cursors
+        self.identities = identities
     }
 
     /// The batch of `members` (consecutive positions, the first right after `after`): invalid
@@ -40,6 +48,7 @@ public struct PlannedJobBatch: Sendable, Equatable {
         var leads: [JobBatch.Lead] = []
         var settled: [Rejection] = []
         var firstRepeat: [IdentityKey: Int] = [:]
+        var identities = Set<IdentityKey>(minimumCapacity: members.count)
         for planned in members {
             guard let lead = LeadMapping.lead(from: planned.member, channel: channel) else {
                 settled.append(Rejection(position: planned.position, memberID: planned.memberID, reason: .invalid,
@@ -49,6 +58,7 @@ public struct PlannedJobBatch: Sendable, Equatable {
             let identity = IdentityKey(lead.identity)
             guard previous.keys.contains(identity) else {
                 leads.append(JobBatch.Lead(position: planned.position, memberID: planned.memberID, lead: lead))
+                identities.insert(identity)
                 continue
             }
             let detail = firstRepeat[identity].map(RejectionDetail.repeatOf(position:)) ?? RejectionDetail.alreadyInCampaign
@@ -58,12 +68,8 @@ public struct PlannedJobBatch: Sendable, Equatable {
         let through = after + members.count
         return PlannedJobBatch(batch: JobBatch(after: after, through: through, leads: leads, settled: settled,
                                                resumeAfter: members.last?.resumeAfter),
-                               cursors: members.map(\.resumeAfter))
+                               cursors: members.map(\.resumeAfter), identities: BatchIdentities(keys: identities))
     }
-
-    /// The identities of this batch's leads: what the batch after it settles its repeats
-    /// against while both are in flight.
-    public var identities: BatchIdentities { BatchIdentities(batch.leads) }
 
     /// Two parts, each whole, with half the leads each: the first ends just before the second
     /// half's first lead. nil for a batch of fewer than two leads, which cannot be cut.
@@ -107,6 +113,10 @@ public struct BatchIdentities: Sendable, Equatable {
 
     public init(_ leads: [JobBatch.Lead]) {
         keys = Set(leads.map { IdentityKey($0.lead.identity) })
+    }
+
+    fileprivate init(keys: Set<IdentityKey>) {
+        self.keys = keys
     }
 
     public var isEmpty: Bool { keys.isEmpty }

@@ -192,9 +192,9 @@ final class MigrationTests: XCTestCase {
             "tokens->users:c", "lists->users:c", "list_rows->lists:c", "leads->users:c", "lead_socials->leads:c",
             "lead_contacts->leads:c", "lead_attributes->leads:c", "list_memberships->lists:c", "list_memberships->leads:c",
             "campaigns->users:c", "campaign_leads->campaigns:c", "campaign_leads->users:c",
-            "import_jobs->users:c", "import_rejections->import_jobs:c",
+            "import_jobs->users:c",
         ])
-        XCTAssertEqual(foreignKeys.count, 14)
+        XCTAssertEqual(foreignKeys.count, 13)
 
         // Primary keys and uniques.
         let keys = try owner.query("""
@@ -425,10 +425,25 @@ final class MigrationTests: XCTestCase {
         try insertLead(connection, campaign, user, email: "a@example.com")
         let list = try XCTUnwrap(connection.query("INSERT INTO lists (user_id, storage) VALUES ($1, 'rows') RETURNING id", [user]).first).requiredString(0)
         try connection.query("INSERT INTO list_rows (list_id) VALUES ($1)", [list])
+        // Two jobs with rejections: one deleted alone, the other with its user.
+        func jobWithRejections() throws -> String {
+            let job = try XCTUnwrap(connection.query(
+                "INSERT INTO import_jobs (user_id, campaign_id, list_id) VALUES ($1, $2, $3) RETURNING id", [user, campaign, list]).first).requiredString(0)
+            try connection.query("""
+                INSERT INTO import_rejections (job_id, position, member_id, reason, detail)
+                SELECT $1, g, gen_random_uuid(), 'invalid', 'x' FROM generate_series(1, 3) g
+                """, [job])
+            return job
+        }
+        let deletedAlone = try jobWithRejections()
+        let deletedWithUser = try jobWithRejections()
         let owner = try database.owner()  // the service role may not delete
         defer { owner.close() }
+        try owner.query("DELETE FROM import_jobs WHERE id = $1", [deletedAlone])
+        XCTAssertEqual(try connection.query("SELECT count(*) FROM import_rejections WHERE job_id = $1", [deletedAlone]).first?.int(0), 0)
+        XCTAssertEqual(try connection.query("SELECT count(*) FROM import_rejections WHERE job_id = $1", [deletedWithUser]).first?.int(0), 3)
         try owner.query("DELETE FROM users WHERE id = $1", [user])
-        for table in ["campaigns", "campaign_leads", "lists", "list_rows"] {
+        for table in ["campaigns", "campaign_leads", "lists", "list_rows", "import_jobs", "import_rejections"] {
             XCTAssertEqual(try connection.queryUnprepared("SELECT count(*) FROM \(table)").first?.int(0), 0, table)
         }
     }

@@ -31,6 +31,7 @@ public enum Migrator {
         Schema.version5,
         Schema.version6,
         Schema.version7,
+        Schema.version8,
     ]
 
     /// The key of the advisory lock held while migrating ("leadimp" in ASCII).

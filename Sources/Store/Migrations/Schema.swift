@@ -973,4 +973,27 @@ enum Schema {
         END
         $fn$;
         """#)
+
+    static let version8 = Migration(version: 8, name: "rejections without a per-row reference check", sql: #"""
+        -- The reference checked every rejection against the job's row, one lookup and lock per
+        -- row (a multixact while the other batch in flight holds the row). Only a batch's
+        -- statement inserts rejections, and it aborts unless it moves the job's row
+        -- (leadimport_job_batch_in_turn), so a rejection of a job that is gone never commits.
+        -- The cascade stays: deleting jobs, alone or with their user, deletes their rejections,
+        -- as the table's owner, as the reference's cascade did.
+        ALTER TABLE import_rejections DROP CONSTRAINT import_rejections_job_id_fkey;
+
+        CREATE FUNCTION leadimport_delete_job_rejections() RETURNS trigger
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+        AS $fn$
+        BEGIN
+            DELETE FROM import_rejections r USING deleted_jobs d WHERE r.job_id = d.id;
+            RETURN NULL;
+        END
+        $fn$;
+
+        CREATE TRIGGER import_jobs_delete_rejections AFTER DELETE ON import_jobs
+            REFERENCING OLD TABLE AS deleted_jobs FOR EACH STATEMENT
+            EXECUTE FUNCTION leadimport_delete_job_rejections();
+        """#)
 }

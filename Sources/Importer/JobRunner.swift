@@ -104,6 +104,8 @@ public final class JobRunner: @unchecked Sendable {
     private struct Run {
         let hold: JobHold
         let target: ImportTarget
+        /// What of the list the job imports (`selectsEverything`: all of it).
+        let filter: ImportFilter
         var lease: JobLease
         var record: JobRecord
     }
@@ -128,13 +130,14 @@ public final class JobRunner: @unchecked Sendable {
             return end(hold: hold, record: claimed,
                        .outcome(ImportOutcome(counts: claimed.job.counts, end: .stopped(.campaignGone)), databaseUnreachable: false))
         }
-        if let filter = claimed.job.filter, filter != .null, filter != .object([]) {
-            // The selection of section 4 is not built yet: a job with a filter must never import
-            // the whole list, so it waits for a runner that can.
-            Log.warning("job with a filter set aside: filters are not run yet", ["job": hold.jobID])
+        // Checked when the job was recorded; a filter this version cannot read (written by
+        // another) must never import the whole list, so the job waits for a runner that can.
+        guard case .success(let filter) = ImportFilter.parse(claimed.job.filter), MemberSelectionLimits.isBuilt(filter),
+              claimed.job.dryRun != true else {
+            Log.warning("job set aside: its filter or dry run is not one this version runs", ["job": hold.jobID])
             return .setAside
         }
-        var run = Run(hold: hold, target: target, lease: lease, record: claimed)
+        var run = Run(hold: hold, target: target, filter: filter, lease: lease, record: claimed)
         let loopEnd = importLoop(&run)
         return end(hold: hold, record: run.record, loopEnd)
     }
@@ -149,19 +152,35 @@ public final class JobRunner: @unchecked Sendable {
     }
 
     private func importLoop(_ run: inout Run) -> LoopEnd {
-        var cursor = run.record.resumeCursor.flatMap(ListCursor.init(text:))
-        // Reading from the start again would count the members before the position twice.
-        guard cursor != nil || run.record.resumePosition == 0 else {
-            Log.error("job resume cursor unreadable", ["job": run.hold.jobID, "position": String(run.record.resumePosition)])
-            return .lost
-        }
         // The outcome counts every run of the job: a resumed job read pages before.
         var pagesRead = run.record.resumePosition > 0 ? 1 : 0
         func outcome(_ end: ImportEnd) -> ImportOutcome { ImportOutcome(counts: run.record.job.counts, end: end) }
-        let reading = pageReading(run.target)
+        let reading = pageReading(run.target, attributeKeys: run.filter.attributeKeys.sorted())
+        // A selection in list order is made as pages are read, and resumes from the cursor of
+        // the last member it imported; one in another order (leadIds, orderBy) is made before
+        // the first batch, every run alike, and resumes from its position.
+        var selection: MemberSelection<JobMember>?
+        var chosen: ArraySlice<JobMember>?
+        if run.filter.memberIDs != nil || !run.filter.order.isEmpty {
+            switch choose(run.filter, reading: reading, &run) {
+            case .success(let members): chosen = members.dropFirst(run.record.resumePosition)
+            case .failure(.lost): return .lost
+            case .failure(.stopping): return .outcome(outcome(.stopped(.serviceStopping)), databaseUnreachable: false)
+            case .failure(.unreadable(let unreachable)):
+                return .outcome(outcome(.pageFetchFailed(pagesRead: pagesRead)), databaseUnreachable: unreachable)
+            }
+        } else if !run.filter.selectsEverything {
+            selection = MemberSelection(filter: run.filter, taken: run.record.resumePosition) { $0.member }
+        }
+        var cursor = run.record.resumeCursor.flatMap(ListCursor.init(text:))
+        // Reading from the start again would count the members before the position twice.
+        guard cursor != nil || run.record.resumePosition == 0 || chosen != nil else {
+            Log.error("job resume cursor unreadable", ["job": run.hold.jobID, "position": String(run.record.resumePosition)])
+            return .lost
+        }
         // The next pages are read while the batches before commit: the database and this process
         // each wait for the other less. Without threads, pages are read in turn.
-        let readAhead = try? JobReadAhead(reading, from: cursor, pageSize: batchSize)
+        let readAhead = chosen != nil || selection?.isComplete == true ? nil : try? JobReadAhead(reading, from: cursor, pageSize: batchSize)
         defer { readAhead?.stop() }
         // Without lanes, each batch commits on this thread before the next is planned.
         let lanes = batchesInFlight > 1 ? try? BatchLanes(count: batchesInFlight, name: "job-writer") : nil
@@ -189,21 +208,38 @@ public final class JobRunner: @unchecked Sendable {
                 } else {
                     guard readEnd == nil else { return .none }
                     guard keepLease(&run) else { return .lost }
-                    let page: JobPages.Page
-                    do {
-                        page = try readAhead?.next() ?? reading.page(after: cursor)
-                    } catch {
-                        Log.warning("job page fetch failed", ["job": run.hold.jobID, "error": describe(error)])
-                        readEnd = (.pageFetchFailed(pagesRead: pagesRead), Self.isUnreachable(error))
+                    var listed: [JobMember]
+                    if let rest = chosen {
+                        listed = Array(rest.prefix(batchSize))
+                        chosen = rest.dropFirst(batchSize)
+                        if chosen?.isEmpty != false { readEnd = (.completed, false) }
+                    } else if selection?.isComplete == true {
+                        // A limit reached by the runs before: nothing is left to read.
+                        readEnd = (.completed, false)
                         return .none
+                    } else {
+                        let page: JobPages.Page
+                        do {
+                            page = try readAhead?.next() ?? reading.page(after: cursor)
+                        } catch {
+                            Log.warning("job page fetch failed", ["job": run.hold.jobID, "error": describe(error)])
+                            readEnd = (.pageFetchFailed(pagesRead: pagesRead), Self.isUnreachable(error))
+                            return .none
+                        }
+                        pagesRead += 1
+                        listed = page.members
+                        if selection != nil { listed = selection!.take(listed) }
+                        if page.read >= batchSize, let last = page.last, selection?.isComplete != true {
+                            cursor = last
+                        } else {
+                            readEnd = (.completed, false)
+                        }
                     }
-                    pagesRead += 1
                     let after = plannedThrough
-                    members = page.members.enumerated().map { offset, member in
+                    members = listed.enumerated().map { offset, member in
                         PlannedMember(position: after + offset + 1, memberID: member.id, member: member.member, resumeAfter: member.cursor.text)
                     }
                     plannedThrough += members.count
-                    if page.read >= batchSize, let last = page.last { cursor = last } else { readEnd = (.completed, false) }
                     if members.isEmpty { continue }
                 }
                 let planned = PlannedJobBatch.of(members, after: members[0].position - 1, channel: run.target.channel, repeating: previous)
@@ -262,15 +298,58 @@ public final class JobRunner: @unchecked Sendable {
 
     /// How the pages of `target` are read, each statement tried again on a new connection while
     /// the database is unreachable.
-    private func pageReading(_ target: ImportTarget) -> JobPageReading {
+    private func pageReading(_ target: ImportTarget, attributeKeys: [String]) -> JobPageReading {
         let batchSize = self.batchSize
         switch target.storage {
         case .rows:
-            return .whole { [self] after in try withRetries { try JobPages.page(of: target, after: after, limit: batchSize, on: $0) } }
+            return .whole { [self] after in
+                try withRetries { try JobPages.page(of: target, after: after, limit: batchSize, attributeKeys: attributeKeys, on: $0) }
+            }
         case .leads:
             return .halves(keys: { [self] after in try withRetries { try JobPages.keys(of: target, after: after, limit: batchSize, on: $0) } },
                            fill: { [self] keys in try withRetries { try JobPages.members(of: keys, of: target, on: $0) } })
         }
+    }
+
+    private enum ChoiceFailure: Error {
+        case lost
+        case stopping
+        case unreadable(unreachable: Bool)
+    }
+
+    /// The members of a selection in an order other than the list's, in that order: those of
+    /// `leadIds` (read by their ids), or the first `limit` in `orderBy`'s order, the whole list read
+    /// once. Deterministic, so every run of the job makes the same one of the same list.
+    private func choose(_ filter: ImportFilter, reading: JobPageReading, _ run: inout Run) -> Result<[JobMember], ChoiceFailure> {
+        var selection = MemberSelection<JobMember>(filter: filter) { $0.member }
+        if let ids = filter.memberIDs {
+            let keys = filter.attributeKeys.sorted()
+            do {
+                let members = try withRetries { [target = run.target] in try JobPages.members(ids: ids, of: target, attributeKeys: keys, on: $0) }
+                return .success(selection.take(members) + selection.finish())
+            } catch {
+                Log.warning("job page fetch failed", ["job": run.hold.jobID, "error": describe(error)])
+                return .failure(.unreadable(unreachable: Self.isUnreachable(error)))
+            }
+        }
+        let readAhead = try? JobReadAhead(reading, from: nil, pageSize: batchSize)
+        defer { readAhead?.stop() }
+        var cursor: ListCursor?
+        while true {
+            guard keepLease(&run) else { return .failure(.lost) }
+            if stopRequested() { return .failure(.stopping) }
+            let page: JobPages.Page
+            do {
+                page = try readAhead?.next() ?? reading.page(after: cursor)
+            } catch {
+                Log.warning("job page fetch failed", ["job": run.hold.jobID, "error": describe(error)])
+                return .failure(.unreadable(unreachable: Self.isUnreachable(error)))
+            }
+            _ = selection.take(page.members)
+            guard page.read >= batchSize, let last = page.last else { break }
+            cursor = last
+        }
+        return .success(selection.finish())
     }
 
     /// Sends `planned` on a lane (on this thread without lanes).

@@ -61,6 +61,7 @@ public struct LeadImporter: Sendable {
         switch begun {
         case .finished(let outcome): return outcome
         case .longer(let rest): return finish(rest, progress: progress)
+        case .selected(let target, let choice): return runSelection(target, choice: choice, progress: progress)
         }
     }
 
@@ -70,6 +71,9 @@ public struct LeadImporter: Sendable {
         case finished(ImportOutcome)
         /// More pages follow: `finish` runs them, after the caller gave its connection back.
         case longer(Rest)
+        /// Part of the list, or a dry run: `runSelection` runs it, after the caller gave its
+        /// connection back.
+        case selected(ImportTarget, ImportChoice)
     }
 
     struct Rest: Sendable {

@@ -65,7 +65,10 @@ extension LeadImporter: ListImport {
                 if case .failure(let error) = order.ids { return .failure(error) }
                 switch grant.target {
                 case .failure(let error): return .failure(error)
-                case .success(let target): return .success(begin(target, on: connection))
+                case .success(let target):
+                    // A selection or a dry run reads the list its own way, after this lease.
+                    if case .success(let ids) = order.ids, !ids.choice.isWholeList { return .success(.selected(target, ids.choice)) }
+                    return .success(begin(target, on: connection))
                 case nil: return .failure(.internalError)
                 }
             }
@@ -78,6 +81,10 @@ extension LeadImporter: ListImport {
         case .success(.longer(let rest)):
             order.becomesLong?()
             return .imported(finish(rest))
+        case .success(.selected(let target, let choice)):
+            // Only leadIds bounds what is read; anything else may read the whole list.
+            if choice.filter.memberIDs == nil { order.becomesLong?() }
+            return .imported(runSelection(target, choice: choice))
         }
     }
 

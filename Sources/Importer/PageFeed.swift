@@ -159,3 +159,38 @@ final class HydratedPageFeed: PageFeed, @unchecked Sendable {
 
     func wait() { _ = done.wait() }
 }
+
+/// No thread: each page is read when it is asked for, on the asking thread. For when no reader
+/// thread could be had.
+final class InlinePageFeed: PageFeed, @unchecked Sendable {
+    private let source: any ListSource
+    private let list: String
+    private let pageSize: Int
+    private let connections: any ConnectionSource
+    private let waitLimit: Duration
+    private let state: Locked<(cursor: ListCursor?, number: Int)>
+
+    init(source: any ListSource, after first: ListPage, list: String, pageSize: Int, connections: any ConnectionSource, waitLimit: Duration) {
+        (self.source, self.list, self.pageSize, self.connections, self.waitLimit) = (source, list, pageSize, connections, waitLimit)
+        state = Locked((first.members.count < pageSize ? nil : first.last, 1))
+    }
+
+    func next() -> PageFeedItem? {
+        guard let after = state.current.cursor else { return nil }
+        let number = state.current.number + 1
+        do {
+            let page = try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { connection in
+                try source.page(list: list, after: after, limit: pageSize, on: connection)
+            }
+            state.withLock { $0 = (page.members.count < pageSize ? nil : page.last, number) }
+            return .page(page)
+        } catch {
+            Log.warning("page fetch failed", ["list": list, "page": String(number), "error": describe(error)])
+            state.withLock { $0.cursor = nil }
+            return .failed
+        }
+    }
+
+    func stop() { state.withLock { $0.cursor = nil } }
+    func wait() {}
+}

@@ -68,10 +68,13 @@ public enum ImportStop: Equatable, Sendable {
 public struct ImportOutcome: Equatable, Sendable {
     public var counts: ImportCounts
     public var end: ImportEnd
+    /// Counted, not written (contract, section 4): the body says `"dryRun": true`.
+    public var dryRun: Bool
 
-    public init(counts: ImportCounts, end: ImportEnd) {
+    public init(counts: ImportCounts, end: ImportEnd, dryRun: Bool = false) {
         self.counts = counts
         self.end = end
+        self.dryRun = dryRun
     }
 
     /// The contract's status table, in one place.
@@ -96,6 +99,7 @@ public struct ImportOutcome: Equatable, Sendable {
         json.add("invalid", counts.invalid)
         json.add("errors", counts.errors)
         json.add("total", counts.total)
+        if dryRun { json.add("dryRun", true) }
         switch status {
         case 206:
             json.add("partial", true)

@@ -89,14 +89,34 @@ public struct ImportBody: Equatable, Sendable {
         self.dryRun = dryRun
     }
 
-    /// Whether it asks for anything but the whole list, written.
-    public var asksForSelectionOrDryRun: Bool { !filter.selectsEverything || dryRun == true }
+    /// What it asks of the list.
+    public var choice: ImportChoice { ImportChoice(filter: filter, dryRun: dryRun == true) }
 }
 
-/// The campaign and list a request names, once they passed the request's own checks.
+/// The campaign and list a request names, once they passed the request's own checks, and what
+/// it asks of the list.
 public struct ImportIDs: Sendable, Equatable {
     public let campaign: String
     public let list: String
+    public var choice: ImportChoice
 
-    public init(campaign: String, list: String) { (self.campaign, self.list) = (campaign, list) }
+    public init(campaign: String, list: String, choice: ImportChoice = ImportChoice()) {
+        (self.campaign, self.list, self.choice) = (campaign, list, choice)
+    }
 }
+
+/// What a request asks of its list beyond "all of it, written" (contract, section 4): the
+/// filter's selection, and whether the import is only tried.
+public struct ImportChoice: Sendable, Equatable {
+    public var filter: ImportFilter
+    public var dryRun: Bool
+
+    public init(filter: ImportFilter = ImportFilter(), dryRun: Bool = false) {
+        self.filter = filter
+        self.dryRun = dryRun
+    }
+
+    /// The whole list, written: the import of section 1, unchanged.
+    public var isWholeList: Bool { filter.selectsEverything && !dryRun }
+}
+

@@ -15,6 +15,9 @@ public struct ListMember: Sendable, Equatable {
     public var customFields: String?
     /// Set for a member that is invalid whatever its fields say; it carries none of them.
     public var rejection: MemberRejection?
+    /// The attributes a filter names, as a JSON object, for a source whose attributes are not
+    /// `customFields` (a `rows` list's `profile_data`); read only when a filter asks for them.
+    public var filterAttributes: String?
 
     /// The most characters one field of a member may have. The database sends at most one more
     /// (`left(value, fieldLimit + 1)`), so a member never brings in more than this per field, and

@@ -35,9 +35,15 @@ public struct RequestError: Error, Equatable, Sendable {
     public static func invalidFilter(_ message: String) -> RequestError {
         RequestError(status: 400, code: "invalid_filter", message: message)
     }
-    /// A valid `filter` or `dryRun: true`, which this version does not carry out yet.
-    public static let selectionNotBuilt = RequestError(status: 501, code: "not_implemented",
-                                                       message: "filter and dryRun are not carried out by this version yet; nothing was imported")
+    /// A valid `orderBy` over more members than `MemberSelectionLimits.ordered`, which this version
+    /// does not carry out yet.
+    public static let orderNotBuilt = RequestError(
+        status: 501, code: "not_implemented",
+        message: "orderBy over more than \(MemberSelectionLimits.ordered) members (give a limit up to that, or leadIds) is not carried out by this version yet; nothing was imported")
+    /// `dryRun: true` on an asynchronous import, which this version does not carry out yet.
+    public static let jobSelectionNotBuilt = RequestError(
+        status: 501, code: "not_implemented",
+        message: "dryRun on an import job (Prefer: respond-async) is not carried out by this version yet; nothing was recorded")
     public static let invalidDryRun = RequestError(status: 400, code: "invalid_dry_run", message: "dryRun must be true or false")
     public static let campaignNotFound = RequestError(status: 404, code: "campaign_not_found", message: "no such campaign")
     public static let listNotFound = RequestError(status: 404, code: "list_not_found", message: "no such list")

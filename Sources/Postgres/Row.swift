@@ -9,6 +9,9 @@ public struct Row: Sendable {
 
     // MARK: by index
 
+    /// How many columns the row has.
+    public var columnCount: Int { storage.columnCount }
+
     public func isNull(_ column: Int) throws -> Bool {
         if case .null = try cell(column) { return true }
         return false

@@ -31,7 +31,9 @@ public struct ImportEndpoint: Sendable {
         // only after the token's, as the contract orders them.
         let ids = Self.check(request, campaignSegment: campaignSegment)
         if AsyncPreference.requested(request.headers["prefer"]) {
-            return jobs.record(request, tokenHash: SHA256.hash(token), ids: ids)
+            // Jobs do not carry out a dry run yet: refused, never run for real.
+            let runnable = ids.flatMap { $0.choice.dryRun ? .failure(RequestError.jobSelectionNotBuilt) : .success($0) }
+            return jobs.record(request, tokenHash: SHA256.hash(token), ids: runnable)
         }
         let order = ImportOrder(tokenHash: SHA256.hash(token), ids: ids, waitLimit: remainingWait(since: request.received, pool: pool),
                                 becomesLong: request.becomesLong)
@@ -61,10 +63,9 @@ public struct ImportEndpoint: Sendable {
         switch ImportRequest.body(request.body) {
         case .failure(let error): return .failure(error)
         case .success(let body):
-            // The selection and the dry run are not built yet: a request that asks for them is
-            // refused rather than answered with an import of the whole list.
-            if body.asksForSelectionOrDryRun { return .failure(.selectionNotBuilt) }
-            return .success(ImportIDs(campaign: campaign, list: body.listID))
+            // An order this version cannot hold in bounded memory is refused, never run otherwise.
+            if !MemberSelectionLimits.isBuilt(body.filter) { return .failure(.orderNotBuilt) }
+            return .success(ImportIDs(campaign: campaign, list: body.listID, choice: body.choice))
         }
     }
 

@@ -37,8 +37,11 @@ struct JobEndpoints: Sendable {
                     guard let valid = IdempotencyKey(header) else { return .failure(IdempotencyKey.invalid) }
                     key = valid
                 }
+                // The body passed its checks; the job keeps its filter and dryRun as given, to echo them.
+                let body = try? ImportRequest.body(request.body).get()
                 return .success(try store.record(NewImportJob(
-                    user: target.userID, campaign: target.campaignID, list: target.listID, key: key,
+                    user: target.userID, campaign: target.campaignID, list: target.listID,
+                    filter: body?.filterAsGiven, dryRun: body?.dryRun, key: key,
                     fingerprint: RequestFingerprint.of(campaign: target.campaignID, body: request.body)
                 ), on: connection))
             }

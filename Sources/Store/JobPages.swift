@@ -35,22 +35,39 @@ public enum JobPages {
         public var last: ListCursor?
     }
 
-    public static func page(of target: ImportTarget, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> Page {
+    /// `attributeKeys`: the top-level keys of a `rows` list's `profile_data` a filter names, read
+    /// into `filterAttributes` (a `leads` list's attributes always come with its members).
+    public static func page(of target: ImportTarget, after cursor: ListCursor?, limit: Int, attributeKeys: [String] = [],
+                            on connection: Connection) throws -> Page {
         switch target.storage {
         case .rows:
-            let (items, last) = try readKeyset(first: LeadGenRows.firstPage, next: LeadGenRows.nextPage, list: target.listID, after: cursor,
-                                            limit: limit, on: connection) { row -> JobMember in
-                let cursor = ListCursor(createdAt: try row.requiredString(0), id: try row.requiredString(1))
-                let member = LeadGenRow(
-                    linkedinURL: try row.string(2), firstName: try row.string(3), lastName: try row.string(4),
-                    fullName: try row.string(5), currentCompany: try row.string(6), currentRole: try row.string(7),
-                    headline: try row.string(8), workEmail: try row.string(9)
-                ).member
-                return JobMember(id: cursor.id, member: member, cursor: cursor)
-            }
+            let (items, last) = attributeKeys.isEmpty
+                ? try readKeyset(first: LeadGenRows.firstPage, next: LeadGenRows.nextPage, list: target.listID, after: cursor,
+                                 limit: limit, on: connection, decode: rowMember)
+                : try readKeyset(first: LeadGenRows.firstPageWithAttributes, next: LeadGenRows.nextPageWithAttributes, list: target.listID,
+                                 after: cursor, limit: limit, on: connection, extra: [.textArray(attributeKeys)], decode: rowMember)
             return Page(members: items, read: items.count, last: last)
         case .leads:
             return try members(of: keys(of: target, after: cursor, limit: limit, on: connection), of: target, on: connection)
+        }
+    }
+
+    static func rowMember(_ row: Row) throws -> JobMember {
+        let cursor = ListCursor(createdAt: try row.requiredString(0), id: try row.requiredString(1))
+        return JobMember(id: cursor.id, member: try LeadGenRows.member(row), cursor: cursor)
+    }
+
+    /// The list's members among `ids` (`leadIds`), in list order.
+    public static func members(ids: [String], of target: ImportTarget, attributeKeys: [String] = [],
+                               on connection: Connection) throws -> [JobMember] {
+        switch target.storage {
+        case .rows:
+            let result = try connection.query(LeadGenRows.rowsOfIDs, values: [.text(target.listID), .textArray(ids), .textArray(attributeKeys)])
+            return try result.rows.map(rowMember)
+        case .leads:
+            let rows = try connection.query(CanonicalLeads.keysOfIDs, values: [.text(target.listID), .textArray(ids)])
+            let keys = try rows.rows.map { ListCursor(createdAt: try $0.requiredString(0), id: try $0.requiredString(1)) }
+            return try members(of: Keys(keys: keys, last: keys.last), of: target, on: connection).members
         }
     }
 

@@ -28,9 +28,16 @@ public struct ListPage: Sendable {
 /// One keyset range: the first page's statement or the next one's, each row decoded. Both
 /// statements select `created_at::text` and the id first, for the cursor.
 func readKeyset<T>(first: String, next: String, list: String, after cursor: ListCursor?, limit: Int, on connection: Connection,
-                   decode: (Row) throws -> T) throws -> (items: [T], last: ListCursor?) {
-    let rows = try cursor.map { try connection.query(next, [list, String(limit), $0.createdAt, $0.id]) }
-        ?? connection.query(first, [list, String(limit)])
+                   extra: [PostgresValue] = [], decode: (Row) throws -> T) throws -> (items: [T], last: ListCursor?) {
+    let rows: QueryResult
+    if extra.isEmpty {
+        rows = try cursor.map { try connection.query(next, [list, String(limit), $0.createdAt, $0.id]) }
+            ?? connection.query(first, [list, String(limit)])
+    } else {
+        // Parameters after the keyset's: $5 on of the next page's statement, $3 on of the first's.
+        rows = try cursor.map { try connection.query(next, values: [.text(list), .int(limit), .text($0.createdAt), .text($0.id)] + extra) }
+            ?? connection.query(first, values: [.text(list), .int(limit)] + extra)
+    }
     var items: [T] = []
     items.reserveCapacity(rows.rowCount)
     for row in rows.rows { items.append(try decode(row)) }
@@ -91,32 +98,67 @@ public enum ListSources {
 /// `rows` lists: rows of `list_rows`, with the fields the contract names pulled out of
 /// `profile_data` by the database (only those travel, not the whole document).
 public struct LeadGenRows: ListSource {
-    public init() {}
+    /// The top-level keys of `profile_data` a filter names (`attributes.KEY`): read into each
+    /// member's `filterAttributes`, and only when there are any.
+    public let attributeKeys: [String]
+
+    public init(attributeKeys: [String] = []) { self.attributeKeys = attributeKeys }
 
     /// Each field is cut one character past the limit: a member never brings in more, and one
     /// with a longer field is invalid (`ListMember.fieldLimit`).
-    static let columns = """
+    static let selectList = """
         SELECT created_at::text AS cursor_created_at, id, left(linkedin_url, \(bound)),
                left(profile_data->>'firstName', \(bound)), left(profile_data->>'lastName', \(bound)),
                left(profile_data->>'fullName', \(bound)), left(profile_data->>'currentCompany', \(bound)),
                left(profile_data->>'currentRole', \(bound)), left(profile_data->>'headline', \(bound)),
                left(profile_data->'enrichment'->>'work_email', \(bound))
-        FROM list_rows
         """
+    static let columns = selectList + "\nFROM list_rows"
     static let firstPage = columns + " WHERE list_id = $1 ORDER BY list_rows.created_at, list_rows.id LIMIT $2"
     static let nextPage = columns
         + " WHERE list_id = $1 AND (list_rows.created_at, list_rows.id) > ($3::timestamptz, $4::uuid) ORDER BY list_rows.created_at, list_rows.id LIMIT $2"
 
+    /// The same columns and a last one: the named keys of `profile_data` as one JSON object
+    /// (`$N`, a text array: the keys travel as a parameter, never in the text).
+    static func columnsWithAttributes(keysParameter: Int) -> String {
+        selectList + """
+            ,
+                   left((SELECT jsonb_object_agg(k, profile_data->k) FROM unnest($\(keysParameter)::text[]) AS k
+                         WHERE profile_data ? k)::text, \(bound))
+            FROM list_rows
+            """
+    }
+    static let firstPageWithAttributes = columnsWithAttributes(keysParameter: 3)
+        + " WHERE list_id = $1 ORDER BY list_rows.created_at, list_rows.id LIMIT $2"
+    static let nextPageWithAttributes = columnsWithAttributes(keysParameter: 5)
+        + " WHERE list_id = $1 AND (list_rows.created_at, list_rows.id) > ($3::timestamptz, $4::uuid) ORDER BY list_rows.created_at, list_rows.id LIMIT $2"
+    /// The rows of `$2` that are in the list `$1`, in list order (`leadIds`).
+    static let rowsOfIDs = columnsWithAttributes(keysParameter: 3)
+        + " WHERE list_id = $1 AND id = ANY($2::uuid[]) ORDER BY list_rows.created_at, list_rows.id"
+
     public func page(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListPage {
-        let (members, last) = try readKeyset(first: Self.firstPage, next: Self.nextPage, list: list, after: cursor, limit: limit,
-                                             on: connection) { row in
-            LeadGenRow(
-                linkedinURL: try row.string(2), firstName: try row.string(3), lastName: try row.string(4),
-                fullName: try row.string(5), currentCompany: try row.string(6), currentRole: try row.string(7),
-                headline: try row.string(8), workEmail: try row.string(9)
-            ).member
-        }
+        let (members, last) = attributeKeys.isEmpty
+            ? try readKeyset(first: Self.firstPage, next: Self.nextPage, list: list, after: cursor, limit: limit, on: connection, decode: Self.member)
+            : try readKeyset(first: Self.firstPageWithAttributes, next: Self.nextPageWithAttributes, list: list, after: cursor, limit: limit,
+                             on: connection, extra: [.textArray(attributeKeys)], decode: Self.member)
         return ListPage(members: members, last: last)
+    }
+
+    /// The members of the list among `ids`, in list order.
+    public func members(ids: [String], list: String, on connection: Connection) throws -> [ListMember] {
+        let result = try connection.query(Self.rowsOfIDs, values: [.text(list), .textArray(ids), .textArray(attributeKeys)])
+        return try result.rows.map(Self.member)
+    }
+
+    /// A row of the page statements: the columns after the cursor, and the attributes when read.
+    static func member(_ row: Row) throws -> ListMember {
+        var member = LeadGenRow(
+            linkedinURL: try row.string(2), firstName: try row.string(3), lastName: try row.string(4),
+            fullName: try row.string(5), currentCompany: try row.string(6), currentRole: try row.string(7),
+            headline: try row.string(8), workEmail: try row.string(9)
+        ).member
+        if row.columnCount > 10, member.rejection == nil { member.filterAttributes = try row.string(10) }
+        return member
     }
 }
 
@@ -235,6 +277,20 @@ public struct CanonicalLeads: HydratedListSource {
             last = ListCursor(createdAt: try row.requiredString(3), id: try row.requiredString(4))
         }
         return ListPage(members: members, last: last)
+    }
+
+    /// The keys of the list's members among the Lead ids `$2`, in list order.
+    static let keysOfIDs = """
+        SELECT m.created_at::text AS cursor_created_at, m.lead_id FROM list_memberships m
+        WHERE m.list_id = $1 AND m.lead_id = ANY($2::uuid[]) ORDER BY m.created_at, m.lead_id
+        """
+
+    /// The list's members among the Lead ids `ids`, in list order (`leadIds`).
+    public func members(ids: [String], list: String, on connection: Connection) throws -> [ListMember] {
+        let rows = try connection.query(Self.keysOfIDs, values: [.text(list), .textArray(ids)])
+        let keys = try rows.rows.map { try $0.requiredString(1) }
+        let last = try rows.rows.last.map { ListCursor(createdAt: try $0.requiredString(0), id: try $0.requiredString(1)) }
+        return try members(of: ListKeys(ids: keys, last: last), on: connection)
     }
 
     public func keys(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListKeys {

@@ -42,7 +42,7 @@ struct Import: ParsableCommand {
 
     /// The endpoint's checks of `filter` and `dryRun`, before anything is read: a mistyped
     /// filter must never import the whole list.
-    func checkSelection() throws {
+    func checkSelection() throws -> ImportChoice {
         var selection = ImportFilter()
         if let filter {
             guard let value = try? JSONReader.parse(filter) else {
@@ -53,13 +53,18 @@ struct Import: ParsableCommand {
             case .success(let parsed): selection = parsed
             }
         }
-        if !selection.selectsEverything || dryRun {
-            throw CommandFailure("import: \(RequestError.selectionNotBuilt.code): \(RequestError.selectionNotBuilt.message)")
+        if !MemberSelectionLimits.isBuilt(selection) {
+            throw CommandFailure("import: \(RequestError.orderNotBuilt.code): \(RequestError.orderNotBuilt.message)")
         }
+        let choice = ImportChoice(filter: selection, dryRun: dryRun)
+        if recordJob && choice.dryRun {
+            throw CommandFailure("import: \(RequestError.jobSelectionNotBuilt.code): \(RequestError.jobSelectionNotBuilt.message)")
+        }
+        return choice
     }
 
     func run() throws {
-        try checkSelection()
+        let choice = try checkSelection()
         let url = try database.resolve()
         // The import's stages lease as bulk work, which leaves the pool's last connection to
         // requests: three give them the two the service's imports have.
@@ -82,7 +87,8 @@ struct Import: ParsableCommand {
         }
         if recordJob { return try record(target, on: pool) }
         // The size only feeds the progress line: an import goes on without it.
-        let size = try? pool.withConnection { try ListSources.size(of: target, on: $0) }
+        // A filter's selection has no size until it is read.
+        let size = choice.filter.selectsEverything ? try? pool.withConnection { try ListSources.size(of: target, on: $0) } : nil
         let pacing = Locked(ProgressPacing(output: isatty(2) == 1 ? .terminal : .plain))
         let started = MonotonicInstant.now()
         @Sendable func report(_ progress: ImportProgress, final: Bool) {
@@ -91,7 +97,10 @@ struct Import: ParsableCommand {
         }
         let outcome: ImportOutcome
         do {
-            outcome = try LeadImporter(connections: pool).run(target) { report($0, final: false) }
+            let importer = LeadImporter(connections: pool)
+            outcome = choice.isWholeList
+                ? try importer.run(target) { report($0, final: false) }
+                : importer.runSelection(target, choice: choice) { report($0, final: false) }
         } catch {
             print(RequestError.unavailable.body)
             throw CommandFailure("import: \(error)")
@@ -108,7 +117,9 @@ struct Import: ParsableCommand {
         // The body this command stands for: a later asynchronous POST of it is the same request.
         var body = JSONObjectWriter()
         body.add("listId", target.listID)
-        let request = NewImportJob(user: target.userID, campaign: target.campaignID, list: target.listID,
+        let given = filter.flatMap { try? JSONReader.parse($0) }
+        if let given { body.add("filter", given) }
+        let request = NewImportJob(user: target.userID, campaign: target.campaignID, list: target.listID, filter: given,
                                    fingerprint: RequestFingerprint.of(campaign: target.campaignID, body: Array(body.result.utf8)))
         let creation: JobCreation
         do {

@@ -158,9 +158,23 @@ extension ContractCase {
             let ready = try world.ready()
             return .importing(campaign: ready.campaign, body: #"{"listId":"\#(ready.list)","dryRun":1,"filter":[]}"#, token: ready.owner.token)
         }, status: 400, error: "invalid_filter", fields: ["message": "filter must be an object or null"]),
-        ContractCase(name: "a filter this version does not carry out yet", request: { world in
+        ContractCase(name: "a filter's limit is what is imported", request: { world in
             let ready = try world.ready(listSize: 3)
-            return .importing(campaign: ready.campaign, body: #"{"listId":"\#(ready.list)","filter":{"limit":1}}"#, token: ready.owner.token)
+            return .importing(campaign: ready.campaign, body: #"{"listId":"\#(ready.list)","filter":{"limit":2}}"#, token: ready.owner.token)
+        }, status: 200, error: nil, counts: [2, 0, 0, 0, 2]),
+        ContractCase(name: "a dry run answers the import's counts", request: { world in
+            let ready = try world.ready(listSize: 3)
+            return .importing(campaign: ready.campaign, body: #"{"listId":"\#(ready.list)","dryRun":true}"#, token: ready.owner.token)
+        }, status: 200, error: nil, counts: [3, 0, 0, 0, 3]),
+        ContractCase(name: "an empty selection is a 422", request: { world in
+            let ready = try world.ready(listSize: 3)
+            let body = #"{"listId":"\#(ready.list)","filter":{"where":[{"field":"company","value":"nobody"}]}}"#
+            return .importing(campaign: ready.campaign, body: body, token: ready.owner.token)
+        }, status: 422, error: nil, counts: [0, 0, 0, 0, 0]),
+        ContractCase(name: "an order over the whole list this version does not carry out yet", request: { world in
+            let ready = try world.ready(listSize: 3)
+            return .importing(campaign: ready.campaign, body: #"{"listId":"\#(ready.list)","filter":{"orderBy":[{"field":"name"}]}}"#,
+                              token: ready.owner.token)
         }, status: 501, error: "not_implemented"),
         ContractCase(name: "a job with a filter this version does not carry out yet", request: { world in
             let ready = try world.ready(listSize: 3)

@@ -31,7 +31,7 @@ final class ImportFilterTests: XCTestCase {
             let parsed = try body(json).get()
             XCTAssertTrue(parsed.filter.selectsEverything, json)
             XCTAssertNil(parsed.dryRun)
-            XCTAssertFalse(parsed.asksForSelectionOrDryRun)
+            XCTAssertTrue(parsed.choice.isWholeList)
         }
         XCTAssertEqual(try body(#"{"listId": "\#(list)", "filter": {}}"#).get().filterAsGiven, .object([]), "echoed as given")
         XCTAssertNil(try body(#"{"listId": "\#(list)"}"#).get().filterAsGiven)
@@ -122,8 +122,8 @@ final class ImportFilterTests: XCTestCase {
         XCTAssertEqual(body(#"{"listId": "\#(list)", "dryRun": null}"#).failure, .invalidDryRun)
         XCTAssertEqual(body(#"{"listId": "\#(list)", "dryRun": "true"}"#).failure, .invalidDryRun)
         XCTAssertEqual(try body(#"{"listId": "\#(list)", "dryRun": true, "note": 1}"#).get().dryRun, true)
-        XCTAssertEqual(try body(#"{"listId": "\#(list)", "dryRun": false}"#).get().asksForSelectionOrDryRun, false)
-        XCTAssertEqual(try body(#"{"listId": "\#(list)", "dryRun": true}"#).get().asksForSelectionOrDryRun, true)
+        XCTAssertEqual(try body(#"{"listId": "\#(list)", "dryRun": false}"#).get().choice.isWholeList, true)
+        XCTAssertEqual(try body(#"{"listId": "\#(list)", "dryRun": true}"#).get().choice, ImportChoice(dryRun: true))
     }
 
     func testMatchingIgnoresCaseAndSurroundingWhitespace() {

@@ -1,0 +1,83 @@
+/// Which members of a list an import takes, decided as the list is read page by page in list
+/// order (contract, section 4): `where` keeps a member or not on its own, `limit` counts what was
+/// kept, and `orderBy` holds the first `limit` in its order (`TopSelection`) until the list ends.
+/// The member ids of `leadIds` are not decided here: the reader reads only those.
+public struct MemberSelection<Item> {
+    public let filter: ImportFilter
+    /// The list member an item read is (a job reads members with their ids and cursors).
+    private let member: (Item) -> ListMember
+    /// The attribute keys the filter names: a member's attributes are parsed only when there are any.
+    private let attributeKeys: Set<String>
+    /// Members still to select, in list order; nil: no limit.
+    private var remaining: Int?
+    /// The ordered selection being built; nil when the order is the list's.
+    private var top: TopSelection<Item>?
+    /// Members offered so far, in list order: ties in `orderBy` go to the earlier.
+    private var place = 0
+
+    /// `taken`: members of the selection already imported, by an earlier run of a job that
+    /// resumes in list order.
+    public init(filter: ImportFilter, taken: Int = 0, member: @escaping (Item) -> ListMember) {
+        self.filter = filter
+        self.member = member
+        attributeKeys = filter.attributeKeys
+        if filter.order.isEmpty {
+            remaining = filter.limit.map { max(0, $0 - taken) }
+        } else {
+            top = TopSelection(limit: filter.limit ?? (filter.memberIDs?.count ?? MemberSelectionLimits.ordered), order: filter.order)
+        }
+    }
+
+    /// Whether members are imported as they are read (list order), or only once the list is read.
+    public var streams: Bool { top == nil }
+
+    /// Whether nothing more can be selected: the reader may stop.
+    public var isComplete: Bool { remaining == 0 }
+
+    /// Takes the next members read, in list order, and returns those selected to import now (in
+    /// list order). An ordered selection returns none until `finish`.
+    public mutating func take(_ items: [Item]) -> [Item] {
+        var selected: [Item] = []
+        for item in items {
+            if remaining == 0 { break }
+            let member = self.member(item)
+            let attributes = attributeKeys.isEmpty ? [:] : AttributeText.values(ofObject: member.filterAttributes ?? member.customFields ?? "", keys: attributeKeys)
+            let attribute: (String) -> String? = { attributes[$0] }
+            guard filter.selects(member, attribute: attribute) else { continue }
+            if top != nil {
+                top!.offer(keys: filter.orderKeys(of: member, attribute: attribute), place: place, member: item)
+                place += 1
+            } else {
+                selected.append(item)
+                if let left = remaining { remaining = left - 1 }
+            }
+        }
+        return selected
+    }
+
+    /// After the last page: the members of an ordered selection, in its order (none for a
+    /// selection in list order, which `take` already returned).
+    public mutating func finish() -> [Item] {
+        guard let top else { return [] }
+        self.top = nil
+        return top.ordered().map(\.member)
+    }
+}
+
+extension MemberSelection where Item == ListMember {
+    public init(filter: ImportFilter) {
+        self.init(filter: filter, member: { $0 })
+    }
+}
+
+public enum MemberSelectionLimits {
+    /// The most members an `orderBy` selection holds while the list is read, when it is not
+    /// bounded by `leadIds`: each is a whole member in memory until the list ends.
+    public static let ordered = 10_000
+
+    /// Whether a selection of this filter can be run with bounded memory: an order over the whole
+    /// list holds at most `ordered` members.
+    public static func isBuilt(_ filter: ImportFilter) -> Bool {
+        filter.order.isEmpty || filter.memberIDs != nil || (filter.limit ?? Int.max) <= ordered
+    }
+}

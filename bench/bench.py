@@ -38,6 +38,9 @@ TARGET_422_P99_MS = 20.0
 TARGET_JOB_RATIO = 1.10           # job time / synchronous import time of the same list
 TARGET_JOB_SIZE = 1_000_000       # the job ratio is judged at this size and above
 TARGET_GET_JOB_RPS = 3000.0       # GET /api/imports/{id} of a finished job
+TARGET_SELECTED_RATIO = 2.0       # limit 2500 / leadIds 1000 of the big list vs importing a list that size
+TARGET_DRY_RUN_RATIO = 0.5        # dry run of the big list / its real import
+SELECTION_ROUNDS = 3              # the small timed imports of the selection part: best of this many
 JOB_POLL_S = 0.1                  # how often the bench polls a job it started
 JOB_STALL_S = 120.0               # a job whose counts do not move for this long fails the run
 
@@ -775,7 +778,7 @@ class Bench:
         self.admin = Psql(args.admin_url)
         self.owner = Psql(args.owner_url)
         self.problems = []
-        self.results = {"imports": [], "jobs": [], "generation": [], "request_rate": {}, "memory": {}, "targets": []}
+        self.results = {"imports": [], "jobs": [], "selection": [], "generation": [], "request_rate": {}, "memory": {}, "targets": []}
 
     def problem(self, message):
         log("PROBLEM: " + message)
@@ -1151,6 +1154,84 @@ class Bench:
         self.admin.run("TRUNCATE campaign_leads;")
         return entry
 
+    # ---- filters and dry runs (section 4)
+
+    def timed_import(self, campaign, body):
+        path = IMPORT_PATH.format(campaign=campaign)
+        started = time.perf_counter()
+        status, _, data = http_post(self.args.base_url, path, json.dumps(body), token=self.token)
+        seconds = time.perf_counter() - started
+        try:
+            answer = json.loads(data)
+        except ValueError:
+            answer = {"unparsable_body": data[:300].decode(errors="replace")}
+        return status, answer, seconds
+
+    def best_import(self, channel, body, label, rounds=SELECTION_ROUNDS):
+        """The best of `rounds` imports of `body`, each into a fresh campaign from the same state."""
+        runs = []
+        for _ in range(rounds):
+            self.fresh_start()
+            campaign = self.new_campaign(channel, f"bench {label}")
+            status, answer, seconds = self.timed_import(campaign, body)
+            runs.append({"status": status, "answer": answer, "seconds": round(seconds, 4), "campaign": campaign})
+        best = min(runs, key=lambda r: r["seconds"])
+        return {**best, "rounds": [r["seconds"] for r in runs]}
+
+    def measure_selection(self, size, storage, list_id, channel="email"):
+        """Section 4's figures on one big list: a limit and leadIds against importing a list of
+        that many members; an orderBy with a limit against one read of the list (a where that
+        selects nobody) plus that import; a dry run against the real import."""
+        label = f"{size:,} {storage}/{channel}"
+        entry = {"size": size, "storage": storage, "channel": channel, "list_id": list_id}
+        small = {}
+        for n in (2500, 1000):
+            small_list = str(uuid.uuid4())
+            (generate_rows_list if storage == "rows" else generate_leads_list)(self.admin, self.user, small_list, n, "2026-02-01 00:00:00+00")
+            small[n] = small_list
+        self.admin.run("ANALYZE list_rows, list_memberships, leads;")
+        entry["list_warmed"] = self.warm_list(storage)
+        ids_sql = ("SELECT id FROM list_rows WHERE list_id = '{l}' ORDER BY created_at, id" if storage == "rows"
+                   else "SELECT lead_id FROM list_memberships WHERE list_id = '{l}' ORDER BY created_at, lead_id")
+        # 1,000 members spread over the whole list: every (size / 1000)th.
+        ids = [line for line in self.admin.run(
+            f"SELECT x FROM (SELECT x, row_number() OVER () AS n FROM ({ids_sql.format(l=list_id)}) AS t(x)) AS m "
+            f"WHERE n % {max(1, size // 1000)} = 1 LIMIT 1000;").split()]
+        nobody = {"where": [{"field": "company", "value": "no company has this name"}]}
+        plan = [
+            ("list_2500", {"listId": small[2500]}),
+            ("limit_2500", {"listId": list_id, "filter": {"limit": 2500}}),
+            ("list_1000", {"listId": small[1000]}),
+            ("lead_ids_1000", {"listId": list_id, "filter": {"leadIds": ids}}),
+        ]
+        for name, body in plan:
+            entry[name] = self.best_import(channel, body, f"{label} {name}")
+            log(f"{label}: {name} {entry[name]['status']} in {entry[name]['seconds']:.3f} s (rounds {entry[name]['rounds']}) "
+                f"{ {k: entry[name]['answer'].get(k) for k in ('imported', 'duplicates', 'invalid', 'total')} }")
+        for name, body in [("read_once", {"listId": list_id, "filter": nobody}),
+                           ("ordered_limit_2500", {"listId": list_id, "filter": {"orderBy": [{"field": "lastName"}, {"field": "company", "direction": "desc"}],
+                                                                                "limit": 2500}}),
+                           ("dry_run", {"listId": list_id, "dryRun": True}),
+                           ("real", {"listId": list_id})]:
+            entry[name] = self.best_import(channel, body, f"{label} {name}", rounds=1)
+            log(f"{label}: {name} {entry[name]['status']} in {entry[name]['seconds']:.2f} s "
+                f"{ {k: entry[name]['answer'].get(k) for k in ('imported', 'duplicates', 'invalid', 'total', 'dryRun')} }")
+        keys = ("imported", "duplicates", "invalid", "errors", "total")
+        entry["dry_run_same_counts"] = all(entry["dry_run"]["answer"].get(k) == entry["real"]["answer"].get(k) for k in keys)
+        entry["ratio_limit"] = round(entry["limit_2500"]["seconds"] / entry["list_2500"]["seconds"], 3)
+        entry["ratio_lead_ids"] = round(entry["lead_ids_1000"]["seconds"] / entry["list_1000"]["seconds"], 3)
+        entry["ratio_ordered"] = round(entry["ordered_limit_2500"]["seconds"]
+                                       / (entry["read_once"]["seconds"] + entry["list_2500"]["seconds"]), 3)
+        entry["ratio_dry_run"] = round(entry["dry_run"]["seconds"] / entry["real"]["seconds"], 3)
+        if entry["limit_2500"]["answer"].get("total") != 2500 or entry["lead_ids_1000"]["answer"].get("total") != len(ids):
+            self.problem(f"{label}: a selection's total is wrong: limit {entry['limit_2500']['answer']}, leadIds {entry['lead_ids_1000']['answer']}")
+        if entry["ordered_limit_2500"]["answer"].get("total") != 2500 or entry["read_once"]["status"] != 422:
+            self.problem(f"{label}: orderBy/limit {entry['ordered_limit_2500']['answer']}, where-nobody {entry['read_once']}")
+        if not entry["dry_run_same_counts"] or entry["dry_run"]["answer"].get("dryRun") is not True:
+            self.problem(f"{label}: the dry run {entry['dry_run']['answer']} differs from the import {entry['real']['answer']}")
+        self.admin.run("TRUNCATE campaign_leads;")
+        return entry
+
     # ---- request rate
 
     def settle(self, limit=180.0):
@@ -1294,7 +1375,7 @@ class Bench:
         self.check_401_parity()
         self.create_user_and_token()
 
-        for size in a.sizes if {"imports", "jobs"} & a.parts else ():
+        for size in a.sizes if {"imports", "jobs", "selection"} & a.parts else ():
             lists = self.generate(size)
             if "imports" in a.parts:
                 for storage in ("rows", "leads"):
@@ -1311,6 +1392,12 @@ class Bench:
                     entry = best_of_rounds(rounds)
                     entry["loadavg_after"] = loadavg()
                     self.results["jobs"].append(entry)
+                    self.save(partial=True)
+            if "selection" in a.parts:
+                for storage in ("rows", "leads"):
+                    entry = self.measure_selection(size, storage, lists[storage])
+                    entry["loadavg_after"] = loadavg()
+                    self.results["selection"].append(entry)
                     self.save(partial=True)
 
         if "rate" in a.parts:
@@ -1451,6 +1538,18 @@ class Bench:
                 add(f"memory: peak PSS growth while a job runs, {smallest:,} -> {largest:,} members (worst storage)",
                     worst, f"< {TARGET_GROWTH_MIB}", worst < TARGET_GROWTH_MIB if largest >= 1_000_000 else None, "MiB")
             self.results["memory"]["jobs"] = jm
+
+        for e in self.results["selection"]:
+            label = f"{e['size']:,} {e['storage']}/{e['channel']}"
+            judged = e["size"] >= 1_000_000
+            add(f"selection {label}: limit 2500 / a 2,500-member list", e["ratio_limit"], f"<= {TARGET_SELECTED_RATIO}",
+                (e["ratio_limit"] <= TARGET_SELECTED_RATIO) if judged else None, "x")
+            add(f"selection {label}: leadIds of 1,000 / a 1,000-member list", e["ratio_lead_ids"], f"<= {TARGET_SELECTED_RATIO}",
+                (e["ratio_lead_ids"] <= TARGET_SELECTED_RATIO) if judged else None, "x")
+            add(f"selection {label}: orderBy + limit 2500 / (one read of the list + a 2,500-member list)", e["ratio_ordered"], "<= 1.0",
+                (e["ratio_ordered"] <= 1.0) if judged else None, "x")
+            add(f"selection {label}: dry run / the import", e["ratio_dry_run"], f"<= {TARGET_DRY_RUN_RATIO}",
+                (e["ratio_dry_run"] <= TARGET_DRY_RUN_RATIO) if judged else None, "x")
 
         rr = self.results["request_rate"]
         if rr:
@@ -1594,6 +1693,22 @@ class Bench:
                     print(f"   growth of peak PSS while a job runs {lo:,} -> {hi:,} members, {k}: {v:+.2f} MiB,"
                           f" target < {TARGET_GROWTH_MIB:.0f} MiB: {verdict}")
 
+        sel = r.get("selection") or []
+        if sel:
+            print("\n5. Filters and dry runs (contract, section 4), each into a fresh campaign; small imports best of "
+                  f"{SELECTION_ROUNDS}")
+            head = (f"   {'members':>9} {'storage':7} | {'2,500 list':>10} {'limit 2500':>10} {'ratio':>6} | {'1,000 list':>10}"
+                    f" {'leadIds':>8} {'ratio':>6} | {'read once':>9} {'orderBy+limit':>13} {'ratio':>6} | {'import':>7} {'dry run':>7}"
+                    f" {'ratio':>6} same counts")
+            print(head)
+            print("   " + "-" * (len(head) - 3))
+            for e in sel:
+                print(f"   {e['size']:>9,} {e['storage']:7} | {e['list_2500']['seconds']:>10.3f} {e['limit_2500']['seconds']:>10.3f}"
+                      f" {e['ratio_limit']:>6.2f} | {e['list_1000']['seconds']:>10.3f} {e['lead_ids_1000']['seconds']:>8.3f}"
+                      f" {e['ratio_lead_ids']:>6.2f} | {e['read_once']['seconds']:>9.2f} {e['ordered_limit_2500']['seconds']:>13.2f}"
+                      f" {e['ratio_ordered']:>6.2f} | {e['real']['seconds']:>7.2f} {e['dry_run']['seconds']:>7.2f}"
+                      f" {e['ratio_dry_run']:>6.2f} {'yes' if e['dry_run_same_counts'] else 'NO'}")
+
         print("\nTargets")
         for t in r["targets"]:
             verdict = t["verdict"] or "info"
@@ -1620,12 +1735,12 @@ def main():
     p.add_argument("--wrk-rounds", type=int, default=2)
     p.add_argument("--job-rounds", type=int, default=2, help="rounds of (synchronous import, job) per list; the best of each side is judged")
     p.add_argument("--mode", default="full")
-    p.add_argument("--parts", default="imports,jobs,rate",
+    p.add_argument("--parts", default="imports,jobs,selection,rate",
                    help="what to measure: imports (and their memory), jobs (beside the synchronous import), rate (wrk)")
     args = p.parse_args()
     args.parts = {x.strip() for x in args.parts.split(",") if x.strip()}
-    if not args.parts or args.parts - {"imports", "jobs", "rate"}:
-        p.error("--parts: a comma-separated subset of imports,jobs,rate")
+    if not args.parts or args.parts - {"imports", "jobs", "selection", "rate"}:
+        p.error("--parts: a comma-separated subset of imports,jobs,selection,rate")
     args.sizes = sorted(int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip())
     if not args.sizes or any(s < 10 for s in args.sizes):
         p.error("--sizes: a comma-separated list of sizes of at least 10")

@@ -132,9 +132,8 @@ public final class JobRunner: @unchecked Sendable {
         }
         // Checked when the job was recorded; a filter this version cannot read (written by
         // another) must never import the whole list, so the job waits for a runner that can.
-        guard case .success(let filter) = ImportFilter.parse(claimed.job.filter), MemberSelectionLimits.isBuilt(filter),
-              claimed.job.dryRun != true else {
-            Log.warning("job set aside: its filter or dry run is not one this version runs", ["job": hold.jobID])
+        guard case .success(let filter) = ImportFilter.parse(claimed.job.filter), MemberSelectionLimits.isBuilt(filter) else {
+            Log.warning("job set aside: its filter is not one this version runs", ["job": hold.jobID])
             return .setAside
         }
         var run = Run(hold: hold, target: target, filter: filter, lease: lease, record: claimed)

@@ -40,10 +40,6 @@ public struct RequestError: Error, Equatable, Sendable {
     public static let orderNotBuilt = RequestError(
         status: 501, code: "not_implemented",
         message: "orderBy over more than \(MemberSelectionLimits.ordered) members (give a limit up to that, or leadIds) is not carried out by this version yet; nothing was imported")
-    /// `dryRun: true` on an asynchronous import, which this version does not carry out yet.
-    public static let jobSelectionNotBuilt = RequestError(
-        status: 501, code: "not_implemented",
-        message: "dryRun on an import job (Prefer: respond-async) is not carried out by this version yet; nothing was recorded")
     public static let invalidDryRun = RequestError(status: 400, code: "invalid_dry_run", message: "dryRun must be true or false")
     public static let campaignNotFound = RequestError(status: 404, code: "campaign_not_found", message: "no such campaign")
     public static let listNotFound = RequestError(status: 404, code: "list_not_found", message: "no such list")

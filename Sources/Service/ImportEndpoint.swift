@@ -31,9 +31,7 @@ public struct ImportEndpoint: Sendable {
         // only after the token's, as the contract orders them.
         let ids = Self.check(request, campaignSegment: campaignSegment)
         if AsyncPreference.requested(request.headers["prefer"]) {
-            // Jobs do not carry out a dry run yet: refused, never run for real.
-            let runnable = ids.flatMap { $0.choice.dryRun ? .failure(RequestError.jobSelectionNotBuilt) : .success($0) }
-            return jobs.record(request, tokenHash: SHA256.hash(token), ids: runnable)
+            return jobs.record(request, tokenHash: SHA256.hash(token), ids: ids)
         }
         let order = ImportOrder(tokenHash: SHA256.hash(token), ids: ids, waitLimit: remainingWait(since: request.received, pool: pool),
                                 becomesLong: request.becomesLong)

@@ -353,9 +353,14 @@ public struct JobStore: Sendable {
             ON CONFLICT (campaign_id, identity_key) DO NOTHING
             RETURNING identity_key
         ), would_insert AS (
-            SELECT r.identity FROM keys r CROSS JOIN job
+            -- A dry run's inserts: what is neither in the campaign nor would have been inserted
+            -- by a batch before (import_dry_run_identities, committed with them).
+            INSERT INTO import_dry_run_identities (job_id, identity)
+            SELECT job.id, r.identity FROM keys r CROSS JOIN job
             WHERE r.place = r.first_place AND job.dry_run AND (SELECT ok FROM accepting)
               AND NOT EXISTS (SELECT 1 FROM campaign_leads l WHERE l.campaign_id = job.campaign_id AND l.identity_key = r.identity)
+            ON CONFLICT DO NOTHING
+            RETURNING identity
         ), rejected AS (
             INSERT INTO import_rejections (job_id, position, member_id, reason, detail)
             -- Joins, not NOT EXISTS under the OR (a subquery run for each lead, scanning the

@@ -56,11 +56,7 @@ struct Import: ParsableCommand {
         if !MemberSelectionLimits.isBuilt(selection) {
             throw CommandFailure("import: \(RequestError.orderNotBuilt.code): \(RequestError.orderNotBuilt.message)")
         }
-        let choice = ImportChoice(filter: selection, dryRun: dryRun)
-        if recordJob && choice.dryRun {
-            throw CommandFailure("import: \(RequestError.jobSelectionNotBuilt.code): \(RequestError.jobSelectionNotBuilt.message)")
-        }
-        return choice
+        return ImportChoice(filter: selection, dryRun: dryRun)
     }
 
     func run() throws {
@@ -119,7 +115,9 @@ struct Import: ParsableCommand {
         body.add("listId", target.listID)
         let given = filter.flatMap { try? JSONReader.parse($0) }
         if let given { body.add("filter", given) }
+        if dryRun { body.add("dryRun", true) }
         let request = NewImportJob(user: target.userID, campaign: target.campaignID, list: target.listID, filter: given,
+                                   dryRun: dryRun ? true : nil,
                                    fingerprint: RequestFingerprint.of(campaign: target.campaignID, body: Array(body.result.utf8)))
         let creation: JobCreation
         do {

@@ -176,9 +176,15 @@ extension ContractCase {
             return .importing(campaign: ready.campaign, body: #"{"listId":"\#(ready.list)","filter":{"orderBy":[{"field":"name"}]}}"#,
                               token: ready.owner.token)
         }, status: 501, error: "not_implemented"),
-        ContractCase(name: "a job with a filter this version does not carry out yet", request: { world in
+        ContractCase(name: "a dry-run job with a filter is recorded", request: { world in
             let ready = try world.ready(listSize: 3)
-            return .recording(campaign: ready.campaign, body: #"{"listId":"\#(ready.list)","dryRun":true}"#, token: ready.owner.token)
+            return .recording(campaign: ready.campaign, body: #"{"listId":"\#(ready.list)","filter":{"limit":2},"dryRun":true}"#,
+                              token: ready.owner.token)
+        }, status: 202, error: nil, headers: ["preference-applied": "respond-async"], fields: ["state": "queued"]),
+        ContractCase(name: "a job with an order this version does not carry out yet", request: { world in
+            let ready = try world.ready(listSize: 3)
+            return .recording(campaign: ready.campaign, body: #"{"listId":"\#(ready.list)","filter":{"orderBy":[{"field":"name"}]}}"#,
+                              token: ready.owner.token)
         }, status: 501, error: "not_implemented"),
         ContractCase(name: "an empty filter and dryRun false import the whole list", request: { world in
             let ready = try world.ready(listSize: 3)

@@ -198,6 +198,36 @@ final class JobRunnerTests: XCTestCase {
         XCTAssertEqual(try seed.count(campaign), real.job.counts.imported + 1)
     }
 
+    /// A dry-run job's repeats lie batches apart (12 members back, batches of 3) and the job is
+    /// cut off partway and taken up again: it still counts what the real job then does, since
+    /// its would-be inserts were committed with its batches.
+    func testADryRunJobCutOffAndResumedCountsRepeatsOfEveryBatchBefore() throws {
+        let user = try seed.user()
+        let list = try repeatingRowsList(user: user)
+        let campaign = try seed.campaign(user: user, channel: "email")
+        let id = try record(user: user, campaign: campaign, list: list, dryRun: true)
+        let seed = self.seed!
+        let stopping = Locked(false)
+        let source = hooked { _, _ in
+            if let position = try seed.value("SELECT resume_position FROM import_jobs WHERE id = $1", [id]).flatMap(Int.init), position >= 21 {
+                stopping.withLock { $0 = true }
+            }
+        }
+        _ = JobRunner(connections: source, batchSize: 3, stopRequested: { stopping.current }).runNext()
+        let partway = try job(id, user: user)
+        XCTAssertTrue(partway.resumePosition >= 21 && partway.resumePosition < 60, "\(partway.resumePosition)")
+        XCTAssertNotEqual(try seed.value("SELECT count(*) FROM import_dry_run_identities WHERE job_id = $1", [id]), "0")
+        guard case .finished(let dry)? = JobRunner(connections: pool(), batchSize: 3).runNext() else { return XCTFail() }
+        XCTAssertEqual(try seed.count(campaign), 0, "nothing inserted")
+        XCTAssertEqual(try seed.value("SELECT count(*) FROM import_dry_run_identities WHERE job_id = $1", [id]), "0", "forgotten at the end")
+        try assertReportMatches(dry)
+        _ = try record(user: user, campaign: campaign, list: list)
+        guard case .finished(let real)? = JobRunner(connections: pool(), batchSize: 3).runNext() else { return XCTFail() }
+        XCTAssertEqual(dry.job.counts, real.job.counts)
+        XCTAssertEqual(dry.job.httpStatus, real.job.httpStatus)
+        XCTAssertEqual(try seed.count(campaign), real.job.counts.imported)
+    }
+
     /// The campaign leaves draft mid-job: the job ends as the synchronous import stops, a 206
     /// with what committed before.
     func testACampaignLeavingDraftEndsTheJobAsTheSynchronousImportStops() throws {
@@ -226,24 +256,69 @@ final class JobRunnerTests: XCTestCase {
         XCTAssertEqual(try job(id, user: user).job.state, .finished)
     }
 
-    /// The selection is not built yet: a job with a filter imports nothing and is left to its
-    /// lease, so that the next claim takes another job; no filter, a null or an empty one is
-    /// the whole list.
-    func testAJobWithAFilterIsSetAsideAndTheNextJobRuns() throws {
+    /// A job with a filter imports its selection; one whose filter this version does not run
+    /// (an order over the whole list, written straight into the table) imports nothing and is left
+    /// to its lease, so that the next claim takes another job; an empty filter is the whole list.
+    func testAJobRunsItsFilterAndOneItCannotRunIsSetAside() throws {
         let user = try seed.user()
         let list = try seed.bulkRowsList(user: user, count: 6)
         let campaign = try seed.campaign(user: user, channel: "linkedin")
-        let filtered = try record(user: user, campaign: campaign, list: list, filter: try JSONReader.parse(#"{"limit": 2}"#))
+        let limited = try record(user: user, campaign: campaign, list: list, filter: try JSONReader.parse(#"{"limit": 2}"#))
+        let unbuilt = try record(user: user, campaign: campaign, list: list, filter: try JSONReader.parse(#"{"orderBy": [{"field": "name"}]}"#))
         let empty = try record(user: user, campaign: campaign, list: list, filter: try JSONReader.parse("{}"))
         let runner = JobRunner(connections: pool(), batchSize: 5)
+        guard case .finished(let first)? = runner.runNext() else { return XCTFail("the limited job was not run") }
+        XCTAssertEqual(first.job.id, limited)
+        XCTAssertEqual(first.job.counts, ImportCounts(imported: 2))
+        XCTAssertEqual(try seed.count(campaign), 2)
         XCTAssertEqual(runner.runNext(), .setAside)
-        let aside = try job(filtered, user: user)
+        let aside = try job(unbuilt, user: user)
         XCTAssertEqual(aside.job.state, .running)
         XCTAssertEqual(aside.resumePosition, 0)
-        XCTAssertEqual(try seed.count(campaign), 0)
+        XCTAssertEqual(try seed.count(campaign), 2)
         guard case .finished(let ended)? = runner.runNext() else { return XCTFail("the next job was not run") }
         XCTAssertEqual(ended.job.id, empty)
-        XCTAssertEqual(ended.job.counts, ImportCounts(imported: 6))
+        XCTAssertEqual(ended.job.counts, ImportCounts(imported: 4, duplicates: 2))
+    }
+
+    /// A job whose selection is in list order, cut off after its first batch, resumes after the
+    /// last member it imported and ends as an uninterrupted run does; one in another order makes
+    /// its selection again and resumes at its position.
+    func testAFilteredJobResumesWhereItsSelectionStood() throws {
+        let user = try seed.user()
+        let list = try seed.bulkRowsList(user: user, count: 30)
+        for filter in [#"{"where": [{"field": "lastName", "value": ["3", "7", "11", "12", "13", "20", "29", "30"]}], "limit": 7}"#,
+                       #"{"orderBy": [{"field": "lastName", "direction": "desc"}], "limit": 12}"#] {
+            let whole = try seed.campaign(user: user, channel: "linkedin")
+            _ = try record(user: user, campaign: whole, list: list, filter: try JSONReader.parse(filter))
+            guard case .finished(let uninterrupted)? = JobRunner(connections: pool(), batchSize: 3).runNext() else { return XCTFail(filter) }
+
+            let cut = try seed.campaign(user: user, channel: "linkedin")
+            let id = try record(user: user, campaign: cut, list: list, filter: try JSONReader.parse(filter))
+            // The first runner's lease runs out after its first batch: it stops, and another takes over.
+            let seed = self.seed!
+            let stopping = Locked(false)
+            let source = hooked { _, _ in
+                if let position = try seed.value("SELECT resume_position FROM import_jobs WHERE id = $1", [id]).flatMap(Int.init), position >= 3 {
+                    stopping.withLock { $0 = true }
+                }
+            }
+            let first = JobRunner(connections: source, batchSize: 3, batchesInFlight: 1, stopRequested: { stopping.current })
+            _ = first.runNext()
+            let partway = try job(id, user: user)
+            XCTAssertEqual(try seed.value("SELECT lease_expires_at <= now() FROM import_jobs WHERE id = $1", [id]), "t",
+                           "\(filter): handed back at a batch boundary")
+            XCTAssertTrue(partway.resumePosition >= 3 && partway.resumePosition < uninterrupted.resumePosition, "\(filter): \(partway.resumePosition)")
+            guard case .finished(let resumed)? = JobRunner(connections: pool(), batchSize: 3).runNext() else { return XCTFail(filter) }
+            XCTAssertEqual(resumed.job.counts, uninterrupted.job.counts, filter)
+            func profiles(_ campaign: String) throws -> [String] {
+                try seed.campaignLeads(campaign).map { (lead: [String: String?]) -> String in (lead["linkedin_url"] ?? nil) ?? "-" }.sorted()
+            }
+            XCTAssertEqual(try profiles(cut), try profiles(whole), filter)
+            try assertReportMatches(resumed)
+            let positions = try rejections(id, user: user).map(\.position)
+            XCTAssertEqual(positions, Array(Set(positions)).sorted(), "\(filter): no member reported twice")
+        }
     }
 
     // MARK: - Two batches in flight

@@ -157,6 +157,8 @@ final class MigrationTests: XCTestCase {
                 "attempts": "integer|0", "resume_position": "integer|0", "resume_cursor": "text|",
             ],
             "import_rejections": ["job_id": "uuid|", "position": "integer|", "member_id": "uuid|", "reason": "text|", "detail": "text|"],
+            // A dry-run job's would-be inserts (version 9).
+            "import_dry_run_identities": ["job_id": "uuid|", "identity": "text|"],
         ]
         let rows = try owner.query("""
             SELECT table_name, column_name, data_type, coalesce(column_default, '') AS def, is_nullable

@@ -32,6 +32,7 @@ public enum Migrator {
         Schema.version6,
         Schema.version7,
         Schema.version8,
+        Schema.version9,
     ]
 
     /// The key of the advisory lock held while migrating ("leadimp" in ASCII).

@@ -996,4 +996,42 @@ enum Schema {
             REFERENCING OLD TABLE AS deleted_jobs FOR EACH STATEMENT
             EXECUTE FUNCTION leadimport_delete_job_rejections();
         """#)
+
+    static let version9 = Migration(version: 9, name: "what a dry-run job would have inserted", sql: #"""
+        -- The identities a dry-run job would have inserted so far, committed with each batch: a
+        -- repeat of any earlier batch, in this run or one before it, then counts as the duplicate
+        -- the real import would make it. Nothing else of the platform reads it; it is emptied
+        -- when the job ends.
+        CREATE TABLE import_dry_run_identities (
+            job_id uuid NOT NULL,
+            identity text NOT NULL,
+            PRIMARY KEY (job_id, identity)
+        );
+
+        -- A job that ends (finished or cancelled) forgets them, as the table's owner: the service
+        -- deletes nothing itself.
+        CREATE FUNCTION leadimport_forget_dry_run() RETURNS trigger
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+        AS $fn$
+        BEGIN
+            DELETE FROM import_dry_run_identities WHERE job_id = NEW.id;
+            RETURN NULL;
+        END
+        $fn$;
+
+        CREATE TRIGGER import_jobs_forget_dry_run AFTER UPDATE OF state ON import_jobs
+            FOR EACH ROW WHEN (NEW.dry_run IS TRUE AND NEW.state IN ('finished', 'cancelled') AND OLD.state IS DISTINCT FROM NEW.state)
+            EXECUTE FUNCTION leadimport_forget_dry_run();
+
+        -- A deleted job's go with its rejections.
+        CREATE OR REPLACE FUNCTION leadimport_delete_job_rejections() RETURNS trigger
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+        AS $fn$
+        BEGIN
+            DELETE FROM import_rejections r USING deleted_jobs d WHERE r.job_id = d.id;
+            DELETE FROM import_dry_run_identities r USING deleted_jobs d WHERE r.job_id = d.id;
+            RETURN NULL;
+        END
+        $fn$;
+        """#)
 }

@@ -220,8 +220,10 @@ def generate_rows_list(db, user, list_id, n, t0):
 
 def generate_leads_list(db, user, list_id, n, t0):
     """Five set-based statements (leads, socials, contacts, attributes, memberships); lead ids
-    are derived from the list id and the member's position, so no statement needs another's output."""
-    lead_id = f"md5('{list_id}:' || i)::uuid"
+    are derived from the list id and the member's position, so no statement needs another's output.
+    They are shaped as version-4 UUIDs (the version and variant digits set), as the contract's
+    pattern wants of the ids a `leadIds` filter names."""
+    lead_id = f"overlay(overlay(md5('{list_id}:' || i) placing '4' from 13) placing '8' from 17)::uuid"
     sql = f"""
     BEGIN;
     INSERT INTO lists (id, user_id, name, storage) VALUES ('{list_id}', '{user}', 'bench leads {n}', 'leads');

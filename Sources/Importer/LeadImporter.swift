@@ -117,14 +117,45 @@ public struct LeadImporter: Sendable {
 
     /// The pages after the first, in three stages; then the stats.
     func finish(_ rest: Rest, progress: (@Sendable (ImportProgress) -> Void)? = nil) -> ImportOutcome {
-        let source = ListSources.source(for: rest.target)
         let writer = CampaignWriter(target: rest.target)
-        let outcome = runStages(first: rest.first, source: source, writer: writer, started: rest.started, progress: progress)
+        let pages = PageReading(source: ListSources.source(for: rest.target), list: rest.target.listID, importer: self)
+        return finish(first: rest.first, pages: pages, writer: writer, started: rest.started, progress: progress)
+    }
+
+    /// The pages after `first` as `pages` reads them, in three stages; then the stats.
+    func finish(first: ListPage, pages: PageReading, writer: CampaignWriter, started: MonotonicInstant,
+                progress: (@Sendable (ImportProgress) -> Void)?) -> ImportOutcome {
+        let outcome = runStages(first: first, pages: pages, writer: writer, started: started, progress: progress)
         if outcome.counts.imported > 0 && outcome.end != .stopped(.campaignGone) {
             recomputeStats(writer) { try onConnection(nil) { try writer.recomputeStats(on: $0) } }
         }
         Memory.returnFreePages()
         return outcome
+    }
+
+    /// How the pages after the first are read: ahead, on threads of their own (`threads` of
+    /// them), or on the importer's thread when none can be had.
+    struct PageReading {
+        let threads: Int
+        let ahead: (ListPage) throws(ThreadStartError) -> any PageFeed
+        let inline: (ListPage) -> any PageFeed
+
+        /// A list's pages as its source reads them.
+        init(source: any ListSource, list: String, importer: LeadImporter) {
+            threads = pageFeedThreads(for: source, hydrators: LeadImporter.hydrators)
+            ahead = { (first: ListPage) throws(ThreadStartError) -> any PageFeed in
+                try makePageFeed(source: source, after: first, list: list, pageSize: importer.pageSize, connections: importer.connections,
+                                 waitLimit: importer.stageWaitLimit, hydrators: LeadImporter.hydrators)
+            }
+            inline = { first in
+                InlinePageFeed(source: source, after: first, list: list, pageSize: importer.pageSize, connections: importer.connections,
+                               waitLimit: importer.stageWaitLimit)
+            }
+        }
+
+        init(threads: Int, ahead: @escaping (ListPage) throws(ThreadStartError) -> any PageFeed, inline: @escaping (ListPage) -> any PageFeed) {
+            (self.threads, self.ahead, self.inline) = (threads, ahead, inline)
+        }
     }
 
     private func recomputeStats(_ writer: CampaignWriter, _ body: () throws -> Void) {
@@ -147,11 +178,11 @@ public struct LeadImporter: Sendable {
 
     static let pagesBetweenTrims = 4
 
-    private func runStages(first: ListPage, source: any ListSource, writer: CampaignWriter, started: MonotonicInstant,
+    private func runStages(first: ListPage, pages: PageReading, writer: CampaignWriter, started: MonotonicInstant,
                            progress: (@Sendable (ImportProgress) -> Void)?) -> ImportOutcome {
-        let threads = Self.writers + pageFeedThreads(for: source, hydrators: Self.hydrators)
+        let threads = Self.writers + pages.threads
         guard stageThreads.take(threads) else {
-            return runAlone(first: first, source: source, writer: writer, started: started, progress: progress)
+            return runAlone(first: first, feed: pages.inline(first), writer: writer, started: started, progress: progress)
         }
         defer { stageThreads.giveBack(threads) }
         let batches = BoundedQueue<(number: Int, batch: PlannedBatch)>(capacity: 3)
@@ -180,15 +211,14 @@ public struct LeadImporter: Sendable {
                     throw error
                 }
             }
-            feed = try makePageFeed(source: source, after: first, list: writer.target.listID, pageSize: pageSize, connections: connections,
-                                    waitLimit: stageWaitLimit, hydrators: Self.hydrators)
+            feed = try pages.ahead(first)
         } catch {
             // The system would not give the threads (tasks or memory at their limit): the
             // writers that started are let go, and the import runs on this thread alone.
             Log.warning("import stage threads not started; importing on the request's thread", ["error": "\(error)"])
             batches.close()
             _ = writersDone.wait()
-            return runAlone(first: first, source: source, writer: writer, started: started, progress: progress)
+            return runAlone(first: first, feed: pages.inline(first), writer: writer, started: started, progress: progress)
         }
 
         var planner = BatchPlanner(batchSize: batchSize, channel: writer.target.channel)
@@ -234,32 +264,37 @@ public struct LeadImporter: Sendable {
 
     /// The pages after the first, on this thread alone: read a page, write its batches, read the
     /// next. What `runStages` does, without its threads, for when none can be had.
-    private func runAlone(first: ListPage, source: any ListSource, writer: CampaignWriter, started: MonotonicInstant,
+    private func runAlone(first: ListPage, feed: any PageFeed, writer: CampaignWriter, started: MonotonicInstant,
                           progress: (@Sendable (ImportProgress) -> Void)?) -> ImportOutcome {
-        var planner = BatchPlanner(batchSize: batchSize, channel: writer.target.channel)
+        runAlone(first: first, feed: feed, channel: writer.target.channel, started: started, progress: progress) { leads in
+            write(leads, with: writer, on: nil)
+        }
+    }
+
+    /// `runAlone` with each batch's leads handed to `write` (a dry run counts them instead).
+    func runAlone(first: ListPage, feed: any PageFeed, channel: Channel, started: MonotonicInstant,
+                  progress: (@Sendable (ImportProgress) -> Void)?, write: ([CandidateLead]) -> BatchResult) -> ImportOutcome {
+        defer {
+            feed.stop()
+            feed.wait()
+        }
+        var planner = BatchPlanner(batchSize: batchSize, channel: channel)
         var counts = ImportCounts()
         var rowsRead = 0
         var pagesRead = 0
-        var page = first
-        while true {
+        var next: PageFeedItem? = .page(first)
+        while let item = next {
+            guard case .page(let page) = item else { return ImportOutcome(counts: counts, end: .pageFetchFailed(pagesRead: pagesRead)) }
             pagesRead += 1
             rowsRead += page.members.count
             for batch in planner.plan(page.members) {
                 if stopRequested() { return ImportOutcome(counts: counts, end: .stopped(.serviceStopping)) }
-                let result = write(batch.leads, with: writer, on: nil)
+                let result = write(batch.leads)
                 counts += batch.settled + result.counts
                 if let reason = result.stop { return ImportOutcome(counts: counts, end: .stopped(reason)) }
             }
             progress?(ImportProgress(rowsRead: rowsRead, counts: counts, elapsed: MonotonicInstant.now() - started))
-            guard page.members.count >= pageSize, let cursor = page.last else { break }
-            do {
-                page = try connections.withConnection(waitLimit: stageWaitLimit, priority: .bulk) { connection in
-                    try source.page(list: writer.target.listID, after: cursor, limit: pageSize, on: connection)
-                }
-            } catch {
-                Log.warning("page fetch failed", ["list": writer.target.listID, "page": String(pagesRead + 1), "error": describe(error)])
-                return ImportOutcome(counts: counts, end: .pageFetchFailed(pagesRead: pagesRead))
-            }
+            next = feed.next()
         }
         return ImportOutcome(counts: counts, end: .completed)
     }

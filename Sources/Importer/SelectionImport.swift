@@ -4,24 +4,33 @@ import Postgres
 import Store
 
 extension LeadImporter {
-    /// An import of the members a filter selects, or a dry run: the list is read as the whole
-    /// import reads it (or, for `leadIds`, only those members), `MemberSelection` decides what
-    /// is taken and in what order, and the members taken go through section 1's batches
-    /// unchanged. A dry run counts each batch against the campaign and the batches before it
-    /// (`DryRunLedger`) instead of writing it.
+    /// An import of the members a filter selects, or a dry run (contract, section 4). The list
+    /// is read as the whole import reads it (or, for `leadIds`, only those members),
+    /// `MemberSelection` decides what is taken and in what order, and what is taken goes through
+    /// section 1's stages unchanged. A dry run counts each batch against the campaign and the
+    /// batches before it (`DryRunLedger`) instead of writing it.
     public func runSelection(_ target: ImportTarget, choice: ImportChoice,
                              progress: (@Sendable (ImportProgress) -> Void)? = nil) -> ImportOutcome {
         let started = MonotonicInstant.now()
-        if choice.dryRun {
-            do {
-                return try connections.withConnection(waitLimit: stageWaitLimit, priority: .bulk) { connection in
-                    let ledger = try DryRunLedger(target: target, on: connection)
-                    defer { ledger.close() }
-                    // The list is read on the ledger's connection too: a run holding one
-                    // connection never waits for another, so dry runs cannot starve each other
-                    // of the pool.
-                    var outcome = importSelected(target, filter: choice.filter, reading: HeldConnection(connection), started: started,
-                                                 progress: progress) { leads in
+        guard choice.dryRun else {
+            switch selectedPages(target, filter: choice.filter, connections: connections, readAhead: true) {
+            case .unreadable: return ImportOutcome(counts: ImportCounts(), end: .pageFetchFailed(pagesRead: 0))
+            case .read(let first, let pages):
+                return finish(first: first, pages: pages, writer: CampaignWriter(target: target), started: started, progress: progress)
+            }
+        }
+        do {
+            return try connections.withConnection(waitLimit: stageWaitLimit, priority: .bulk) { connection in
+                let ledger = try DryRunLedger(target: target, on: connection)
+                defer { ledger.close() }
+                // The list is read on the ledger's connection too: a run holding one connection
+                // never waits for another, so dry runs cannot starve each other of the pool.
+                switch selectedPages(target, filter: choice.filter, connections: HeldConnection(connection), readAhead: false) {
+                case .unreadable:
+                    return ImportOutcome(counts: ImportCounts(), end: .pageFetchFailed(pagesRead: 0), dryRun: true)
+                case .read(let first, let pages):
+                    var outcome = runAlone(first: first, feed: pages.inline(first), channel: target.channel, started: started,
+                                           progress: progress) { leads in
                         do {
                             switch try ledger.tally(leads.map(\.identity)) {
                             case .wouldImport(let imported): return BatchResult(counts: ImportCounts(imported: imported, duplicates: leads.count - imported))
@@ -35,99 +44,42 @@ extension LeadImporter {
                     outcome.dryRun = true
                     return outcome
                 }
-            } catch {
-                Log.warning("dry run could not start", ["campaign": target.campaignID, "error": describe(error)])
-                return ImportOutcome(counts: ImportCounts(), end: .pageFetchFailed(pagesRead: 0), dryRun: true)
             }
+        } catch {
+            Log.warning("dry run could not start", ["campaign": target.campaignID, "error": describe(error)])
+            return ImportOutcome(counts: ImportCounts(), end: .pageFetchFailed(pagesRead: 0), dryRun: true)
         }
-        let writer = CampaignWriter(target: target)
-        let outcome = importSelected(target, filter: choice.filter, reading: nil, started: started, progress: progress) { leads in
-            write(leads, with: writer, on: nil)
-        }
-        if outcome.counts.imported > 0 && outcome.end != .stopped(.campaignGone) {
-            do {
-                try connections.withConnection(waitLimit: stageWaitLimit, priority: .bulk) { try writer.recomputeStats(on: $0) }
-            } catch {
-                Log.warning("stats recompute failed", ["campaign": target.campaignID, "error": describe(error)])
-            }
-        }
-        return outcome
     }
 
-    /// Reads the selection and hands each batch of it to `write`, one after the other.
-    private func importSelected(_ target: ImportTarget, filter: ImportFilter, reading held: HeldConnection?, started: MonotonicInstant,
-                                progress: (@Sendable (ImportProgress) -> Void)?,
-                                write: ([CandidateLead]) -> BatchResult) -> ImportOutcome {
-        var planner = BatchPlanner(batchSize: batchSize, channel: target.channel)
-        var counts = ImportCounts()
-        var selected = 0
-        var stop: ImportStop?
-        // Every batch of what was selected so far, written before more is read.
-        func take(_ members: [ListMember]) {
-            selected += members.count
-            for batch in planner.plan(members) where stop == nil {
-                if stopRequested() {
-                    stop = .serviceStopping
-                    break
-                }
-                let result = write(batch.leads)
-                counts += batch.settled + result.counts
-                stop = result.stop
-            }
-            progress?(ImportProgress(rowsRead: selected, counts: counts, elapsed: MonotonicInstant.now() - started))
-        }
-        let read = readSelection(target, filter: filter, held: held, take: { members in
-            take(members)
-            return stop == nil
-        })
-        let end: ImportEnd
-        if let stop {
-            end = .stopped(stop)
-        } else if case .failed(let pagesRead) = read {
-            end = .pageFetchFailed(pagesRead: pagesRead)
-        } else {
-            end = .completed
-        }
-        return ImportOutcome(counts: counts, end: end)
+    enum SelectedPages {
+        /// The first page could not be read.
+        case unreadable
+        /// The selection's first page, and how the rest of it is read.
+        case read(ListPage, PageReading)
     }
 
-    enum SelectionRead {
-        case read
-        /// A page could not be read after `pagesRead` were.
-        case failed(pagesRead: Int)
-    }
-
-    /// Reads the list, or only the members `leadIds` names, and hands what the selection takes to
-    /// `take` in import order; `take` answers whether to go on.
-    /// `held`: the one connection to read on, page after page on this thread; nil: the pool,
-    /// with pages read ahead on threads of their own when the budget has them.
-    private func readSelection(_ target: ImportTarget, filter: ImportFilter, held: HeldConnection?,
-                               take: ([ListMember]) -> Bool) -> SelectionRead {
-        let connections: any ConnectionSource = held ?? self.connections
-        var selection = MemberSelection(filter: filter)
-        let keys = filter.attributeKeys.sorted()
-        let source: any ListSource = target.storage == .rows ? LeadGenRows(attributeKeys: keys) : CanonicalLeads(owner: target.userID)
+    /// The selection of `filter` as pages in import order: the first, and a reading of the rest.
+    /// `readAhead`: the rest may be read on threads of their own; otherwise on the importer's.
+    func selectedPages(_ target: ImportTarget, filter: ImportFilter, connections: any ConnectionSource, readAhead: Bool) -> SelectedPages {
+        let selection = SelectionState(filter: filter)
+        let source: any ListSource = target.storage == .rows
+            ? LeadGenRows(attributeKeys: filter.attributeKeys.sorted()) : CanonicalLeads(owner: target.userID)
+        let nothingMore = PageReading(threads: 0, ahead: { _ in EmptyPageFeed() }, inline: { _ in EmptyPageFeed() })
         if let ids = filter.memberIDs {
-            let members: [ListMember]
             do {
-                members = try connections.withConnection(waitLimit: stageWaitLimit, priority: .bulk) { connection in
+                let members = try connections.withConnection(waitLimit: stageWaitLimit, priority: .bulk) { connection -> [ListMember] in
                     switch source {
                     case let rows as LeadGenRows: return try rows.members(ids: ids, list: target.listID, on: connection)
                     case let leads as CanonicalLeads: return try leads.members(ids: ids, list: target.listID, on: connection)
                     default: return []
                     }
                 }
+                return .read(ListPage(members: selection.take(members) + selection.finish(), last: nil), nothingMore)
             } catch {
                 Log.warning("page fetch failed", ["list": target.listID, "page": "1", "error": describe(error)])
-                return .failed(pagesRead: 0)
+                return .unreadable
             }
-            let taken = selection.take(members)
-            if !taken.isEmpty, !take(taken) { return .read }
-            let ordered = selection.finish()
-            if !ordered.isEmpty { _ = take(ordered) }
-            return .read
         }
-
         let first: ListPage
         do {
             first = try connections.withConnection(waitLimit: stageWaitLimit, priority: .bulk) { connection in
@@ -135,51 +87,94 @@ extension LeadImporter {
             }
         } catch {
             Log.warning("page fetch failed", ["list": target.listID, "page": "1", "error": describe(error)])
-            return .failed(pagesRead: 0)
+            return .unreadable
         }
-        var feed: (any PageFeed)?
-        var threads = 0
-        if first.members.count >= pageSize {
-            // Read ahead on threads of their own when the budget has them; else page by page here.
-            let wanted = pageFeedThreads(for: source, hydrators: Self.hydrators)
-            if held == nil, stageThreads.take(wanted) {
-                if let started = try? makePageFeed(source: source, after: first, list: target.listID, pageSize: pageSize,
-                                                   connections: connections, waitLimit: stageWaitLimit, hydrators: Self.hydrators) {
-                    (feed, threads) = (started, wanted)
-                } else {
-                    stageThreads.giveBack(wanted)
-                }
-            }
-            if feed == nil {
-                feed = InlinePageFeed(source: source, after: first, list: target.listID, pageSize: pageSize,
-                                      connections: connections, waitLimit: stageWaitLimit)
-            }
+        let taken = selection.take(first.members)
+        if first.members.count < pageSize || selection.isComplete {
+            return .read(ListPage(members: taken + selection.finish(), last: nil), nothingMore)
         }
-        defer {
-            feed?.stop()
-            feed?.wait()
-            if threads > 0 { stageThreads.giveBack(threads) }
-        }
-        var pagesRead = 0
-        var next: PageFeedItem? = .page(first)
-        while let item = next {
-            guard case .page(let page) = item else { return .failed(pagesRead: pagesRead) }
-            pagesRead += 1
-            let taken = selection.take(page.members)
-            if !taken.isEmpty, !take(taken) { return .read }
-            if selection.isComplete { return .read }
-            next = feed?.next()
-        }
-        // An ordered selection is imported once the whole list was read, a page at a time.
-        let ordered = selection.finish()
-        var start = 0
-        while start < ordered.count {
-            let end = min(start + pageSize, ordered.count)
-            if !take(Array(ordered[start..<end])) { break }
-            start = end
-        }
-        return .read
+        let list = PageReading(source: source, list: target.listID, importer: withConnections(connections))
+        let (stopRequested, size) = (self.stopRequested, self.pageSize)
+        return .read(ListPage(members: taken, last: nil), PageReading(
+            threads: readAhead ? list.threads : 0,
+            ahead: { (_: ListPage) throws(ThreadStartError) -> any PageFeed in
+                SelectedPageFeed(inner: readAhead ? try list.ahead(first) : list.inline(first), selection: selection, pageSize: size, stopRequested: stopRequested)
+            },
+            inline: { _ in SelectedPageFeed(inner: list.inline(first), selection: selection, pageSize: size, stopRequested: stopRequested) }))
     }
+
+    /// The same importer, leasing from `source`.
+    func withConnections(_ source: any ConnectionSource) -> LeadImporter {
+        LeadImporter(connections: source, tokens: tokens, pageSize: pageSize, batchSize: batchSize, stageWaitLimit: stageWaitLimit,
+                     stopRequested: stopRequested, stageThreads: stageThreads)
+    }
+}
+
+/// A selection shared by the first page and the feed of the rest: used by one thread at a time
+/// (the importer's), in turn.
+final class SelectionState: @unchecked Sendable {
+    private var selection: MemberSelection<ListMember>
+
+    init(filter: ImportFilter) { selection = MemberSelection(filter: filter) }
+
+    func take(_ members: [ListMember]) -> [ListMember] { selection.take(members) }
+    func finish() -> [ListMember] { selection.finish() }
+    var isComplete: Bool { selection.isComplete }
+    var streams: Bool { selection.streams }
+}
+
+/// The pages of a list as a selection takes them: in list order, each page's selected members,
+/// until the selection is complete; in another order, nothing until the list has been read,
+/// then the selection a page at a time.
+final class SelectedPageFeed: PageFeed, @unchecked Sendable {
+    private let inner: any PageFeed
+    private let selection: SelectionState
+    private let stopRequested: @Sendable () -> Bool
+    private let pageSize: Int
+    /// An ordered selection once read: what is left of it.
+    private var ordered: ArraySlice<ListMember>?
+    private var ended = false
+
+    init(inner: any PageFeed, selection: SelectionState, pageSize: Int, stopRequested: @escaping @Sendable () -> Bool) {
+        (self.inner, self.selection, self.pageSize, self.stopRequested) = (inner, selection, pageSize, stopRequested)
+    }
+
+    func next() -> PageFeedItem? {
+        if ended { return nil }
+        if selection.streams {
+            guard let item = inner.next() else { return nil }
+            guard case .page(let page) = item else { return item }
+            let taken = selection.take(page.members)
+            if selection.isComplete {
+                // Nothing more can be selected: the readers stop now.
+                ended = true
+                inner.stop()
+            }
+            return .page(ListPage(members: taken, last: nil))
+        }
+        if ordered == nil {
+            while let item = inner.next() {
+                guard case .page(let page) = item else { return item }
+                _ = selection.take(page.members)
+                // A stop is seen by the importer after this empty page.
+                if stopRequested() { return .page(ListPage(members: [], last: nil)) }
+            }
+            ordered = selection.finish()[...]
+        }
+        guard let rest = ordered, !rest.isEmpty else { return nil }
+        ordered = rest.dropFirst(pageSize)
+        return .page(ListPage(members: Array(rest.prefix(pageSize)), last: nil))
+    }
+
+    func stop() { inner.stop() }
+    func wait() { inner.wait() }
+}
+
+/// No pages after the first.
+struct EmptyPageFeed: PageFeed {
+    func next() -> PageFeedItem? { nil }
+    func stop() {}
+    func wait() {}
 }
 
 /// One connection a run already holds, lent to its reads.

@@ -226,4 +226,18 @@ extension Result {
         if case .failure(let error) = self { return error }
         return nil
     }
+
+    /// The ASCII path of `FilterText.comparable` gives what trimming and folding characters gives.
+    func testComparableTextOnBytesMatchesTheGeneralRule() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet: [Character] = [" ", "\t", "\n", "\r", "\u{0B}", "\u{0C}", "\u{1F}", "a", "Z", "m", "0", "@", ".", "-", "_", "Q"]
+        var samples = ["", " ", "  Acme ", "ACME", "acme", "\tGlobex\n", "x", " X ", "\r\n", "a b", " A  B "]
+        for _ in 0..<2000 {
+            samples.append(String((0..<Int.random(in: 0...8, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }))
+        }
+        for text in samples {
+            let general = String(text.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed()).lowercased()
+            XCTAssertEqual(FilterText.comparable(text), general, "\(Array(text.utf8))")
+        }
+    }
 }

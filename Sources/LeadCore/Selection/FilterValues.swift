@@ -28,6 +28,11 @@ extension ImportFilter {
         conditions.allSatisfy { $0.holds(for: FilterValues.value($0.field, of: member, attribute: attribute)) }
     }
 
+    /// `selects`, with the conditions folded beforehand (`FoldedCondition`).
+    public static func selects(_ member: ListMember, _ conditions: [FoldedCondition], attribute: (String) -> String?) -> Bool {
+        conditions.allSatisfy { $0.holds(for: FilterValues.value($0.field, of: member, attribute: attribute)) }
+    }
+
     /// The member's values of the `orderBy` fields, in order (nil: absent), for `SelectionOrder`.
     public func orderKeys(of member: ListMember, attribute: (String) -> String?) -> [String?] {
         order.map { FilterValues.value($0.field, of: member, attribute: attribute) }

@@ -98,12 +98,29 @@ public struct FilterCondition: Equatable, Sendable {
 
     /// Whether a member whose field is `value` (nil: absent) meets the condition.
     public func holds(for value: String?) -> Bool {
-        let present = value.map(FilterText.comparable).flatMap { $0.isEmpty ? nil : $0 }
-        switch match {
-        case .absent: return present == nil
-        case .equals(let wanted): return present != nil && present == FilterText.comparable(wanted)
-        case .anyOf(let wanted): return present.map { value in wanted.contains { FilterText.comparable($0) == value } } ?? false
+        FoldedCondition(self).holds(for: value)
+    }
+}
+
+/// A condition with its values folded once, for a selection that tests every member of a list.
+public struct FoldedCondition: Sendable {
+    public let field: FilterField
+    /// nil: the field must be absent or empty; else the folded values it may equal.
+    let wanted: Set<String>?
+
+    public init(_ condition: FilterCondition) {
+        field = condition.field
+        switch condition.match {
+        case .absent: wanted = nil
+        case .equals(let value): wanted = [FilterText.comparable(value)]
+        case .anyOf(let values): wanted = Set(values.map(FilterText.comparable))
         }
+    }
+
+    public func holds(for value: String?) -> Bool {
+        let present = SelectionOrder.folded(value)
+        guard let wanted else { return present == nil }
+        return present.map(wanted.contains) ?? false
     }
 }
 
@@ -121,7 +138,18 @@ public struct FilterOrder: Equatable, Sendable {
 /// How filter values compare: trimmed of surrounding whitespace, case folded.
 public enum FilterText {
     public static func comparable(_ text: String) -> String {
-        String(text.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed()).lowercased()
+        let bytes = text.utf8
+        // ASCII, the usual case, on bytes: the same result without walking characters.
+        if bytes.allSatisfy({ $0 < 0x80 }) {
+            func space(_ byte: UInt8) -> Bool { byte == 0x20 || (byte >= 0x09 && byte <= 0x0D) }
+            guard let first = bytes.firstIndex(where: { !space($0) }), let last = bytes.lastIndex(where: { !space($0) }) else { return "" }
+            let inner = bytes[first...last]
+            if !inner.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) {
+                return first == bytes.startIndex && last == bytes.index(before: bytes.endIndex) ? text : String(decoding: inner, as: UTF8.self)
+            }
+            return String(decoding: inner.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+        }
+        return String(text.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed()).lowercased()
     }
 }
 
@@ -131,9 +159,22 @@ public enum SelectionOrder {
     /// Whether the member with `keys` at list place `place` comes before the other. `keys` are
     /// the member's values of the order's fields, nil when absent or empty.
     public static func precedes(_ a: (keys: [String?], place: Int), _ b: (keys: [String?], place: Int), by order: [FilterOrder]) -> Bool {
+        precedesFolded((a.keys.map(folded), a.place), (b.keys.map(folded), b.place), by: order)
+    }
+
+    /// A key as `precedesFolded` compares it: trimmed and folded, nil when absent or empty.
+    public static func folded(_ value: String?) -> String? {
+        guard let value else { return nil }
+        let text = FilterText.comparable(value)
+        return text.isEmpty ? nil : text
+    }
+
+    /// `precedes` for keys already `folded`: a selection folds each member's keys once, not at
+    /// every comparison.
+    public static func precedesFolded(_ a: (keys: [String?], place: Int), _ b: (keys: [String?], place: Int),
+                                      by order: [FilterOrder]) -> Bool {
         for (index, key) in order.enumerated() {
-            let x = a.keys[index].flatMap(present), y = b.keys[index].flatMap(present)
-            switch (x, y) {
+            switch (a.keys[index], b.keys[index]) {
             case (nil, nil): continue
             case (nil, _): return false
             case (_, nil): return true
@@ -143,11 +184,6 @@ public enum SelectionOrder {
             }
         }
         return a.place < b.place
-    }
-
-    private static func present(_ value: String) -> String? {
-        let text = FilterText.comparable(value)
-        return text.isEmpty ? nil : text
     }
 }
 

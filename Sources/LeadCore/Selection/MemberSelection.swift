@@ -8,6 +8,8 @@ public struct MemberSelection<Item> {
     private let member: (Item) -> ListMember
     /// The attribute keys the filter names: a member's attributes are parsed only when there are any.
     private let attributeKeys: Set<String>
+    /// `where`, its values folded once.
+    private let conditions: [FoldedCondition]
     /// Members still to select, in list order; nil: no limit.
     private var remaining: Int?
     /// The ordered selection being built; nil when the order is the list's.
@@ -21,6 +23,7 @@ public struct MemberSelection<Item> {
         self.filter = filter
         self.member = member
         attributeKeys = filter.attributeKeys
+        conditions = filter.conditions.map(FoldedCondition.init)
         if filter.order.isEmpty {
             remaining = filter.limit.map { max(0, $0 - taken) }
         } else {
@@ -43,7 +46,7 @@ public struct MemberSelection<Item> {
             let member = self.member(item)
             let attributes = attributeKeys.isEmpty ? [:] : AttributeText.values(ofObject: member.filterAttributes ?? member.customFields ?? "", keys: attributeKeys)
             let attribute: (String) -> String? = { attributes[$0] }
-            guard filter.selects(member, attribute: attribute) else { continue }
+            guard ImportFilter.selects(member, conditions, attribute: attribute) else { continue }
             if top != nil {
                 top!.offer(keys: filter.orderKeys(of: member, attribute: attribute), place: place, member: item)
                 place += 1

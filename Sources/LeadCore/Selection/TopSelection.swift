@@ -3,6 +3,7 @@
 /// however long the list, and each member costs O(log limit).
 public struct TopSelection<Member> {
     public struct Entry {
+        /// Folded (`SelectionOrder.folded`).
         public var keys: [String?]
         /// The member's place in list order: ties go to the earlier.
         public var place: Int
@@ -23,9 +24,10 @@ public struct TopSelection<Member> {
 
     public var count: Int { entries.count }
 
-    /// Offers a member; it is kept when fewer than `limit` are, or when it comes before the last one kept.
+    /// Offers a member; it is kept when fewer than `limit` are, or when it comes before the last
+    /// one kept. Its keys are folded here, once (`SelectionOrder.folded`).
     public mutating func offer(keys: [String?], place: Int, member: Member) {
-        let entry = Entry(keys: keys, place: place, member: member)
+        let entry = Entry(keys: keys.map(SelectionOrder.folded), place: place, member: member)
         if entries.count < limit {
             entries.append(entry)
             siftUp(entries.count - 1)
@@ -41,7 +43,7 @@ public struct TopSelection<Member> {
     }
 
     private func precedes(_ a: Entry, _ b: Entry) -> Bool {
-        SelectionOrder.precedes((a.keys, a.place), (b.keys, b.place), by: order)
+        SelectionOrder.precedesFolded((a.keys, a.place), (b.keys, b.place), by: order)
     }
 
     private mutating func siftUp(_ index: Int) {

@@ -131,17 +131,20 @@ final class SelectedPageFeed: PageFeed, @unchecked Sendable {
     private let selection: SelectionState
     private let stopRequested: @Sendable () -> Bool
     private let pageSize: Int
+    /// Whether the selection is in list order; decided once (a finished selection streams).
+    private let inListOrder: Bool
     /// An ordered selection once read: what is left of it.
     private var ordered: ArraySlice<ListMember>?
     private var ended = false
 
     init(inner: any PageFeed, selection: SelectionState, pageSize: Int, stopRequested: @escaping @Sendable () -> Bool) {
         (self.inner, self.selection, self.pageSize, self.stopRequested) = (inner, selection, pageSize, stopRequested)
+        inListOrder = selection.streams
     }
 
     func next() -> PageFeedItem? {
         if ended { return nil }
-        if selection.streams {
+        if inListOrder {
             guard let item = inner.next() else { return nil }
             guard case .page(let page) = item else { return item }
             let taken = selection.take(page.members)

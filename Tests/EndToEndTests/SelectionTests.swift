@@ -290,6 +290,38 @@ final class SelectionTests: XCTestCase {
         }
     }
 
+    /// Selections that span pages (of 1,000): an order whose members are imported in pages of
+    /// their own, a where with a limit reached on the third page, both as jobs too.
+    func testSelectionsOfAListOfSeveralPages() throws {
+        let user = try seed.user()
+        let token = try seed.token(user: user)
+        let list = try seed.bulkRowsList(user: user, count: 2_500)  // row i: lastName "i", profile .../in/p<i>
+        let byText = (1...2_500).map(String.init)
+        let cases: [(filter: String, expected: Set<String>)] = [
+            (#"{"orderBy":[{"field":"lastName","direction":"desc"}],"limit":1500}"#, Set(byText.sorted(by: >).prefix(1_500))),
+            (#"{"where":[{"field":"firstName","value":"p"}],"limit":1100}"#, Set((1...1_100).map(String.init))),
+            (#"{"where":[{"field":"attributes.lastName","value":[\#((1...100).map { "\"\($0 * 25)\"" }.joined(separator: ","))]}],"limit":90}"#,
+             Set((1...90).map { String($0 * 25) })),
+        ]
+        for (filter, expected) in cases {
+            for asJob in [false, true] {
+                let campaign = try seed.campaign(user: user, channel: "linkedin")
+                let body = #"{"listId":"\#(list)","filter":\#(filter)}"#
+                let counted: [Int]
+                if asJob {
+                    counted = counts(try runJob(campaign, body, token: token, context: filter)["counts"] as? [String: Any] ?? [:])
+                } else {
+                    let reply = try post(campaign, body, token: token)
+                    XCTAssertEqual(reply.status, 200, "\(filter): \(reply.body)")
+                    counted = counts(reply.body)
+                }
+                XCTAssertEqual(counted, [expected.count, 0, 0, 0, expected.count], filter)
+                let imported = try seed.campaignLeads(campaign).compactMap { $0["last_name"] ?? nil }
+                XCTAssertEqual(Set(imported), expected, "\(filter)\(asJob ? " (job)" : "")")
+            }
+        }
+    }
+
     func testADryRunOfAListLongerThanAPageCountsRepeatsOfEarlierPages() throws {
         // 2,500 rows whose emails repeat every 1,100: repeats lie pages and batches apart, and
         // the campaign already holds 10 of them.

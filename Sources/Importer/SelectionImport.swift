@@ -19,17 +19,28 @@ extension LeadImporter {
                 return finish(first: first, pages: pages, writer: CampaignWriter(target: target), started: started, progress: progress)
             }
         }
+        // Reading ahead on pooled connections while the ledger holds one, when few enough dry
+        // runs do (`dryRunsReadingAhead`); else on the ledger's connection alone, which never
+        // waits for another.
+        let readsAhead = dryRunsReadingAhead.take(1)
+        defer { if readsAhead { dryRunsReadingAhead.giveBack(1) } }
         do {
             return try connections.withConnection(waitLimit: stageWaitLimit, priority: .bulk) { connection in
                 let ledger = try DryRunLedger(target: target, on: connection)
                 defer { ledger.close() }
-                // The list is read on the ledger's connection too: a run holding one connection
-                // never waits for another, so dry runs cannot starve each other of the pool.
-                switch selectedPages(target, filter: choice.filter, connections: HeldConnection(connection), readAhead: false) {
+                let reading: any ConnectionSource = readsAhead ? connections : HeldConnection(connection)
+                switch selectedPages(target, filter: choice.filter, connections: reading, readAhead: readsAhead) {
                 case .unreadable:
                     return ImportOutcome(counts: ImportCounts(), end: .pageFetchFailed(pagesRead: 0), dryRun: true)
                 case .read(let first, let pages):
-                    var outcome = runAlone(first: first, feed: pages.inline(first), channel: target.channel, started: started,
+                    var feed = pages.inline(first)
+                    let threads = pages.threads
+                    var threadsTaken = false
+                    if threads > 0, stageThreads.take(threads) {
+                        if let ahead = try? pages.ahead(first) { (feed, threadsTaken) = (ahead, true) } else { stageThreads.giveBack(threads) }
+                    }
+                    defer { if threadsTaken { stageThreads.giveBack(threads) } }
+                    var outcome = runAlone(first: first, feed: feed, channel: target.channel, started: started,
                                            progress: progress) { leads in
                         do {
                             switch try ledger.tally(leads.map(\.identity)) {

@@ -89,6 +89,8 @@ public struct ServiceConfiguration: Sendable, Equatable {
     /// The importer of one worker process, on its pool.
     public func importer(connections: any ConnectionSource, stopRequested: @escaping @Sendable () -> Bool) -> LeadImporter {
         LeadImporter(connections: connections, pageSize: pageSize, batchSize: batchSize, stageWaitLimit: stageWaitLimit,
-                     stopRequested: stopRequested, stageThreads: ThreadBudget(stageThreads))
+                     stopRequested: stopRequested, stageThreads: ThreadBudget(stageThreads),
+                     dryRunsReadingAhead: ThreadBudget(LeadImporter.dryRunReaders(
+                         poolSize: (connections as? ConnectionPool)?.configuration.size ?? 0)))
     }
 }

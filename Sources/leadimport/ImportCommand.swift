@@ -93,7 +93,7 @@ struct Import: ParsableCommand {
         }
         let outcome: ImportOutcome
         do {
-            let importer = LeadImporter(connections: pool)
+            let importer = LeadImporter(connections: pool, dryRunsReadingAhead: ThreadBudget(LeadImporter.dryRunReaders(poolSize: 3)))
             outcome = choice.isWholeList
                 ? try importer.run(target) { report($0, final: false) }
                 : importer.runSelection(target, choice: choice) { report($0, final: false) }

@@ -353,6 +353,31 @@ final class SelectionTests: XCTestCase {
         }
     }
 
+    /// Four dry runs of a list of several pages at once, on a process whose pool has three
+    /// connections: one may read ahead while its ledger holds a connection, the others read on
+    /// their ledger's alone; none waits for a connection another holds.
+    func testConcurrentDryRunsShareThePool() throws {
+        let user = try seed.user()
+        let token = try seed.token(user: user)
+        let list = try seed.bulkRowsList(user: user, count: 3_500)
+        let campaigns = try (0..<4).map { _ in try seed.campaign(user: user, channel: "email") }
+        let lock = NSLock()
+        nonisolated(unsafe) var answers: [Int: (Int, [Int])] = [:]
+        let http = self.http!
+        DispatchQueue.concurrentPerform(iterations: campaigns.count) { index in
+            let reply = try? http.post("/api/campaigns/\(campaigns[index])/leads/import-from-list",
+                                       json: #"{"listId":"\#(list)","dryRun":true}"#, token: token)
+            let body = (try? reply?.json()) ?? [:]
+            let counted = ["imported", "duplicates", "invalid", "errors", "total"].map { body[$0] as? Int ?? -1 }
+            lock.withLock { answers[index] = (reply?.status ?? -1, counted) }
+        }
+        for index in campaigns.indices {
+            XCTAssertEqual(answers[index]?.0, 200, "\(index)")
+            XCTAssertEqual(answers[index]?.1, [3_500, 0, 0, 0, 3_500], "\(index)")
+            XCTAssertEqual(try seed.count(campaigns[index]), 0)
+        }
+    }
+
     func testAnOrderOverTooManyMembersIsRefusedAsAJobToo() throws {
         let user = try seed.user()
         let token = try seed.token(user: user)

@@ -132,13 +132,19 @@ public final class JobRunner: @unchecked Sendable {
         }
         // Checked when the job was recorded; a filter this version cannot read (written by
         // another) must never import the whole list, so the job waits for a runner that can.
-        guard case .success(let filter) = ImportFilter.parse(claimed.job.filter), MemberSelectionLimits.isBuilt(filter) else {
+        guard case .success(let filter) = ImportFilter.parse(claimed.job.filter) else {
             Log.warning("job set aside: its filter is not one this version runs", ["job": hold.jobID])
             return .setAside
         }
         var run = Run(hold: hold, target: target, filter: filter, lease: lease, record: claimed)
         let loopEnd = importLoop(&run)
-        return end(hold: hold, record: run.record, loopEnd)
+        let ended = end(hold: hold, record: run.record, loopEnd)
+        if case .finished = ended, !MemberSelectionLimits.fitsInMemory(filter) {
+            // The database's ranking of a finished job is of no more use; a job given back
+            // ranks again on its next run.
+            try? withRetries { try RankedSelection(id: hold.jobID, order: filter.order).finish(on: $0) }
+        }
+        return ended
     }
 
     /// A batch handed to a lane, with the page it was planned from (planned again after a batch
@@ -160,7 +166,25 @@ public final class JobRunner: @unchecked Sendable {
         // the first batch, every run alike, and resumes from its position.
         var selection: MemberSelection<JobMember>?
         var chosen: ArraySlice<JobMember>?
-        if run.filter.memberIDs != nil || !run.filter.order.isEmpty {
+        // An order over more members than this process holds: ranked by the database, read
+        // back from `rankRead` (ranks, which run ahead of positions if members left the list).
+        var ranked: RankedSelectionReading?
+        var rankRead = run.record.resumePosition
+        if !MemberSelectionLimits.fitsInMemory(run.filter) {
+            let ranking = RankedSelectionReading(ranked: RankedSelection(id: run.hold.jobID, order: run.filter.order), target: run.target,
+                                                 filter: run.filter, pageSize: batchSize)
+            do {
+                guard try ranking.rank(reading: reading, readAhead: true, connections: connections, waitLimit: waitLimit,
+                                       keepGoing: { keepLease(&run) && !stopRequested() }) != nil else {
+                    if stopRequested() { return .outcome(outcome(.stopped(.serviceStopping)), databaseUnreachable: false) }
+                    return .lost
+                }
+            } catch {
+                Log.warning("job page fetch failed", ["job": run.hold.jobID, "error": describe(error)])
+                return .outcome(outcome(.pageFetchFailed(pagesRead: pagesRead)), databaseUnreachable: Self.isUnreachable(error))
+            }
+            ranked = ranking
+        } else if run.filter.memberIDs != nil || !run.filter.order.isEmpty {
             switch choose(run.filter, reading: reading, &run) {
             case .success(let members): chosen = members.dropFirst(run.record.resumePosition)
             case .failure(.lost): return .lost
@@ -173,13 +197,14 @@ public final class JobRunner: @unchecked Sendable {
         }
         var cursor = run.record.resumeCursor.flatMap(ListCursor.init(text:))
         // Reading from the start again would count the members before the position twice.
-        guard cursor != nil || run.record.resumePosition == 0 || chosen != nil else {
+        guard cursor != nil || run.record.resumePosition == 0 || chosen != nil || ranked != nil else {
             Log.error("job resume cursor unreadable", ["job": run.hold.jobID, "position": String(run.record.resumePosition)])
             return .lost
         }
         // The next pages are read while the batches before commit: the database and this process
         // each wait for the other less. Without threads, pages are read in turn.
-        let readAhead = chosen != nil || selection?.isComplete == true ? nil : try? JobReadAhead(reading, from: cursor, pageSize: batchSize)
+        let readAhead = chosen != nil || ranked != nil || selection?.isComplete == true
+            ? nil : try? JobReadAhead(reading, from: cursor, pageSize: batchSize)
         defer { readAhead?.stop() }
         // Without lanes, each batch commits on this thread before the next is planned.
         let lanes = batchesInFlight > 1 ? try? BatchLanes(count: batchesInFlight, name: "job-writer") : nil
@@ -208,7 +233,19 @@ public final class JobRunner: @unchecked Sendable {
                     guard readEnd == nil else { return .none }
                     guard keepLease(&run) else { return .lost }
                     var listed: [JobMember]
-                    if let rest = chosen {
+                    if let ranking = ranked {
+                        do {
+                            let (count, members) = try withRetries { try ranking.members(after: rankRead, on: $0) }
+                            rankRead += count
+                            listed = members
+                            if count < batchSize { readEnd = (.completed, false) }
+                        } catch {
+                            Log.warning("job page fetch failed", ["job": run.hold.jobID, "error": describe(error)])
+                            readEnd = (.pageFetchFailed(pagesRead: pagesRead), Self.isUnreachable(error))
+                            return .none
+                        }
+                        pagesRead += 1
+                    } else if let rest = chosen {
                         listed = Array(rest.prefix(batchSize))
                         chosen = rest.dropFirst(batchSize)
                         if chosen?.isEmpty != false { readEnd = (.completed, false) }

@@ -15,6 +15,7 @@ extension LeadImporter {
         guard choice.dryRun else {
             switch selectedPages(target, filter: choice.filter, connections: connections, readAhead: true) {
             case .unreadable: return ImportOutcome(counts: ImportCounts(), end: .pageFetchFailed(pagesRead: 0))
+            case .stopped: return ImportOutcome(counts: ImportCounts(), end: .stopped(.serviceStopping))
             case .read(let first, let pages):
                 return finish(first: first, pages: pages, writer: CampaignWriter(target: target), started: started, progress: progress)
             }
@@ -32,6 +33,8 @@ extension LeadImporter {
                 switch selectedPages(target, filter: choice.filter, connections: reading, readAhead: readsAhead) {
                 case .unreadable:
                     return ImportOutcome(counts: ImportCounts(), end: .pageFetchFailed(pagesRead: 0), dryRun: true)
+                case .stopped:
+                    return ImportOutcome(counts: ImportCounts(), end: .stopped(.serviceStopping), dryRun: true)
                 case .read(let first, let pages):
                     var feed = pages.inline(first)
                     let threads = pages.threads
@@ -65,6 +68,8 @@ extension LeadImporter {
     enum SelectedPages {
         /// The first page could not be read.
         case unreadable
+        /// The service is stopping: a selection the database orders was not ranked yet.
+        case stopped
         /// The selection's first page, and how the rest of it is read.
         case read(ListPage, PageReading)
     }
@@ -91,6 +96,9 @@ extension LeadImporter {
                 return .unreadable
             }
         }
+        if !MemberSelectionLimits.fitsInMemory(filter) {
+            return rankedPages(target, filter: filter, connections: connections, readAhead: readAhead)
+        }
         let first: ListPage
         do {
             first = try connections.withConnection(waitLimit: stageWaitLimit, priority: .bulk) { connection in
@@ -112,6 +120,36 @@ extension LeadImporter {
                 SelectedPageFeed(inner: readAhead ? try list.ahead(first) : list.inline(first), selection: selection, pageSize: size, stopRequested: stopRequested)
             },
             inline: { _ in SelectedPageFeed(inner: list.inline(first), selection: selection, pageSize: size, stopRequested: stopRequested) }))
+    }
+
+    /// An order over more members than the service holds, ranked by the database
+    /// (`RankedSelectionReading`), then read back a page at a time.
+    private func rankedPages(_ target: ImportTarget, filter: ImportFilter, connections: any ConnectionSource, readAhead: Bool) -> SelectedPages {
+        let ranking = RankedSelectionReading(ranked: RankedSelection(id: CampaignWriter.newBatchToken(), order: filter.order),
+                                             target: target, filter: filter, pageSize: pageSize)
+        let reading = RankedSelectionReading.reading(target, attributeKeys: filter.attributeKeys.sorted(), pageSize: pageSize,
+                                                     connections: connections, waitLimit: stageWaitLimit)
+        let feed = RankedPageFeed(ranking, connections: connections, waitLimit: stageWaitLimit)
+        do {
+            guard try ranking.rank(reading: reading, readAhead: readAhead, connections: connections, waitLimit: stageWaitLimit,
+                                   keepGoing: { !stopRequested() }) != nil else {
+                feed.stop()
+                return .stopped
+            }
+        } catch {
+            Log.warning("page fetch failed", ["list": target.listID, "error": describe(error)])
+            feed.stop()
+            return .unreadable
+        }
+        let first: ListPage
+        switch feed.next() {
+        case .page(let page)?: first = page
+        case nil: first = ListPage(members: [], last: nil)
+        case .failed?:
+            feed.stop()
+            return .unreadable
+        }
+        return .read(first, PageReading(threads: 0, ahead: { _ in feed }, inline: { _ in feed }))
     }
 
     /// The same importer, leasing from `source`.

@@ -35,11 +35,6 @@ public struct RequestError: Error, Equatable, Sendable {
     public static func invalidFilter(_ message: String) -> RequestError {
         RequestError(status: 400, code: "invalid_filter", message: message)
     }
-    /// A valid `orderBy` over more members than `MemberSelectionLimits.ordered`, which this version
-    /// does not carry out yet.
-    public static let orderNotBuilt = RequestError(
-        status: 501, code: "not_implemented",
-        message: "orderBy over more than \(MemberSelectionLimits.ordered) members (give a limit up to that, or leadIds) is not carried out by this version yet; nothing was imported")
     public static let invalidDryRun = RequestError(status: 400, code: "invalid_dry_run", message: "dryRun must be true or false")
     public static let campaignNotFound = RequestError(status: 404, code: "campaign_not_found", message: "no such campaign")
     public static let listNotFound = RequestError(status: 404, code: "list_not_found", message: "no such list")

@@ -61,8 +61,6 @@ public struct ImportEndpoint: Sendable {
         switch ImportRequest.body(request.body) {
         case .failure(let error): return .failure(error)
         case .success(let body):
-            // An order this version cannot hold in bounded memory is refused, never run otherwise.
-            if !MemberSelectionLimits.isBuilt(body.filter) { return .failure(.orderNotBuilt) }
             return .success(ImportIDs(campaign: campaign, list: body.listID, choice: body.choice))
         }
     }

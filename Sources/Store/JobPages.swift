@@ -57,15 +57,18 @@ public enum JobPages {
         return JobMember(id: cursor.id, member: try LeadGenRows.member(row), cursor: cursor)
     }
 
-    /// The list's members among `ids` (`leadIds`), in list order.
-    public static func members(ids: [String], of target: ImportTarget, attributeKeys: [String] = [],
+    /// The list's members among `ids` (`leadIds`), in list order; or, `inGivenOrder`, in the
+    /// order `ids` gives them (a ranked selection's).
+    public static func members(ids: [String], of target: ImportTarget, attributeKeys: [String] = [], inGivenOrder: Bool = false,
                                on connection: Connection) throws -> [JobMember] {
         switch target.storage {
         case .rows:
-            let result = try connection.query(LeadGenRows.rowsOfIDs, values: [.text(target.listID), .textArray(ids), .textArray(attributeKeys)])
+            let result = try connection.query(inGivenOrder ? LeadGenRows.rowsInGivenOrder : LeadGenRows.rowsOfIDs,
+                                              values: [.text(target.listID), .textArray(ids), .textArray(attributeKeys)])
             return try result.rows.map(rowMember)
         case .leads:
-            let rows = try connection.query(CanonicalLeads.keysOfIDs, values: [.text(target.listID), .textArray(ids)])
+            let rows = try connection.query(inGivenOrder ? CanonicalLeads.keysInGivenOrder : CanonicalLeads.keysOfIDs,
+                                            values: [.text(target.listID), .textArray(ids)])
             let keys = try rows.rows.map { ListCursor(createdAt: try $0.requiredString(0), id: try $0.requiredString(1)) }
             return try members(of: Keys(keys: keys, last: keys.last), of: target, on: connection).members
         }

@@ -121,13 +121,22 @@ public struct LeadGenRows: ListSource {
     /// The same columns and a last one: the named keys of `profile_data` as one JSON object
     /// (`$N`, a text array: the keys travel as a parameter, never in the text).
     static func columnsWithAttributes(keysParameter: Int) -> String {
+        selectListWithAttributes(keysParameter: keysParameter) + "\nFROM list_rows"
+    }
+    static func selectListWithAttributes(keysParameter: Int) -> String {
         selectList + """
             ,
                    left((SELECT jsonb_object_agg(k, profile_data->k) FROM unnest($\(keysParameter)::text[]) AS k
                          WHERE profile_data ? k)::text, \(bound))
-            FROM list_rows
             """
     }
+    /// The rows of `$2` that are in the list `$1`, in the order `$2` gives them (a ranked selection).
+    static let rowsInGivenOrder = selectListWithAttributes(keysParameter: 3) + """
+
+        FROM unnest($2::uuid[]) WITH ORDINALITY AS given(wanted, n)
+        JOIN list_rows ON list_rows.id = given.wanted AND list_rows.list_id = $1
+        ORDER BY given.n
+        """
     static let firstPageWithAttributes = columnsWithAttributes(keysParameter: 3)
         + " WHERE list_id = $1 ORDER BY list_rows.created_at, list_rows.id LIMIT $2"
     static let nextPageWithAttributes = columnsWithAttributes(keysParameter: 5)
@@ -278,6 +287,14 @@ public struct CanonicalLeads: HydratedListSource {
         }
         return ListPage(members: members, last: last)
     }
+
+    /// The keys of the list's members among the Lead ids `$2`, in the order `$2` gives them.
+    static let keysInGivenOrder = """
+        SELECT m.created_at::text AS cursor_created_at, m.lead_id
+        FROM unnest($2::uuid[]) WITH ORDINALITY AS given(wanted, n)
+        JOIN list_memberships m ON m.lead_id = given.wanted AND m.list_id = $1
+        ORDER BY given.n
+        """
 
     /// The keys of the list's members among the Lead ids `$2`, in list order.
     static let keysOfIDs = """

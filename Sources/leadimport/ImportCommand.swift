@@ -53,9 +53,6 @@ struct Import: ParsableCommand {
             case .success(let parsed): selection = parsed
             }
         }
-        if !MemberSelectionLimits.isBuilt(selection) {
-            throw CommandFailure("import: \(RequestError.orderNotBuilt.code): \(RequestError.orderNotBuilt.message)")
-        }
         return ImportChoice(filter: selection, dryRun: dryRun)
     }
 

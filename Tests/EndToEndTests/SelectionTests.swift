@@ -199,6 +199,12 @@ final class SelectionTests: XCTestCase {
         Case(name: "orderBy two keys, absent last, with limit", filter: { _ in
             #"{"orderBy":[{"field":"company"},{"field":"lastName","direction":"desc"}],"limit":12}"#
         }, expected: { Array(ordered($0, by: [("company", false), ("lastName", true)]).prefix(12)) }),
+        Case(name: "orderBy two keys without a limit (the database orders)", filter: { _ in
+            #"{"orderBy":[{"field":"company"},{"field":"lastName","direction":"desc"}]}"#
+        }, expected: { ordered($0, by: [("company", false), ("lastName", true)]) }),
+        Case(name: "orderBy on an attribute, where, and a limit above what the service holds", filter: { _ in
+            #"{"where":[{"field":"position","value":["manager","engineer"]}],"orderBy":[{"field":"attributes.seniority","direction":"desc"}],"limit":20000}"#
+        }, expected: { ordered($0.filter { ["Manager", "Engineer"].contains($0.role) }, by: [("attributes.seniority", true)]) }),
         Case(name: "orderBy on the email, where, limit", filter: { _ in
             #"{"where":[{"field":"position","value":"manager"}],"orderBy":[{"field":"email","direction":"desc"}],"limit":4}"#
         }, expected: { Array(ordered($0.filter { $0.role == "Manager" }, by: [("email", true)]).prefix(4)) }),
@@ -378,23 +384,51 @@ final class SelectionTests: XCTestCase {
         }
     }
 
-    func testAnOrderOverTooManyMembersIsRefusedAsAJobToo() throws {
+    /// An order over more members than the service holds (no limit, or one above 10,000) is
+    /// ordered by the database. 2,500 rows in three repeats of 1,000 emails: which of the repeats
+    /// is imported shows the order. Synchronous, as a job and as a dry run, with nothing left in
+    /// the scratch tables after.
+    func testAnOrderOverMoreMembersThanTheServiceHoldsIsOrderedByTheDatabase() throws {
         let user = try seed.user()
         let token = try seed.token(user: user)
-        let list = try seed.bulkRowsList(user: user, count: 3)
-        let campaign = try seed.campaign(user: user, channel: "email")
-        let ordered = try post(campaign, #"{"listId":"\#(list)","filter":{"orderBy":[{"field":"company"}]}}"#, token: token)
-        XCTAssertEqual(ordered.status, 501)
-        XCTAssertEqual(ordered.body["error"] as? String, "not_implemented")
-        XCTAssertEqual(try seed.count(campaign), 0)
-        // Nor as a job: refused, nothing recorded.
-        for body in [#"{"listId":"\#(list)","filter":{"orderBy":[{"field":"name"}]}}"#] {
-            let reply = try http.request("POST", "/api/campaigns/\(campaign)/leads/import-from-list",
-                                         headers: [("Content-Type", "application/json"), ("Authorization", "Bearer \(token)"),
-                                                   ("Prefer", "respond-async")], body: Data(body.utf8))
-            XCTAssertEqual(reply.status, 501, reply.text)
-            XCTAssertEqual(try reply.json()["error"] as? String, "not_implemented")
+        let list = try seed.list(user: user, storage: "rows")
+        try seed.sql("""
+            INSERT INTO list_rows (list_id, profile_data, created_at)
+            SELECT $1, jsonb_build_object('lastName', i::text, 'enrichment', jsonb_build_object('work_email', 'p' || (i % 1000) || '@example.com')),
+                   now() + make_interval(secs => i / 1000.0)
+            FROM generate_series(0, 2499) AS i
+            """, [list])
+        // The first of each email's repeats in the order (last names descending, as text) is the one imported.
+        var winners: [Int: String] = [:]
+        for i in 0..<2_500 {
+            let name = String(i)
+            if let best = winners[i % 1_000], best > name { continue }
+            winners[i % 1_000] = name
         }
-        XCTAssertEqual(try seed.value("SELECT count(*) FROM import_jobs WHERE campaign_id = $1", [campaign]), "0")
+        let expected = Set(winners.values)
+        for filter in [#"{"orderBy":[{"field":"lastName","direction":"desc"}]}"#,
+                       #"{"orderBy":[{"field":"lastName","direction":"desc"}],"limit":20000}"#] {
+            let body = #"{"listId":"\#(list)","filter":\#(filter)"#
+            let sync = try seed.campaign(user: user, channel: "email")
+            let dry = try post(sync, body + #","dryRun":true}"#, token: token)
+            let real = try post(sync, body + "}", token: token)
+            XCTAssertEqual(real.status, 200, "\(filter): \(real.body)")
+            XCTAssertEqual(counts(real.body), [1_000, 1_500, 0, 0, 2_500], filter)
+            XCTAssertEqual(counts(dry.body), counts(real.body), filter)
+            XCTAssertEqual(Set(try seed.campaignLeads(sync).compactMap { $0["last_name"] ?? nil }), expected, filter)
+
+            let asJob = try seed.campaign(user: user, channel: "email")
+            let job = try runJob(asJob, body + "}", token: token, context: filter)
+            XCTAssertEqual(counts(job["counts"] as? [String: Any] ?? [:]), [1_000, 1_500, 0, 0, 2_500], filter)
+            XCTAssertEqual(Set(try seed.campaignLeads(asJob).compactMap { $0["last_name"] ?? nil }), expected, "\(filter) (job)")
+            // The job's runner forgets its ranking just after the finish.
+            let deadline = Date().addingTimeInterval(5)
+            var left = ""
+            repeat {
+                left = try seed.value("SELECT (SELECT count(*) FROM import_selection_keys) + (SELECT count(*) FROM import_selection_order)") ?? ""
+                if left != "0" { Thread.sleep(forTimeInterval: 0.05) }
+            } while left != "0" && Date() < deadline
+            XCTAssertEqual(left, "0", "\(filter): scratch rows left behind")
+        }
     }
 }

@@ -256,15 +256,15 @@ final class JobRunnerTests: XCTestCase {
         XCTAssertEqual(try job(id, user: user).job.state, .finished)
     }
 
-    /// A job with a filter imports its selection; one whose filter this version does not run
-    /// (an order over the whole list, written straight into the table) imports nothing and is left
-    /// to its lease, so that the next claim takes another job; an empty filter is the whole list.
+    /// A job with a filter imports its selection; one whose filter this version cannot read
+    /// (written straight into the table) imports nothing and is left to its lease, so that the
+    /// next claim takes another job; an empty filter is the whole list.
     func testAJobRunsItsFilterAndOneItCannotRunIsSetAside() throws {
         let user = try seed.user()
         let list = try seed.bulkRowsList(user: user, count: 6)
         let campaign = try seed.campaign(user: user, channel: "linkedin")
         let limited = try record(user: user, campaign: campaign, list: list, filter: try JSONReader.parse(#"{"limit": 2}"#))
-        let unbuilt = try record(user: user, campaign: campaign, list: list, filter: try JSONReader.parse(#"{"orderBy": [{"field": "name"}]}"#))
+        let unbuilt = try record(user: user, campaign: campaign, list: list, filter: try JSONReader.parse(#"{"orderBy": [{"field": "nme"}]}"#))
         let empty = try record(user: user, campaign: campaign, list: list, filter: try JSONReader.parse("{}"))
         let runner = JobRunner(connections: pool(), batchSize: 5)
         guard case .finished(let first)? = runner.runNext() else { return XCTFail("the limited job was not run") }
@@ -288,7 +288,8 @@ final class JobRunnerTests: XCTestCase {
         let user = try seed.user()
         let list = try seed.bulkRowsList(user: user, count: 30)
         for filter in [#"{"where": [{"field": "lastName", "value": ["3", "7", "11", "12", "13", "20", "29", "30"]}], "limit": 7}"#,
-                       #"{"orderBy": [{"field": "lastName", "direction": "desc"}], "limit": 12}"#] {
+                       #"{"orderBy": [{"field": "lastName", "direction": "desc"}], "limit": 12}"#,
+                       #"{"where": [{"field": "firstName", "value": "p"}], "orderBy": [{"field": "lastName", "direction": "desc"}]}"#] {
             let whole = try seed.campaign(user: user, channel: "linkedin")
             _ = try record(user: user, campaign: whole, list: list, filter: try JSONReader.parse(filter))
             guard case .finished(let uninterrupted)? = JobRunner(connections: pool(), batchSize: 3).runNext() else { return XCTFail(filter) }

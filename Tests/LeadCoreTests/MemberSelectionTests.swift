@@ -98,12 +98,42 @@ final class MemberSelectionTests: XCTestCase {
         XCTAssertEqual(selection.take([ListMember.foreign, member(1)]).count, 1, "a foreign member has no company: it is kept, and is invalid")
     }
 
-    func testWhatIsBuilt() {
+    func testWhichOrdersTheServiceHolds() {
         let order = [FilterOrder(field: .company)]
-        XCTAssertTrue(MemberSelectionLimits.isBuilt(ImportFilter(order: order, limit: MemberSelectionLimits.ordered)))
-        XCTAssertFalse(MemberSelectionLimits.isBuilt(ImportFilter(order: order, limit: MemberSelectionLimits.ordered + 1)))
-        XCTAssertFalse(MemberSelectionLimits.isBuilt(ImportFilter(order: order)))
-        XCTAssertTrue(MemberSelectionLimits.isBuilt(ImportFilter(memberIDs: ["a"], order: order)))
-        XCTAssertTrue(MemberSelectionLimits.isBuilt(ImportFilter(conditions: [FilterCondition(field: .company, match: .absent)])))
+        XCTAssertTrue(MemberSelectionLimits.fitsInMemory(ImportFilter(order: order, limit: MemberSelectionLimits.ordered)))
+        XCTAssertFalse(MemberSelectionLimits.fitsInMemory(ImportFilter(order: order, limit: MemberSelectionLimits.ordered + 1)))
+        XCTAssertFalse(MemberSelectionLimits.fitsInMemory(ImportFilter(order: order)))
+        XCTAssertTrue(MemberSelectionLimits.fitsInMemory(ImportFilter(memberIDs: ["a"], order: order)))
+        XCTAssertTrue(MemberSelectionLimits.fitsInMemory(ImportFilter(conditions: [FilterCondition(field: .company, match: .absent)])))
+    }
+
+    /// An ordered selection gives the first `limit` of a sort of the whole list, whatever the
+    /// keys, their directions, absent values and ties: including the members it passes over on
+    /// their first key alone.
+    func testAnOrderedSelectionIsTheHeadOfTheWholeListSorted() {
+        var generator = SystemRandomNumberGenerator()
+        let companies: [String?] = [nil, "", " ", "Acme", "acme ", "Globex", "Initech", "Umbrella"]
+        let fields: [FilterField] = [.company, .firstName, .position]
+        for _ in 0..<300 {
+            let members = (0..<Int.random(in: 1...60, using: &generator)).map { i in
+                ListMember(firstName: ["Ann", "bob", nil, "Cy"].randomElement(using: &generator)!,
+                           company: companies.randomElement(using: &generator)!,
+                           position: ["a", "b", nil].randomElement(using: &generator)! .map { $0 + String(i % 3) })
+            }
+            let order = (0..<Int.random(in: 1...3, using: &generator)).map { _ in
+                FilterOrder(field: fields.randomElement(using: &generator)!, descending: Bool.random(using: &generator))
+            }
+            let limit = Int.random(in: 1...70, using: &generator)
+            let filter = ImportFilter(order: order, limit: limit)
+            var selection = MemberSelection(filter: filter)
+            for page in stride(from: 0, to: members.count, by: 7).map({ Array(members[$0..<min($0 + 7, members.count)]) }) {
+                XCTAssertEqual(selection.take(page), [])
+            }
+            let sorted = members.enumerated().sorted {
+                SelectionOrder.precedes((filter.orderKeys(of: $0.element, attribute: { _ in nil }), $0.offset),
+                                        (filter.orderKeys(of: $1.element, attribute: { _ in nil }), $1.offset), by: order)
+            }.map(\.element)
+            XCTAssertEqual(selection.finish(), Array(sorted.prefix(limit)), "\(order) limit \(limit)")
+        }
     }
 }

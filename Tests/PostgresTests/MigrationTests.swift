@@ -159,6 +159,10 @@ final class MigrationTests: XCTestCase {
             "import_rejections": ["job_id": "uuid|", "position": "integer|", "member_id": "uuid|", "reason": "text|", "detail": "text|"],
             // A dry-run job's would-be inserts (version 9).
             "import_dry_run_identities": ["job_id": "uuid|", "identity": "text|"],
+            // An order the database ranks (version 10).
+            "import_selection_keys": ["selection": "uuid|", "place": "integer|", "member_id": "uuid|", "k1": "text|", "k2": "text|",
+                                      "k3": "text|", "created_at": created],
+            "import_selection_order": ["selection": "uuid|", "rank": "integer|", "member_id": "uuid|", "created_at": created],
         ]
         let rows = try owner.query("""
             SELECT table_name, column_name, data_type, coalesce(column_default, '') AS def, is_nullable

@@ -169,6 +169,16 @@ public enum SelectionOrder {
         return text.isEmpty ? nil : text
     }
 
+    /// Whether the folded key `x` comes strictly after `y` by one key of an order: a member whose
+    /// first key comes after the last kept one's cannot be kept, whatever its other keys.
+    public static func comesAfter(_ x: String?, _ y: String?, descending: Bool) -> Bool {
+        switch (x, y) {
+        case (nil, nil), (_?, nil): return false
+        case (nil, _?): return true
+        case let (x?, y?): return descending ? x.utf8.lexicographicallyPrecedes(y.utf8) : y.utf8.lexicographicallyPrecedes(x.utf8)
+        }
+    }
+
     /// `precedes` for keys already `folded`: a selection folds each member's keys once, not at
     /// every comparison.
     public static func precedesFolded(_ a: (keys: [String?], place: Int), _ b: (keys: [String?], place: Int),

@@ -48,14 +48,26 @@ public struct MemberSelection<Item> {
             let attribute: (String) -> String? = { attributes[$0] }
             guard ImportFilter.selects(member, conditions, attribute: attribute) else { continue }
             if top != nil {
-                top!.offer(keys: filter.orderKeys(of: member, attribute: attribute), place: place, member: item)
-                place += 1
+                defer { place += 1 }
+                // The first key alone decides most members of a long list: they come after the last kept.
+                let first = SelectionOrder.folded(FilterValues.value(filter.order[0].field, of: member, attribute: attribute))
+                if let last = top!.lastKept, SelectionOrder.comesAfter(first, last.keys[0], descending: filter.order[0].descending) { continue }
+                let rest = filter.order.dropFirst().map { SelectionOrder.folded(FilterValues.value($0.field, of: member, attribute: attribute)) }
+                top!.offer(folded: [first] + rest, place: place, member: item)
             } else {
                 selected.append(item)
                 if let left = remaining { remaining = left - 1 }
             }
         }
         return selected
+    }
+
+    /// The `orderBy` keys of an item, folded as `SelectionOrder` compares them: for a selection
+    /// the database orders (`RankedSelection`).
+    public func foldedOrderKeys(_ item: Item) -> [String?] {
+        let member = self.member(item)
+        let attributes = attributeKeys.isEmpty ? [:] : AttributeText.values(ofObject: member.filterAttributes ?? member.customFields ?? "", keys: attributeKeys)
+        return filter.orderKeys(of: member, attribute: { attributes[$0] }).map(SelectionOrder.folded)
     }
 
     /// After the last page: the members of an ordered selection, in its order (none for a
@@ -78,9 +90,9 @@ public enum MemberSelectionLimits {
     /// bounded by `leadIds`: each is a whole member in memory until the list ends.
     public static let ordered = 10_000
 
-    /// Whether a selection of this filter can be run with bounded memory: an order over the whole
-    /// list holds at most `ordered` members.
-    public static func isBuilt(_ filter: ImportFilter) -> Bool {
+    /// Whether the service orders this filter's selection itself, holding at most `ordered`
+    /// members (`TopSelection`); otherwise the database orders it (`RankedSelection`).
+    public static func fitsInMemory(_ filter: ImportFilter) -> Bool {
         filter.order.isEmpty || filter.memberIDs != nil || (filter.limit ?? Int.max) <= ordered
     }
 }

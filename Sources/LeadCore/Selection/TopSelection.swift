@@ -24,10 +24,19 @@ public struct TopSelection<Member> {
 
     public var count: Int { entries.count }
 
+    /// The entry that would be dropped next, once `limit` are kept: a member whose first key comes
+    /// after its first key cannot be kept, whatever its other keys.
+    public var lastKept: Entry? { entries.count == limit ? entries[0] : nil }
+
     /// Offers a member; it is kept when fewer than `limit` are, or when it comes before the last
     /// one kept. Its keys are folded here, once (`SelectionOrder.folded`).
     public mutating func offer(keys: [String?], place: Int, member: Member) {
-        let entry = Entry(keys: keys.map(SelectionOrder.folded), place: place, member: member)
+        offer(folded: keys.map(SelectionOrder.folded), place: place, member: member)
+    }
+
+    /// `offer` with keys already folded (`SelectionOrder.folded`).
+    public mutating func offer(folded keys: [String?], place: Int, member: Member) {
+        let entry = Entry(keys: keys, place: place, member: member)
         if entries.count < limit {
             entries.append(entry)
             siftUp(entries.count - 1)

@@ -33,6 +33,7 @@ public enum Migrator {
         Schema.version7,
         Schema.version8,
         Schema.version9,
+        Schema.version10,
     ]
 
     /// The key of the advisory lock held while migrating ("leadimp" in ASCII).

@@ -1034,4 +1034,46 @@ enum Schema {
         END
         $fn$;
         """#)
+
+    static let version10 = Migration(version: 10, name: "selections ordered by the database", sql: #"""
+        -- An orderBy over more members than the service holds (RankedSelection): each selected
+        -- member's folded sort keys while the list is read, then the first `limit` ranked.
+        -- Unlogged scratch: nothing reads it but the import that wrote it, and a job whose run
+        -- is cut off writes it again on its next run.
+        CREATE UNLOGGED TABLE import_selection_keys (
+            selection uuid NOT NULL,
+            place int NOT NULL,
+            member_id uuid NOT NULL,
+            k1 text,
+            k2 text,
+            k3 text,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (selection, place)
+        );
+        CREATE UNLOGGED TABLE import_selection_order (
+            selection uuid NOT NULL,
+            rank int NOT NULL,
+            member_id uuid NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (selection, rank)
+        );
+
+        -- Forgets a selection's keys (p_keys_only) or all of it, and whatever a process that died
+        -- left: a day old and of no job still queued or running. As the tables' owner: the
+        -- service deletes nothing itself.
+        CREATE FUNCTION leadimport_forget_selection(p_selection uuid, p_keys_only boolean) RETURNS void
+        LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+        AS $fn$
+        BEGIN
+            DELETE FROM import_selection_keys k WHERE k.selection = p_selection
+                OR (k.created_at < now() - interval '1 day'
+                    AND NOT EXISTS (SELECT 1 FROM import_jobs j WHERE j.id = k.selection AND j.state IN ('queued', 'running')));
+            IF NOT p_keys_only THEN
+                DELETE FROM import_selection_order o WHERE o.selection = p_selection
+                    OR (o.created_at < now() - interval '1 day'
+                        AND NOT EXISTS (SELECT 1 FROM import_jobs j WHERE j.id = o.selection AND j.state IN ('queued', 'running')));
+            END IF;
+        END
+        $fn$;
+        """#)
 }

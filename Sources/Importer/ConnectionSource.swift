@@ -8,6 +8,15 @@ public protocol ConnectionSource: Sendable {
     /// own limit). Throws what the lease or the body throws. An import's stages and job runners
     /// lease as `.bulk`, behind requests.
     func withConnection<T>(waitLimit: Duration?, priority: LeasePriority, _ body: (Connection) throws -> T) throws -> T
+
+    /// A new connection outside the source's count, for work that must hold one while it waits
+    /// for the source (a dry run's ledger); nil when the source has none to give. The caller
+    /// closes it.
+    func connectionOfItsOwn() throws -> Connection?
+}
+
+extension ConnectionSource {
+    public func connectionOfItsOwn() throws -> Connection? { nil }
 }
 
 extension ConnectionSource {
@@ -17,4 +26,6 @@ extension ConnectionSource {
     }
 }
 
-extension ConnectionPool: ConnectionSource {}
+extension ConnectionPool: ConnectionSource {
+    public func connectionOfItsOwn() throws -> Connection? { try connectOutside() }
+}

@@ -36,10 +36,10 @@ public struct LeadImporter: Sendable {
     /// The stage threads (readers, hydrators, writers) this process's imports may run at once. An
     /// import that finds too few free runs on its own thread alone: slower, never more threads.
     public let stageThreads: ThreadBudget
-    /// Dry runs that may read their list ahead on pooled connections while holding one for their
-    /// ledger. A dry run is the only import that holds a connection while waiting for another, so
-    /// there must be fewer of them than the connections bulk work may take (`dryRunReaders(poolSize:)`):
-    /// one is always left for the readers. The others read on their ledger's connection alone.
+    /// Dry runs that may keep their ledger on a connection of their own, outside the pool, and
+    /// read their list ahead on pooled connections as an import does. The others keep it on a
+    /// pooled connection and read on that one alone: a run that holds a pooled connection never
+    /// waits for another. Each adds a database connection while it runs.
     public let dryRunsReadingAhead: ThreadBudget
 
     public init(connections: any ConnectionSource, tokens: any TokenLookup = StoredTokens(), pageSize: Int = 1000,
@@ -57,9 +57,8 @@ public struct LeadImporter: Sendable {
         self.dryRunsReadingAhead = dryRunsReadingAhead
     }
 
-    /// Dry runs that may read ahead with a pool of `poolSize`: bulk work never takes the pool's
-    /// last connection, and one more must stay free for the readers of those that do.
-    public static func dryRunReaders(poolSize: Int) -> Int { max(0, poolSize - 2) }
+    /// Dry runs of a process that may read ahead, each on a connection of its own.
+    public static let dryRunsWithOwnConnection = 2
 
     /// Two imports in stages at once, of either storage (a `leads` import runs five threads).
     public static let defaultStageThreads = 2 * (writers + 1 + hydrators)

@@ -20,13 +20,28 @@ extension LeadImporter {
                 return finish(first: first, pages: pages, writer: CampaignWriter(target: target), started: started, progress: progress)
             }
         }
-        // Reading ahead on pooled connections while the ledger holds one, when few enough dry
-        // runs do (`dryRunsReadingAhead`); else on the ledger's connection alone, which never
-        // waits for another.
-        let readsAhead = dryRunsReadingAhead.take(1)
-        defer { if readsAhead { dryRunsReadingAhead.giveBack(1) } }
+        // The ledger on a connection of its own, the list read ahead on pooled ones, when few
+        // enough dry runs do (`dryRunsReadingAhead`); else the ledger on a pooled connection and
+        // the list read on it alone, which never waits for another.
+        var own: Connection?
+        if dryRunsReadingAhead.take(1) {
+            do {
+                own = try connections.connectionOfItsOwn()
+            } catch {
+                Log.warning("dry run connection of its own not opened; reading on one pooled connection", ["error": describe(error)])
+            }
+            if own == nil { dryRunsReadingAhead.giveBack(1) }
+        }
+        defer {
+            if let own {
+                own.close()
+                dryRunsReadingAhead.giveBack(1)
+            }
+        }
+        let readsAhead = own != nil
         do {
-            return try connections.withConnection(waitLimit: stageWaitLimit, priority: .bulk) { connection in
+            let ledgerConnection: any ConnectionSource = own.map(HeldConnection.init) ?? connections
+            return try ledgerConnection.withConnection(waitLimit: stageWaitLimit, priority: .bulk) { connection in
                 let ledger = try DryRunLedger(target: target, on: connection)
                 defer { ledger.close() }
                 let reading: any ConnectionSource = readsAhead ? connections : HeldConnection(connection)

@@ -57,6 +57,12 @@ public final class ConnectionPool: @unchecked Sendable {
         for connection in connections.values { connection.close() }
     }
 
+    /// A connection to the pool's database with the pool's settings, outside its count; the
+    /// caller closes it.
+    public func connectOutside() throws -> Connection {
+        try connect(conninfo, configuration.connection)
+    }
+
     public var stats: PoolState.Stats { lock.withLock { state.stats } }
 
     /// Leases a connection, runs `body` with it, gives it back. Throws `PoolError.unavailable`

@@ -90,7 +90,6 @@ public struct ServiceConfiguration: Sendable, Equatable {
     public func importer(connections: any ConnectionSource, stopRequested: @escaping @Sendable () -> Bool) -> LeadImporter {
         LeadImporter(connections: connections, pageSize: pageSize, batchSize: batchSize, stageWaitLimit: stageWaitLimit,
                      stopRequested: stopRequested, stageThreads: ThreadBudget(stageThreads),
-                     dryRunsReadingAhead: ThreadBudget(LeadImporter.dryRunReaders(
-                         poolSize: (connections as? ConnectionPool)?.configuration.size ?? 0)))
+                     dryRunsReadingAhead: ThreadBudget(LeadImporter.dryRunsWithOwnConnection))
     }
 }

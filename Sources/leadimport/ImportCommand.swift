@@ -90,7 +90,7 @@ struct Import: ParsableCommand {
         }
         let outcome: ImportOutcome
         do {
-            let importer = LeadImporter(connections: pool, dryRunsReadingAhead: ThreadBudget(LeadImporter.dryRunReaders(poolSize: 3)))
+            let importer = LeadImporter(connections: pool, dryRunsReadingAhead: ThreadBudget(1))
             outcome = choice.isWholeList
                 ? try importer.run(target) { report($0, final: false) }
                 : importer.runSelection(target, choice: choice) { report($0, final: false) }

@@ -554,6 +554,31 @@ final class ImportTests: XCTestCase {
         XCTAssertTrue(denied.stdout.contains("campaign_not_found"), denied.stdout)
     }
 
+    /// `--filter` and `--dry-run`: the endpoint's checks and answers, from the shell.
+    func testCommandLineFilterAndDryRun() throws {
+        let owner = try owner()
+        let campaign = try seed.campaign(user: owner.user, channel: "email")
+        let list = try seed.bulkRowsList(user: owner.user, count: 1_500, domain: "cli-filter.example.com")
+        let database = ["DATABASE_URL": env.databaseURL]
+        let base = ["import", "--user", owner.user, "--campaign", campaign, "--list", list]
+        let filter = #"{"orderBy":[{"field":"lastName","direction":"desc"}],"limit":1200}"#
+        let dry = try env.run(base + ["--filter", filter, "--dry-run"], environment: database)
+        XCTAssertEqual(dry.status, 0, dry.stderr)
+        XCTAssertEqual(dry.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+                       #"{"imported":1200,"duplicates":0,"invalid":0,"errors":0,"total":1200,"dryRun":true}"#)
+        XCTAssertEqual(try seed.count(campaign), 0, "a dry run writes nothing")
+        let real = try env.run(base + ["--filter", filter], environment: database)
+        XCTAssertEqual(real.status, 0, real.stderr)
+        XCTAssertEqual(real.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+                       #"{"imported":1200,"duplicates":0,"invalid":0,"errors":0,"total":1200}"#)
+        // Descending as text: 999, 998, ... come first; 1000-1500 sort among the 1s.
+        XCTAssertEqual(try seed.value("SELECT count(*) FROM campaign_leads WHERE campaign_id = $1 AND last_name = '999'", [campaign]), "1")
+        let mistyped = try env.run(base + ["--filter", #"{"limit":"7"}"#], environment: database)
+        XCTAssertNotEqual(mistyped.status, 0)
+        XCTAssertTrue(mistyped.stderr.contains("invalid_filter: filter.limit"), mistyped.stderr)
+        XCTAssertEqual(try seed.count(campaign), 1_200, "a mistyped filter imports nothing")
+    }
+
     /// On a terminal the progress line is redrawn in place and ends with a newline. The import
     /// runs under script(1), which gives it a pseudo-terminal for stdout and stderr alike.
     func testCommandLineProgressOnATerminalIsOneLineRedrawnInPlace() throws {

@@ -172,7 +172,7 @@ public final class JobRunner: @unchecked Sendable {
         var rankRead = run.record.resumePosition
         if !MemberSelectionLimits.fitsInMemory(run.filter) {
             let ranking = RankedSelectionReading(ranked: RankedSelection(id: run.hold.jobID, order: run.filter.order), target: run.target,
-                                                 filter: run.filter, pageSize: batchSize)
+                                                 filter: run.filter, pageSize: readSize(run.target))
             do {
                 guard try ranking.rank(reading: reading, readAhead: true, connections: connections, waitLimit: waitLimit,
                                        keepGoing: { keepLease(&run) && !stopRequested() }) != nil else {
@@ -204,7 +204,7 @@ public final class JobRunner: @unchecked Sendable {
         // The next pages are read while the batches before commit: the database and this process
         // each wait for the other less. Without threads, pages are read in turn.
         let readAhead = chosen != nil || ranked != nil || selection?.isComplete == true
-            ? nil : try? JobReadAhead(reading, from: cursor, pageSize: batchSize)
+            ? nil : try? JobReadAhead(reading, from: cursor, pageSize: readSize(run.target))
         defer { readAhead?.stop() }
         // Without lanes, each batch commits on this thread before the next is planned.
         let lanes = batchesInFlight > 1 ? try? BatchLanes(count: batchesInFlight, name: "job-writer") : nil
@@ -238,7 +238,7 @@ public final class JobRunner: @unchecked Sendable {
                             let (count, members) = try withRetries { try ranking.members(after: rankRead, on: $0) }
                             rankRead += count
                             listed = members
-                            if count < batchSize { readEnd = (.completed, false) }
+                            if count < readSize(run.target) { readEnd = (.completed, false) }
                         } catch {
                             Log.warning("job page fetch failed", ["job": run.hold.jobID, "error": describe(error)])
                             readEnd = (.pageFetchFailed(pagesRead: pagesRead), Self.isUnreachable(error))
@@ -265,7 +265,7 @@ public final class JobRunner: @unchecked Sendable {
                         pagesRead += 1
                         listed = page.members
                         if selection != nil { listed = selection!.take(listed) }
-                        if page.read >= batchSize, let last = page.last, selection?.isComplete != true {
+                        if page.read >= readSize(run.target), let last = page.last, selection?.isComplete != true {
                             cursor = last
                         } else {
                             readEnd = (.completed, false)
@@ -277,6 +277,14 @@ public final class JobRunner: @unchecked Sendable {
                     }
                     plannedThrough += members.count
                     if members.isEmpty { continue }
+                    // A page of more than a batch: its other batches are planned next, in order.
+                    if members.count > batchSize {
+                        let rest = stride(from: batchSize, to: members.count, by: batchSize).map {
+                            Array(members[$0..<min($0 + batchSize, members.count)])
+                        }
+                        again.insert(contentsOf: rest, at: 0)
+                        members = Array(members.prefix(batchSize))
+                    }
                 }
                 let planned = PlannedJobBatch.of(members, after: members[0].position - 1, channel: run.target.channel, repeating: previous)
                 previous = planned.identities
@@ -334,8 +342,14 @@ public final class JobRunner: @unchecked Sendable {
 
     /// How the pages of `target` are read, each statement tried again on a new connection while
     /// the database is unreachable.
+    /// Members read per page: a `rows` page is one cheap statement, read two batches at a time
+    /// (half the statements); a `leads` page is filled in on threads, a batch at a time.
+    private func readSize(_ target: ImportTarget) -> Int {
+        target.storage == .rows ? 2 * batchSize : batchSize
+    }
+
     private func pageReading(_ target: ImportTarget, attributeKeys: [String]) -> JobPageReading {
-        let batchSize = self.batchSize
+        let batchSize = readSize(target)
         switch target.storage {
         case .rows:
             return .whole { [self] after in
@@ -368,7 +382,7 @@ public final class JobRunner: @unchecked Sendable {
                 return .failure(.unreadable(unreachable: Self.isUnreachable(error)))
             }
         }
-        let readAhead = try? JobReadAhead(reading, from: nil, pageSize: batchSize)
+        let readAhead = try? JobReadAhead(reading, from: nil, pageSize: readSize(run.target))
         defer { readAhead?.stop() }
         var cursor: ListCursor?
         while true {
@@ -382,7 +396,7 @@ public final class JobRunner: @unchecked Sendable {
                 return .failure(.unreadable(unreachable: Self.isUnreachable(error)))
             }
             _ = selection.take(page.members)
-            guard page.read >= batchSize, let last = page.last else { break }
+            guard page.read >= readSize(run.target), let last = page.last else { break }
             cursor = last
         }
         return .success(selection.finish())

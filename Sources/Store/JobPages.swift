@@ -64,11 +64,12 @@ public enum JobPages {
         switch target.storage {
         case .rows:
             let result = try connection.query(inGivenOrder ? LeadGenRows.rowsInGivenOrder : LeadGenRows.rowsOfIDs,
-                                              values: [.text(target.listID), .textArray(ids), .textArray(attributeKeys)])
+                                              values: [.text(target.listID), PostgresValue.uuidArray(ids) ?? .textArray(ids),
+                                                       .textArray(attributeKeys)])
             return try result.rows.map(rowMember)
         case .leads:
             let rows = try connection.query(inGivenOrder ? CanonicalLeads.keysInGivenOrder : CanonicalLeads.keysOfIDs,
-                                            values: [.text(target.listID), .textArray(ids)])
+                                            values: [.text(target.listID), PostgresValue.uuidArray(ids) ?? .textArray(ids)])
             let keys = try rows.rows.map { ListCursor(createdAt: try $0.requiredString(0), id: try $0.requiredString(1)) }
             return try members(of: Keys(keys: keys, last: keys.last), of: target, on: connection).members
         }

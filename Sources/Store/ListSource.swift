@@ -155,7 +155,7 @@ public struct LeadGenRows: ListSource {
 
     /// The members of the list among `ids`, in list order.
     public func members(ids: [String], list: String, on connection: Connection) throws -> [ListMember] {
-        let result = try connection.query(Self.rowsOfIDs, values: [.text(list), .textArray(ids), .textArray(attributeKeys)])
+        let result = try connection.query(Self.rowsOfIDs, values: [.text(list), PostgresValue.uuidArray(ids) ?? .textArray(ids), .textArray(attributeKeys)])
         return try result.rows.map(Self.member)
     }
 
@@ -304,7 +304,7 @@ public struct CanonicalLeads: HydratedListSource {
 
     /// The list's members among the Lead ids `ids`, in list order (`leadIds`).
     public func members(ids: [String], list: String, on connection: Connection) throws -> [ListMember] {
-        let rows = try connection.query(Self.keysOfIDs, values: [.text(list), .textArray(ids)])
+        let rows = try connection.query(Self.keysOfIDs, values: [.text(list), PostgresValue.uuidArray(ids) ?? .textArray(ids)])
         let keys = try rows.rows.map { try $0.requiredString(1) }
         let last = try rows.rows.last.map { ListCursor(createdAt: try $0.requiredString(0), id: try $0.requiredString(1)) }
         return try members(of: ListKeys(ids: keys, last: last), on: connection)

@@ -359,6 +359,29 @@ final class SelectionTests: XCTestCase {
         }
     }
 
+    /// Every refusal of a filter through nginx: `400 invalid_filter` naming the place, checked
+    /// after `listId` and before the campaign and `dryRun`, and nothing imported.
+    func testEveryInvalidFilterIsRefusedWithItsPlaceInTheChecksOrder() throws {
+        let user = try seed.user()
+        let token = try seed.token(user: user)
+        let list = try seed.bulkRowsList(user: user, count: 3)
+        let campaign = try seed.campaign(user: user, channel: "email")
+        let unknownCampaign = "00000000-0000-4000-8000-000000000000"
+        for (filter, message) in FilterRefusals.cases(id: list) {
+            for (into, dryRun) in [(campaign, ""), (unknownCampaign, #","dryRun":"yes""#)] {
+                let reply = try post(into, #"{"listId":"\#(list)","filter":\#(filter)\#(dryRun)}"#, token: token)
+                XCTAssertEqual(reply.status, 400, filter)
+                XCTAssertEqual(reply.body["error"] as? String, "invalid_filter", filter)
+                let said = reply.body["message"] as? String ?? ""
+                XCTAssertTrue(said.hasPrefix(message), "\(filter): \(said)")
+            }
+            // After listId: a bad list id is told first.
+            let first = try post(campaign, #"{"listId":"nope","filter":\#(filter)}"#, token: token)
+            XCTAssertEqual(first.body["error"] as? String, "invalid_list_id", filter)
+        }
+        XCTAssertEqual(try seed.count(campaign), 0, "a mistyped filter never imports")
+    }
+
     /// Four dry runs of a list of several pages at once, on a process whose pool has three
     /// connections: one may read ahead while its ledger holds a connection, the others read on
     /// their ledger's alone; none waits for a connection another holds.

@@ -228,6 +228,32 @@ final class ImporterTests: XCTestCase {
         XCTAssertEqual(try seed.count(campaign), 50)
     }
 
+    /// A selection keeps section 1's 206 and retry: a stop cuts it at a batch, and the same
+    /// request again imports the rest of the selection, never more of the list.
+    func testAStopCutsASelectionAtABatchAndARetryFinishesIt() throws {
+        let (user, token, campaign) = try owner()
+        let list = try seed.bulkLeadsList(user: user, count: 60)
+        for filter in [ImportFilter(limit: 37), ImportFilter(order: [FilterOrder(field: .firstName, descending: true)], limit: 37),
+                       ImportFilter(order: [FilterOrder(field: .firstName, descending: true)])] {
+            let into = try seed.campaign(user: user, channel: "linkedin")
+            var ids = order(token: token, campaign: into, list: list)
+            ids.ids = .success(ImportIDs(campaign: into, list: list, choice: ImportChoice(filter: filter)))
+            let asked = Locked(0)
+            let stopping = LeadImporter(connections: try connections(), pageSize: 10, batchSize: 5,
+                                        stopRequested: { asked.withLock { $0 += 1; return $0 > 3 } })
+            let cut = try XCTUnwrap(imported(stopping.importList(ids)))
+            XCTAssertEqual(cut.end, .stopped(.serviceStopping), "\(filter)")
+            XCTAssertEqual(cut.status, 206)
+            XCTAssertLessThan(cut.counts.total, filter.limit ?? 60)
+            XCTAssertEqual(try seed.count(into), cut.counts.imported)
+            let retry = try XCTUnwrap(imported(LeadImporter(connections: try connections(), pageSize: 10, batchSize: 5).importList(ids)))
+            XCTAssertEqual(retry.end, .completed)
+            XCTAssertEqual(retry.counts.total, filter.limit ?? 60, "the whole selection, again")
+            XCTAssertEqual(retry.counts.imported + cut.counts.imported, filter.limit ?? 60, "\(filter)")
+            XCTAssertEqual(try seed.count(into), filter.limit ?? 60)
+        }
+    }
+
     /// The `leads` storage's decoding: fields, the oldest work email, attributes; a member with
     /// neither identity is invalid.
     func testCanonicalLeadsAreDecodedAcrossPages() throws {

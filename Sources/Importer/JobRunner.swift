@@ -349,16 +349,8 @@ public final class JobRunner: @unchecked Sendable {
     }
 
     private func pageReading(_ target: ImportTarget, attributeKeys: [String]) -> JobPageReading {
-        let batchSize = readSize(target)
-        switch target.storage {
-        case .rows:
-            return .whole { [self] after in
-                try withRetries { try JobPages.page(of: target, after: after, limit: batchSize, attributeKeys: attributeKeys, on: $0) }
-            }
-        case .leads:
-            return .halves(keys: { [self] after in try withRetries { try JobPages.keys(of: target, after: after, limit: batchSize, on: $0) } },
-                           fill: { [self] keys in try withRetries { try JobPages.members(of: keys, of: target, on: $0) } })
-        }
+        .of(target, attributeKeys: attributeKeys, pageSize: readSize(target), connections: RetryingConnections(connections, waitLimit: waitLimit),
+            waitLimit: waitLimit)
     }
 
     private enum ChoiceFailure: Error {
@@ -683,17 +675,7 @@ public final class JobRunner: @unchecked Sendable {
     /// A read tried again on a new connection while the database is unreachable (a backend
     /// terminated, a failover), for up to `waitLimit`; other failures are thrown at once.
     private func withRetries<T>(_ body: (Connection) throws -> T) throws -> T {
-        let deadline = MonotonicInstant.now() + waitLimit
-        var pause: Duration = .milliseconds(10)
-        while true {
-            do {
-                return try connections.withConnection(waitLimit: waitLimit, priority: .bulk, body)
-            } catch {
-                guard Self.isUnreachable(error), MonotonicInstant.now() + pause <= deadline else { throw error }
-            }
-            usleep(UInt32(pause.nanoseconds / 1000))
-            pause = min(pause * 2, .seconds(1))
-        }
+        try RetryingConnections(connections, waitLimit: waitLimit).withConnection(waitLimit: waitLimit, priority: .bulk, body)
     }
 
     /// Whether a statement failed for want of the database (worth trying again on a new
@@ -820,5 +802,51 @@ final class JobReadAhead: @unchecked Sendable {
         pages.close()
         keyPages.close()
         done.wait()
+    }
+}
+
+extension JobPageReading {
+    /// A list's pages as a job reads them (ids and cursors), `pageSize` members a page, each
+    /// statement on a connection of `connections`.
+    static func of(_ target: ImportTarget, attributeKeys: [String], pageSize: Int, connections: any ConnectionSource,
+                   waitLimit: Duration) -> JobPageReading {
+        switch target.storage {
+        case .rows:
+            return .whole { after in
+                try connections.withConnection(waitLimit: waitLimit, priority: .bulk) {
+                    try JobPages.page(of: target, after: after, limit: pageSize, attributeKeys: attributeKeys, on: $0)
+                }
+            }
+        case .leads:
+            return .halves(keys: { after in
+                try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { try JobPages.keys(of: target, after: after, limit: pageSize, on: $0) }
+            }, fill: { keys in
+                try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { try JobPages.members(of: keys, of: target, on: $0) }
+            })
+        }
+    }
+}
+
+/// Connections whose statements are tried again on a new connection while the database is
+/// unreachable (a backend terminated, a failover), for up to `waitLimit`, with a doubling pause;
+/// other failures are thrown at once. A job's reads lease through it.
+struct RetryingConnections: ConnectionSource {
+    let base: any ConnectionSource
+    let waitLimit: Duration
+
+    init(_ base: any ConnectionSource, waitLimit: Duration) { (self.base, self.waitLimit) = (base, waitLimit) }
+
+    func withConnection<T>(waitLimit: Duration?, priority: LeasePriority, _ body: (Connection) throws -> T) throws -> T {
+        let deadline = MonotonicInstant.now() + self.waitLimit
+        var pause: Duration = .milliseconds(10)
+        while true {
+            do {
+                return try base.withConnection(waitLimit: waitLimit, priority: priority, body)
+            } catch {
+                guard JobRunner.isUnreachable(error), MonotonicInstant.now() + pause <= deadline else { throw error }
+            }
+            usleep(UInt32(pause.nanoseconds / 1000))
+            pause = min(pause * 2, .seconds(1))
+        }
     }
 }

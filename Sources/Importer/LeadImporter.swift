@@ -128,7 +128,8 @@ public struct LeadImporter: Sendable {
     /// The pages after the first, in three stages; then the stats.
     func finish(_ rest: Rest, progress: (@Sendable (ImportProgress) -> Void)? = nil) -> ImportOutcome {
         let writer = CampaignWriter(target: rest.target)
-        let pages = PageReading(source: ListSources.source(for: rest.target), list: rest.target.listID, importer: self)
+        let pages = PageReading(source: ListSources.source(for: rest.target), list: rest.target.listID, pageSize: pageSize,
+                                connections: connections, waitLimit: stageWaitLimit)
         return finish(first: rest.first, pages: pages, writer: writer, started: rest.started, progress: progress)
     }
 
@@ -150,16 +151,15 @@ public struct LeadImporter: Sendable {
         let ahead: (ListPage) throws(ThreadStartError) -> any PageFeed
         let inline: (ListPage) -> any PageFeed
 
-        /// A list's pages as its source reads them.
-        init(source: any ListSource, list: String, importer: LeadImporter) {
+        /// A list's pages as its source reads them, on `connections`.
+        init(source: any ListSource, list: String, pageSize: Int, connections: any ConnectionSource, waitLimit: Duration) {
             threads = pageFeedThreads(for: source, hydrators: LeadImporter.hydrators)
             ahead = { (first: ListPage) throws(ThreadStartError) -> any PageFeed in
-                try makePageFeed(source: source, after: first, list: list, pageSize: importer.pageSize, connections: importer.connections,
-                                 waitLimit: importer.stageWaitLimit, hydrators: LeadImporter.hydrators)
+                try makePageFeed(source: source, after: first, list: list, pageSize: pageSize, connections: connections,
+                                 waitLimit: waitLimit, hydrators: LeadImporter.hydrators)
             }
             inline = { first in
-                InlinePageFeed(source: source, after: first, list: list, pageSize: importer.pageSize, connections: importer.connections,
-                               waitLimit: importer.stageWaitLimit)
+                InlinePageFeed(source: source, after: first, list: list, pageSize: pageSize, connections: connections, waitLimit: waitLimit)
             }
         }
 

@@ -51,25 +51,6 @@ struct RankedSelectionReading: Sendable {
         guard !ids.isEmpty else { return (0, []) }
         return (ids.count, try JobPages.members(ids: ids, of: target, attributeKeys: [], inGivenOrder: true, on: connection))
     }
-
-    /// How a synchronous import or a dry run reads a list's pages, as a job's runner does.
-    static func reading(_ target: ImportTarget, attributeKeys: [String], pageSize: Int, connections: any ConnectionSource,
-                        waitLimit: Duration) -> JobPageReading {
-        switch target.storage {
-        case .rows:
-            return .whole { after in
-                try connections.withConnection(waitLimit: waitLimit, priority: .bulk) {
-                    try JobPages.page(of: target, after: after, limit: pageSize, attributeKeys: attributeKeys, on: $0)
-                }
-            }
-        case .leads:
-            return .halves(keys: { after in
-                try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { try JobPages.keys(of: target, after: after, limit: pageSize, on: $0) }
-            }, fill: { keys in
-                try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { try JobPages.members(of: keys, of: target, on: $0) }
-            })
-        }
-    }
 }
 
 /// A ranked selection's members, a page at a time in rank order, read when asked for; the

@@ -98,12 +98,8 @@ extension LeadImporter {
         let nothingMore = PageReading(threads: 0, ahead: { _ in EmptyPageFeed() }, inline: { _ in EmptyPageFeed() })
         if let ids = filter.memberIDs {
             do {
-                let members = try connections.withConnection(waitLimit: stageWaitLimit, priority: .bulk) { connection -> [ListMember] in
-                    switch source {
-                    case let rows as LeadGenRows: return try rows.members(ids: ids, list: target.listID, on: connection)
-                    case let leads as CanonicalLeads: return try leads.members(ids: ids, list: target.listID, on: connection)
-                    default: return []
-                    }
+                let members = try connections.withConnection(waitLimit: stageWaitLimit, priority: .bulk) { connection in
+                    try source.members(ids: ids, list: target.listID, on: connection)
                 }
                 return .read(ListPage(members: selection.take(members) + selection.finish(), last: nil), nothingMore)
             } catch {
@@ -127,7 +123,7 @@ extension LeadImporter {
         if first.members.count < pageSize || selection.isComplete {
             return .read(ListPage(members: taken + selection.finish(), last: nil), nothingMore)
         }
-        let list = PageReading(source: source, list: target.listID, importer: withConnections(connections))
+        let list = PageReading(source: source, list: target.listID, pageSize: pageSize, connections: connections, waitLimit: stageWaitLimit)
         let (stopRequested, size) = (self.stopRequested, self.pageSize)
         return .read(ListPage(members: taken, last: nil), PageReading(
             threads: readAhead ? list.threads : 0,
@@ -142,7 +138,7 @@ extension LeadImporter {
     private func rankedPages(_ target: ImportTarget, filter: ImportFilter, connections: any ConnectionSource, readAhead: Bool) -> SelectedPages {
         let ranking = RankedSelectionReading(ranked: RankedSelection(id: CampaignWriter.newBatchToken(), order: filter.order),
                                              target: target, filter: filter, pageSize: pageSize)
-        let reading = RankedSelectionReading.reading(target, attributeKeys: filter.attributeKeys.sorted(), pageSize: pageSize,
+        let reading = JobPageReading.of(target, attributeKeys: filter.attributeKeys.sorted(), pageSize: pageSize,
                                                      connections: connections, waitLimit: stageWaitLimit)
         let feed = RankedPageFeed(ranking, connections: connections, waitLimit: stageWaitLimit)
         do {
@@ -167,11 +163,6 @@ extension LeadImporter {
         return .read(first, PageReading(threads: 0, ahead: { _ in feed }, inline: { _ in feed }))
     }
 
-    /// The same importer, leasing from `source`.
-    func withConnections(_ source: any ConnectionSource) -> LeadImporter {
-        LeadImporter(connections: source, tokens: tokens, pageSize: pageSize, batchSize: batchSize, stageWaitLimit: stageWaitLimit,
-                     stopRequested: stopRequested, stageThreads: stageThreads)
-    }
 }
 
 /// A selection shared by the first page and the feed of the rest: used by one thread at a time

@@ -6,6 +6,8 @@ import Postgres
 public protocol ListSource: Sendable {
     /// Up to `limit` members after `cursor` (nil: from the start), and the cursor of the last one.
     func page(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListPage
+    /// The list's members among `ids` (`leadIds`), in list order.
+    func members(ids: [String], list: String, on connection: Connection) throws -> [ListMember]
 }
 
 /// Where a page ended: the last member's `(created_at, id)`, as the database wrote them.

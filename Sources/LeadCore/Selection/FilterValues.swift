@@ -25,7 +25,7 @@ public enum FilterValues {
 extension ImportFilter {
     /// Whether `member` meets every condition of `where`.
     public func selects(_ member: ListMember, attribute: (String) -> String?) -> Bool {
-        conditions.allSatisfy { $0.holds(for: FilterValues.value($0.field, of: member, attribute: attribute)) }
+        Self.selects(member, conditions.map(FoldedCondition.init), attribute: attribute)
     }
 
     /// `selects`, with the conditions folded beforehand (`FoldedCondition`).

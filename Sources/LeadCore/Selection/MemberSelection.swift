@@ -44,8 +44,7 @@ public struct MemberSelection<Item> {
         for item in items {
             if remaining == 0 { break }
             let member = self.member(item)
-            let attributes = attributeKeys.isEmpty ? [:] : AttributeText.values(ofObject: member.filterAttributes ?? member.customFields ?? "", keys: attributeKeys)
-            let attribute: (String) -> String? = { attributes[$0] }
+            let attribute = attributes(of: member)
             guard ImportFilter.selects(member, conditions, attribute: attribute) else { continue }
             if top != nil {
                 defer { place += 1 }
@@ -66,8 +65,14 @@ public struct MemberSelection<Item> {
     /// the database orders (`RankedSelection`).
     public func foldedOrderKeys(_ item: Item) -> [String?] {
         let member = self.member(item)
-        let attributes = attributeKeys.isEmpty ? [:] : AttributeText.values(ofObject: member.filterAttributes ?? member.customFields ?? "", keys: attributeKeys)
-        return filter.orderKeys(of: member, attribute: { attributes[$0] }).map(SelectionOrder.folded)
+        return filter.orderKeys(of: member, attribute: attributes(of: member)).map(SelectionOrder.folded)
+    }
+
+    /// The member's attributes the filter names, parsed once (none parsed when it names none).
+    private func attributes(of member: ListMember) -> (String) -> String? {
+        guard !attributeKeys.isEmpty else { return { _ in nil } }
+        let found = AttributeText.values(ofObject: member.filterAttributes ?? member.customFields ?? "", keys: attributeKeys)
+        return { found[$0] }
     }
 
     /// After the last page: the members of an ordered selection, in its order (none for a

@@ -36,25 +36,30 @@ let package = Package(
             providers: [.apt(["libpq-dev"])]
         ),
         .systemLibrary(name: "CMalloc"),
+        // Atomic words in memory shared by the worker processes, memfd_create, accept-queue lengths.
+        .systemLibrary(name: "CSharedMemory"),
         // Platform for MonotonicInstant only: the job lease decides on instants it is given.
         .target(name: "LeadCore", dependencies: ["Platform"]),
         .target(name: "Platform", dependencies: [.target(name: "CMalloc", condition: .when(platforms: [.linux]))]),
         .target(name: "Postgres", dependencies: ["CLibPQ", "Platform"]),
         .target(name: "HTTP", dependencies: ["Platform"]),
         .target(name: "FastCGIServer", dependencies: ["CFastCGI", "HTTP", "Platform"]),
-        .target(name: "Supervisor", dependencies: ["Platform"]),
+        .target(name: "Metrics", dependencies: ["CSharedMemory", "Platform"]),
+        .target(name: "Supervisor", dependencies: ["Metrics", "Platform"]),
         .target(name: "Store", dependencies: ["LeadCore", "Postgres", "Platform"]),
         .target(name: "Importer", dependencies: ["LeadCore", "Store", "Postgres", "Platform"]),
-        .target(name: "Service", dependencies: ["LeadCore", "HTTP", "Store", "Postgres", "Importer", "Platform"]),
+        .target(name: "Service", dependencies: ["LeadCore", "HTTP", "Store", "Postgres", "Importer", "Metrics", "Platform"],
+                resources: [.embedInCode("openapi.json")]),
         .executableTarget(
             name: "leadimport",
             dependencies: [
-                "Service", "Importer", "Store", "Postgres", "FastCGIServer", "Supervisor", "HTTP", "Platform", "LeadCore",
+                "Service", "Importer", "Store", "Postgres", "FastCGIServer", "Supervisor", "Metrics", "HTTP", "Platform", "LeadCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "LeadCoreTests", dependencies: ["LeadCore", "TestSupport"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
+        .testTarget(name: "MetricsTests", dependencies: ["Metrics", "Platform"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "Store", "Platform", "TestSupport", "LeadCore"]),
         .testTarget(name: "FastCGIServerTests", dependencies: ["FastCGIServer", "HTTP", "Platform", "TestSupport"]),
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor", "Platform", "TestSupport"]),

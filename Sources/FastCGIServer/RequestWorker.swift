@@ -36,6 +36,8 @@ final class RequestWorker: @unchecked Sendable {
     /// is answered and a stand-in has taken this thread's place (true).
     func run(started: CountdownLatch?) -> Bool {
         Self.blockAsynchronousSignals()
+        // A stand-in is started while a request is served: it works for no request of its own.
+        LogContext.adopt(nil)
         // Created on this thread, used only here.
         let exchange = FastCGIExchange()
         var peekBuffer = [UInt8](repeating: 0, count: ConnectionDispatcher.firstPeekBytes)

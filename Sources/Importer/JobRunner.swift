@@ -30,10 +30,14 @@ public final class JobRunner: @unchecked Sendable {
     /// synchronous import's two writers do, while the commit statement keeps the outcome exactly
     /// that of one batch after the other (`JobStore.commitSQL`).
     public let batchesInFlight: Int
+    /// Told of every job a run of this runner finished (the process's metrics).
+    let jobFinished: @Sendable (JobRecord) -> Void
 
     public init(connections: any ConnectionSource, timing: LeaseTiming = .standard, batchSize: Int = 500, batchesInFlight: Int = 2,
-                waitLimit: Duration = .seconds(10), stopRequested: @escaping @Sendable () -> Bool = { false }) {
+                waitLimit: Duration = .seconds(10), stopRequested: @escaping @Sendable () -> Bool = { false },
+                jobFinished: @escaping @Sendable (JobRecord) -> Void = { _ in }) {
         precondition(batchesInFlight >= 1)
+        self.jobFinished = jobFinished
         self.connections = connections
         self.store = JobStore(timing: timing)
         self.batchSize = batchSize
@@ -63,7 +67,6 @@ public final class JobRunner: @unchecked Sendable {
         pause(store.timing.pollEvery)
         while !stopRequested() {
             let end = runNext()
-            if let end { Log.info("import job run ended", ["end": "\(end)"]) }
             // A job given back is the first any claim takes again: claiming it at once would
             // only meet what made this run give it back.
             if end == nil || end == .released { pause(store.timing.pollEvery) }
@@ -81,7 +84,28 @@ public final class JobRunner: @unchecked Sendable {
             return nil
         }
         guard let claimed else { return nil }
-        return run(claimed, claimSentAt: sent)
+        // Every line of the run, on every thread it starts, names the job.
+        return LogContext.with(LogContext.Fields(jobID: claimed.job.id)) {
+            if claimed.resumePosition == 0 && claimed.attempts <= 1 {
+                Log.info("job started", ["campaign": claimed.job.campaignID, "list": claimed.job.listID])
+            } else {
+                Log.info("job resumed", ["position": String(claimed.resumePosition), "attempt": String(claimed.attempts)])
+            }
+            let end = run(claimed, claimSentAt: sent)
+            switch end {
+            case .finished(let record):
+                let counts = record.job.counts
+                Log.info("job finished", [
+                    "status": record.job.httpStatus.map(String.init) ?? "-", "imported": String(counts.imported),
+                    "duplicates": String(counts.duplicates), "invalid": String(counts.invalid), "errors": String(counts.errors),
+                ])
+                jobFinished(record)
+            case .released: Log.info("job given back for another run to resume")
+            case .lost: Log.info("job no longer held by this runner (cancelled, or its lease taken over)")
+            case .setAside: break
+            }
+            return end
+        }
     }
 
     /// Ends the idle pause early: a job was recorded. A runner busy with a job polls when it is done.
@@ -123,7 +147,7 @@ public final class JobRunner: @unchecked Sendable {
         do {
             target = try withRetries { try Self.target(of: claimed, on: $0) }
         } catch {
-            Log.warning("job target not read", ["job": hold.jobID, "error": describe(error)])
+            Log.warning("job target not read", ["job_id": hold.jobID, "error": describe(error)])
             return release(hold)
         }
         guard let target else {
@@ -133,7 +157,7 @@ public final class JobRunner: @unchecked Sendable {
         // Checked when the job was recorded; a filter this version cannot read (written by
         // another) must never import the whole list, so the job waits for a runner that can.
         guard case .success(let filter) = ImportFilter.parse(claimed.job.filter) else {
-            Log.warning("job set aside: its filter is not one this version runs", ["job": hold.jobID])
+            Log.warning("job set aside: its filter is not one this version runs", ["job_id": hold.jobID])
             return .setAside
         }
         var run = Run(hold: hold, target: target, filter: filter, lease: lease, record: claimed)
@@ -180,7 +204,7 @@ public final class JobRunner: @unchecked Sendable {
                     return .lost
                 }
             } catch {
-                Log.warning("job page fetch failed", ["job": run.hold.jobID, "error": describe(error)])
+                Log.warning("job page fetch failed", ["job_id": run.hold.jobID, "error": describe(error)])
                 return .outcome(outcome(.pageFetchFailed(pagesRead: pagesRead)), databaseUnreachable: Self.isUnreachable(error))
             }
             ranked = ranking
@@ -198,7 +222,7 @@ public final class JobRunner: @unchecked Sendable {
         var cursor = run.record.resumeCursor.flatMap(ListCursor.init(text:))
         // Reading from the start again would count the members before the position twice.
         guard cursor != nil || run.record.resumePosition == 0 || chosen != nil || ranked != nil else {
-            Log.error("job resume cursor unreadable", ["job": run.hold.jobID, "position": String(run.record.resumePosition)])
+            Log.error("job resume cursor unreadable", ["job_id": run.hold.jobID, "position": String(run.record.resumePosition)])
             return .lost
         }
         // The next pages are read while the batches before commit: the database and this process
@@ -240,7 +264,7 @@ public final class JobRunner: @unchecked Sendable {
                             listed = members
                             if count < readSize(run.target) { readEnd = (.completed, false) }
                         } catch {
-                            Log.warning("job page fetch failed", ["job": run.hold.jobID, "error": describe(error)])
+                            Log.warning("job page fetch failed", ["job_id": run.hold.jobID, "error": describe(error)])
                             readEnd = (.pageFetchFailed(pagesRead: pagesRead), Self.isUnreachable(error))
                             return .none
                         }
@@ -258,7 +282,7 @@ public final class JobRunner: @unchecked Sendable {
                         do {
                             page = try readAhead?.next() ?? reading.page(after: cursor)
                         } catch {
-                            Log.warning("job page fetch failed", ["job": run.hold.jobID, "error": describe(error)])
+                            Log.warning("job page fetch failed", ["job_id": run.hold.jobID, "error": describe(error)])
                             readEnd = (.pageFetchFailed(pagesRead: pagesRead), Self.isUnreachable(error))
                             return .none
                         }
@@ -370,7 +394,7 @@ public final class JobRunner: @unchecked Sendable {
                 let members = try withRetries { [target = run.target] in try JobPages.members(ids: ids, of: target, attributeKeys: keys, on: $0) }
                 return .success(selection.take(members) + selection.finish())
             } catch {
-                Log.warning("job page fetch failed", ["job": run.hold.jobID, "error": describe(error)])
+                Log.warning("job page fetch failed", ["job_id": run.hold.jobID, "error": describe(error)])
                 return .failure(.unreadable(unreachable: Self.isUnreachable(error)))
             }
         }
@@ -384,7 +408,7 @@ public final class JobRunner: @unchecked Sendable {
             do {
                 page = try readAhead?.next() ?? reading.page(after: cursor)
             } catch {
-                Log.warning("job page fetch failed", ["job": run.hold.jobID, "error": describe(error)])
+                Log.warning("job page fetch failed", ["job_id": run.hold.jobID, "error": describe(error)])
                 return .failure(.unreadable(unreachable: Self.isUnreachable(error)))
             }
             _ = selection.take(page.members)
@@ -421,7 +445,7 @@ public final class JobRunner: @unchecked Sendable {
         do {
             found = try withRetries { [store, hold = run.hold, user = run.record.userID] in try store.job(id: hold.jobID, user: user, on: $0) }
         } catch {
-            Log.warning("job position not read after a batch failed", ["job": run.hold.jobID, "error": describe(error)])
+            Log.warning("job position not read after a batch failed", ["job_id": run.hold.jobID, "error": describe(error)])
             return .stopped(.databaseLost)
         }
         guard let found, found.hold == run.hold, found.job.state == .running else {
@@ -437,7 +461,7 @@ public final class JobRunner: @unchecked Sendable {
         if remaining.count < batches.count { run.record = found }
         guard let next = remaining.first else { return .goOn([], committed: committed) }
         guard next.planned.batch.after == found.resumePosition else {
-            Log.error("job found where none of its batches starts", ["job": run.hold.jobID, "position": String(found.resumePosition)])
+            Log.error("job found where none of its batches starts", ["job_id": run.hold.jobID, "position": String(found.resumePosition)])
             return .lost
         }
         let planned = PlannedJobBatch.of(next.members, after: next.planned.batch.after, channel: run.target.channel, repeating: committed)
@@ -494,7 +518,7 @@ public final class JobRunner: @unchecked Sendable {
             return .stopped(.databaseLost)
         case .failed(let error):
             // Only settled members, and still refused: nothing a retry of this run mends.
-            Log.warning("job batch refused", ["job": hold.jobID, "error": error.description])
+            Log.warning("job batch refused", ["job_id": hold.jobID, "error": error.description])
             return .stopped(.databaseBusy)
         }
     }
@@ -559,7 +583,7 @@ public final class JobRunner: @unchecked Sendable {
             return [settled]
         }
         if let settled = part.settlingOnlyLead(as: .error, detail: error.message) {
-            Log.warning("job lead not inserted", ["job": job, "sqlstate": error.sqlState ?? "-"])
+            Log.warning("job lead not inserted", ["job_id": job, "sqlstate": error.sqlState ?? "-"])
             return [settled]
         }
         return nil
@@ -611,7 +635,7 @@ public final class JobRunner: @unchecked Sendable {
                 }
             } catch let failure as CampaignWriter.LostAttempt {
                 lost = true
-                Log.warning("job batch connection lost; trying again", ["job": run.hold.jobID, "error": describe(failure.error)])
+                Log.warning("job batch connection lost; trying again", ["job_id": run.hold.jobID, "error": describe(failure.error)])
             } catch {
                 // No connection could be had, or the read after a lost one failed.
                 lost = true
@@ -653,7 +677,7 @@ public final class JobRunner: @unchecked Sendable {
             do {
                 finished = try withRetries { try store.finish(hold, httpStatus: status, on: $0) }
             } catch {
-                Log.warning("job finish failed; its lease runs out and another run finishes it", ["job": hold.jobID, "error": describe(error)])
+                Log.warning("job finish failed; its lease runs out and another run finishes it", ["job_id": hold.jobID, "error": describe(error)])
                 return .released
             }
             // The finish recomputed the campaign's stats with it.
@@ -667,7 +691,7 @@ public final class JobRunner: @unchecked Sendable {
             _ = try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { try store.release(hold, on: $0) }
         } catch {
             // Its lease runs out instead: another run resumes it a little later.
-            Log.warning("job release failed", ["job": hold.jobID, "error": describe(error)])
+            Log.warning("job release failed", ["job_id": hold.jobID, "error": describe(error)])
         }
         return .released
     }

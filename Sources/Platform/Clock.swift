@@ -62,3 +62,33 @@ extension Duration {
 
     public var secondsDouble: Double { Double(nanoseconds) / 1e9 }
 }
+
+/// The time of day, for log lines only: every decision about time uses `MonotonicInstant`.
+public enum WallClock {
+    public struct Instant: Sendable, Equatable {
+        public var seconds: Int
+        public var milliseconds: Int
+
+        public init(seconds: Int, milliseconds: Int) {
+            self.seconds = seconds
+            self.milliseconds = milliseconds
+        }
+
+        /// `2026-12-06T20:41:07.123Z`.
+        public var rfc3339Milliseconds: String {
+            var time = time_t(seconds)
+            var parts = tm()
+            gmtime_r(&time, &parts)
+            func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : String(value) }
+            let millis = milliseconds < 10 ? "00\(milliseconds)" : milliseconds < 100 ? "0\(milliseconds)" : String(milliseconds)
+            return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T"
+                + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(millis)Z"
+        }
+    }
+
+    public static func now() -> Instant {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Instant(seconds: Int(spec.tv_sec), milliseconds: Int(spec.tv_nsec / 1_000_000))
+    }
+}

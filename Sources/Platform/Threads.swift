@@ -19,15 +19,22 @@ public func startThread(name: String, _ body: @escaping @Sendable () -> Void) th
     final class Box: @unchecked Sendable {
         let body: @Sendable () -> Void
         let name: String
-        init(_ body: @escaping @Sendable () -> Void, name: String) { self.body = body; self.name = name }
+        let context: LogContext.Fields?
+        init(_ body: @escaping @Sendable () -> Void, name: String, context: LogContext.Fields?) {
+            self.body = body
+            self.name = name
+            self.context = context
+        }
     }
-    let retained = Unmanaged.passRetained(Box(body, name: name))
+    // The lines the new thread logs name the request or job it was started for.
+    let retained = Unmanaged.passRetained(Box(body, name: name, context: LogContext.current))
     var thread = pthread_t()
     var attributes = pthread_attr_t()
     pthread_attr_init(&attributes)
     pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
     let result = pthread_create(&thread, &attributes, { raw in
         let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+        LogContext.adopt(box.context)
         box.body()
         return nil
     }, retained.toOpaque())

@@ -34,6 +34,8 @@ public final class ConnectionPool: @unchecked Sendable {
     private var connections: [PoolState.ConnectionID: Connection] = [:]
     private var outcomes: [PoolState.RequestID: Outcome] = [:]
     private var nextRequestID: PoolState.RequestID = 0
+    /// Told what the pool holds after every change, under the lock (the process's metrics).
+    private let observe: (@Sendable (PoolState.Stats) -> Void)?
 
     private enum Outcome {
         case handed(PoolState.ConnectionID, checkFirst: Bool)
@@ -45,8 +47,10 @@ public final class ConnectionPool: @unchecked Sendable {
     public init(
         conninfo: String,
         configuration: PoolConfiguration,
-        connect: @escaping Connect = { conninfo, settings in try Connection.connect(conninfo, settings: settings) }
+        connect: @escaping Connect = { conninfo, settings in try Connection.connect(conninfo, settings: settings) },
+        observe: (@Sendable (PoolState.Stats) -> Void)? = nil
     ) {
+        self.observe = observe
         self.conninfo = conninfo
         self.configuration = configuration
         self.connect = connect
@@ -163,6 +167,7 @@ public final class ConnectionPool: @unchecked Sendable {
             }
         }
         if wake { lock.broadcast() }
+        observe?(state.stats)
         return toClose
     }
 

@@ -1,6 +1,7 @@
 import HTTP
 import Importer
 import LeadCore
+import Metrics
 import Platform
 import Postgres
 import Store
@@ -11,27 +12,45 @@ public final class Application: Sendable {
     let pool: ConnectionPool
     let imports: ImportEndpoint
     let jobs: JobEndpoints
+    let metrics: ServiceMetrics
+    /// The listening socket whose accept queue `/metrics` reports (nil: none to report).
+    let listenFD: Int32?
 
     /// `stopRequested` turns true once the process is stopping: imports under way then stop at
     /// their next batch and answer 206 with what they committed.
     /// `jobRecorded` is told of every job a request recorded (the process's runner wakes).
+    /// `metrics`: where this process counts (a region of its own unless given the supervisor's).
     public convenience init(pool: ConnectionPool, configuration: ServiceConfiguration = ServiceConfiguration(cores: 1),
+                            metrics: ServiceMetrics? = nil, listenFD: Int32? = nil,
                             stopRequested: @escaping @Sendable () -> Bool = { false },
                             jobRecorded: @escaping @Sendable () -> Void = {}) {
-        self.init(pool: pool, imports: configuration.importer(connections: pool, stopRequested: stopRequested), jobRecorded: jobRecorded)
+        self.init(pool: pool, imports: configuration.importer(connections: pool, stopRequested: stopRequested),
+                  metrics: metrics ?? ServiceMetrics(region: .ofThisProcess(), cell: 0, workers: configuration.workers,
+                                                     slowRequest: configuration.slowRequest),
+                  listenFD: listenFD, jobRecorded: jobRecorded)
     }
 
     /// With the import the endpoint calls: a test may hand its own.
-    public init(pool: ConnectionPool, imports: any ListImport, jobRecorded: @escaping @Sendable () -> Void = {}) {
+    public init(pool: ConnectionPool, imports: any ListImport,
+                metrics: ServiceMetrics = ServiceMetrics(region: .ofThisProcess(), cell: 0, workers: 1, slowRequest: .seconds(5)),
+                listenFD: Int32? = nil, jobRecorded: @escaping @Sendable () -> Void = {}) {
         self.pool = pool
-        jobs = JobEndpoints(pool: pool, store: JobStore(), jobRecorded: jobRecorded)
-        self.imports = ImportEndpoint(pool: pool, importer: imports, jobs: jobs)
+        self.metrics = metrics
+        self.listenFD = listenFD
+        jobs = JobEndpoints(pool: pool, store: JobStore(), jobRecorded: jobRecorded, jobCancelled: { metrics.jobEnded(.cancelled) })
+        self.imports = ImportEndpoint(pool: pool, importer: imports, jobs: jobs, metrics: metrics)
     }
 
     /// Never throws and never leaves a request unanswered: a failure Swift can catch becomes a
     /// logged 500.
     public func respond(to request: HTTPRequest) -> HTTPResponse {
+        // Every line this request causes, on any thread it starts, names it.
+        LogContext.with(LogContext.Fields(requestID: request.requestID)) { respondInContext(to: request) }
+    }
+
+    private func respondInContext(to request: HTTPRequest) -> HTTPResponse {
         let started = MonotonicInstant.now()
+        metrics.requestBegan()
         var summary = ""
         let response: HTTPResponse
         do {
@@ -41,6 +60,13 @@ public final class Application: Sendable {
             response = Self.answer(.internalError)
         }
         let elapsed = MonotonicInstant.now() - started
+        // Counted from the request's arrival, as the client waits for it.
+        let slow = metrics.requestEnded(route: Self.metricsRoute(request.path), status: response.status,
+                                        elapsed: MonotonicInstant.now() - request.received)
+        if slow {
+            Log.warning("slow request", ["method": request.method, "path": request.path, "status": String(response.status),
+                                         "ms": String(format3((MonotonicInstant.now() - request.received).secondsDouble * 1000))])
+        }
         // Never the Authorization header, in any form: method, path, status, time and counts only.
         Log.info("request", [
             "method": request.method,
@@ -57,6 +83,13 @@ public final class Application: Sendable {
     }
 
     func route(_ request: HTTPRequest) throws -> (HTTPResponse, String) {
+        if request.path == "/metrics" || request.path == "/api/openapi.json" {
+            guard request.method == "GET" || request.method == "HEAD" else {
+                return (Self.answer(.methodNotAllowed(allow: "GET, HEAD")), "")
+            }
+            if request.path == "/metrics" { return (scrape(), "") }
+            return (HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: PackageResources.openapi_json), "")
+        }
         if request.path == "/healthz" {
             guard request.method == "GET" || request.method == "HEAD" else {
                 return (Self.answer(.methodNotAllowed(allow: "GET, HEAD")), "")
@@ -70,6 +103,30 @@ public final class Application: Sendable {
             return jobs.respond(to: request, segment: segment, resource: resource)
         }
         return (Self.answer(.notFound), "")
+    }
+
+    /// The route a request is counted under: the path's shape, never an id from it.
+    static func metricsRoute(_ path: String) -> MetricsLayout.Route {
+        switch path {
+        case "/healthz": return .health
+        case "/metrics": return .metrics
+        case "/api/openapi.json": return .openAPI
+        default:
+            if ImportRequest.campaignSegment(inPath: path) != nil { return .importFromList }
+            if let (_, resource) = ImportJobPath.parse(path) { return resource == .job ? .job : .jobRejections }
+            return .other
+        }
+    }
+
+    /// The whole service's numbers: every worker process's cell, the listening socket's queue,
+    /// and the jobs queued and running in the database (a short wait: a scrape must not hang on
+    /// a busy pool; without them `leadimport_database_up` is 0).
+    func scrape() -> HTTPResponse {
+        var readings = MetricsExposition.Readings()
+        if let listenFD { readings.listenQueue = ListenQueue.read(listenFD) }
+        readings.jobs = try? pool.withConnection(waitLimit: .milliseconds(250)) { try JobStore.activeCounts(on: $0) }
+        let text = MetricsExposition.render(metrics.snapshot(), readings)
+        return HTTPResponse(status: 200, headers: [("Content-Type", MetricsExposition.contentType)], body: Array(text.utf8))
     }
 
     /// 200 when a pooled connection answers; 503 with Retry-After otherwise, within the pool's

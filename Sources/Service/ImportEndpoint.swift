@@ -1,6 +1,7 @@
 import HTTP
 import Importer
 import LeadCore
+import Metrics
 import Platform
 import Postgres
 
@@ -12,11 +13,13 @@ public struct ImportEndpoint: Sendable {
     let importer: any ListImport
     /// Where a request with `Prefer: respond-async` goes once its own checks are done.
     let jobs: JobEndpoints
+    let metrics: ServiceMetrics
 
-    init(pool: ConnectionPool, importer: any ListImport, jobs: JobEndpoints) {
+    init(pool: ConnectionPool, importer: any ListImport, jobs: JobEndpoints, metrics: ServiceMetrics) {
         self.pool = pool
         self.importer = importer
         self.jobs = jobs
+        self.metrics = metrics
     }
 
     /// The response and a short summary of the outcome for the request's log line.
@@ -43,6 +46,8 @@ public struct ImportEndpoint: Sendable {
             outcome = imported
         }
         let counts = outcome.counts
+        metrics.importAnswered(status: outcome.status, dryRun: outcome.dryRun, imported: counts.imported, duplicates: counts.duplicates,
+                               invalid: counts.invalid, errors: counts.errors)
         let summary = "imported=\(counts.imported) duplicates=\(counts.duplicates) invalid=\(counts.invalid) errors=\(counts.errors) total=\(counts.total)"
         // Cut by a stop or reload: the rest is for a retry, which another process takes.
         let headers: [(String, String)] = outcome.end == .stopped(.serviceStopping) ? [("Retry-After", "1")] : []

@@ -14,6 +14,8 @@ struct JobEndpoints: Sendable {
     let store: JobStore
     /// Told of every job recorded here: this process's runner, if idle, takes it up at once.
     let jobRecorded: @Sendable () -> Void
+    /// Told of every job a DELETE here ended.
+    let jobCancelled: @Sendable () -> Void
 
     // MARK: POST with Prefer: respond-async
 
@@ -57,7 +59,10 @@ struct JobEndpoints: Sendable {
                 let error = creation.error ?? .internalError
                 return (Application.answer(error), error.code)
             }
-            if case .created = creation { jobRecorded() }
+            if case .created = creation {
+                Log.info("job queued", ["job_id": job.id, "campaign": job.campaignID, "list": job.listID])
+                jobRecorded()
+            }
             return (.json(202, job.body, headers: [
                 ("Location", Self.location(of: job.id)),
                 ("Preference-Applied", AsyncPreference.applied),
@@ -106,6 +111,7 @@ struct JobEndpoints: Sendable {
                 switch resource {
                 case .job:
                     guard let record = try store.cancel(id: checked.id, user: user, on: connection) else { return .failure(.importNotFound) }
+                    if record.cancelledNow { jobCancelled() }
                     return .success((record.job.body, Self.summary(record.job)))
                 case .rejections:
                     guard let page = try store.rejections(id: checked.id, user: user, request: checked.page, on: connection) else {

@@ -22,6 +22,9 @@ public struct ServiceConfiguration: Sendable, Equatable {
     /// How long a request waits for a database connection before it is answered 503.
     public var waitLimit: Duration = .seconds(2)
     public var logLevel: Log.Level = .info
+    public var logFormat: Log.Format = .logfmt
+    /// A request that takes longer is counted in `leadimport_slow_requests_total` and logged.
+    public var slowRequest: Duration = .seconds(5)
 
     // MARK: FastCGI
 

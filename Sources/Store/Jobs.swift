@@ -14,6 +14,8 @@ public struct JobRecord: Sendable, Equatable {
     public var resumePosition: Int
     /// Where reading resumes after them, in the page feed's terms.
     public var resumeCursor: String?
+    /// Set by `cancel` when this very call ended the job (it was queued or running).
+    public var cancelledNow = false
 
     /// What a runner names in every write, while it holds the job.
     public var hold: JobHold? { leaseToken.map { JobHold(jobID: job.id, token: $0) } }
@@ -148,6 +150,15 @@ public struct JobStore: Sendable {
     /// no batch starts after this. A job that already ended is answered as it ended. nil when
     /// there is no such job of this user. The campaign's stats are recomputed when the job had
     /// inserted leads.
+    /// Jobs queued and running now, across every instance (`/metrics`): both states have a
+    /// partial index, so this reads only the live jobs, never the finished history.
+    public static func activeCounts(on connection: Connection) throws -> (queued: Int, running: Int) {
+        let row = try connection.query("""
+            SELECT (SELECT count(*) FROM import_jobs WHERE state = 'queued'), (SELECT count(*) FROM import_jobs WHERE state = 'running')
+            """).first
+        return (try row?.requiredInt(0) ?? 0, try row?.requiredInt(1) ?? 0)
+    }
+
     public func cancel(id: String, user: String, on connection: Connection) throws -> JobRecord? {
         try cancel(id: id, owner: user, on: connection)
     }
@@ -171,8 +182,13 @@ public struct JobStore: Sendable {
             SELECT \(Self.columns("t")), t.state FROM target t WHERE NOT EXISTS (SELECT 1 FROM cancelled)
             """, [id, owner])
         guard let row = result.first else { return nil }
-        let record = try Self.record(row)
-        if try row.requiredString("was") == JobState.running.rawValue, record.job.counts.imported > 0, record.job.dryRun != true {
+        var record = try Self.record(row)
+        let was = try row.requiredString("was")
+        if was == JobState.queued.rawValue || was == JobState.running.rawValue {
+            record.cancelledNow = true
+            Log.info("job cancelled", ["job_id": record.job.id, "was": was])
+        }
+        if was == JobState.running.rawValue, record.job.counts.imported > 0, record.job.dryRun != true {
             // In a statement of its own, after the cancel: its snapshot sees the last batch.
             do {
                 try CampaignWriter.recomputeStats(campaignID: record.job.campaignID, on: connection)

@@ -28,11 +28,15 @@ import Platform
 //   process group, so a Ctrl-C in a terminal sends it SIGINT directly, and the supervisor then
 //   sends SIGTERM: both mean stop, and a second one must do no harm. SIGHUP is for the supervisor
 //   only; a child may ignore it.
+// - fd 4, when the supervisor keeps metrics, is the shared metrics region (a memfd):
+//   LEADIMPORT_METRICS_FD=4 and LEADIMPORT_METRICS_CELL=N name it and the child's cell in it
+//   (`MetricsRegion`). The cell is the child's alone while it lives.
 // - Nothing else is inherited: every other descriptor the supervisor holds is close-on-exec.
 
 /// Starts one child: `posix_spawn` (never `fork`: the Swift runtime may have started threads).
 struct ProcessLauncher {
     static let readyFD: Int32 = 3
+    static let metricsFD: Int32 = 4
     static let readyVariable = "LEADIMPORT_READY_FD"
     static let supervisorVariable = "LEADIMPORT_SUPERVISOR_PID"
 
@@ -45,7 +49,7 @@ struct ProcessLauncher {
         self.executable = executable
         self.arguments = arguments.isEmpty ? [executable] : arguments
         self.listenFD = listenFD
-        let ours = [Self.readyVariable + "=", Self.supervisorVariable + "="]
+        let ours = [Self.readyVariable + "=", Self.supervisorVariable + "=", "LEADIMPORT_METRICS_FD=", "LEADIMPORT_METRICS_CELL="]
         self.environment = environment.filter { entry in !ours.contains { entry.hasPrefix($0) } }
             + ["\(Self.readyVariable)=\(Self.readyFD)", "\(Self.supervisorVariable)=\(getpid())"]
     }
@@ -85,7 +89,8 @@ struct ProcessLauncher {
         let readyFD: Int32
     }
 
-    func spawn() throws -> Started {
+    /// `metrics`: the shared region's descriptor and the cell the child counts in.
+    func spawn(metrics: (descriptor: Int32, cell: Int)? = nil) throws -> Started {
         // A socket pair serves as the pipe: it is created close-on-exec in one step (pipe2 is not
         // imported), so no other thread's spawn can inherit the write end and hide the EOF.
         var ends: [Int32] = [-1, -1]
@@ -94,9 +99,9 @@ struct ProcessLauncher {
         }
         let readEnd = ends[0]
         var writeEnd = ends[1]
-        // The write end must not sit on 0..3, where the file actions put other things first.
-        if writeEnd <= Self.readyFD {
-            let moved = fcntl(writeEnd, F_DUPFD_CLOEXEC, Self.readyFD + 1)
+        // The write end must not sit on 0..4, where the file actions put other things first.
+        if writeEnd <= Self.metricsFD {
+            let moved = fcntl(writeEnd, F_DUPFD_CLOEXEC, Self.metricsFD + 1)
             let code = errno
             close(writeEnd)
             if moved < 0 {
@@ -114,6 +119,13 @@ struct ProcessLauncher {
         // dup2 clears close-on-exec on the copy (and glibc clears it too when listenFD is already 0).
         posix_spawn_file_actions_adddup2(&actions, listenFD, 0)
         posix_spawn_file_actions_adddup2(&actions, writeEnd, Self.readyFD)
+        var environment = self.environment
+        if let metrics {
+            // The memfd sits above 4 (made by the supervisor after its own descriptors 0-2 and
+            // the listening socket), so no earlier action has put something else there.
+            posix_spawn_file_actions_adddup2(&actions, metrics.descriptor, Self.metricsFD)
+            environment += ["LEADIMPORT_METRICS_FD=\(Self.metricsFD)", "LEADIMPORT_METRICS_CELL=\(metrics.cell)"]
+        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Metrics
 import Platform
 
 public struct SupervisorConfiguration: Sendable {
@@ -17,6 +18,9 @@ public struct SupervisorConfiguration: Sendable {
     public var stopTimeout: Duration
     /// How long a new child may take to report ready before it is killed.
     public var readyTimeout: Duration
+    /// Shared with the children, one cell each: the supervisor assigns the cells, empties a dead
+    /// child's gauges, and counts restarts. Nil: no metrics.
+    public var metrics: MetricsRegion?
 
     /// The service's values are in its `ServiceConfiguration`.
     public init(
@@ -24,8 +28,10 @@ public struct SupervisorConfiguration: Sendable {
         processes: Int,
         executable: String = "/proc/self/exe",
         stopTimeout: Duration,
-        readyTimeout: Duration
+        readyTimeout: Duration,
+        metrics: MetricsRegion? = nil
     ) {
+        self.metrics = metrics
         self.processes = processes
         self.executable = executable
         self.childArguments = childArguments
@@ -63,6 +69,8 @@ public final class Supervisor {
     private var readiness: [Int32: Int32] = [:]
     private var finished = false
     private var launcher: ProcessLauncher?
+    /// The metrics cell each live child counts in.
+    private var cells: [Int32: Int] = [:]
 
     /// Takes over `listenFD`: `run` closes it at the end.
     public init(listenFD: Int32, configuration: SupervisorConfiguration) {
@@ -136,10 +144,12 @@ public final class Supervisor {
             let result = waitpid(pid, &status, WNOHANG)
             if result == pid {
                 dropReadiness(pid)
+                vacateCell(pid)
                 perform(state.exited(pid: pid, status: ChildExitStatus(waitStatus: status), now: .now()))
             } else if result < 0 && errno == ECHILD {
                 // Reaped by someone else (the host set SIGCHLD to SIG_IGN before us?): gone anyway.
                 dropReadiness(pid)
+                vacateCell(pid)
                 perform(state.exited(pid: pid, status: ChildExitStatus(.exited(code: -1)), now: .now()))
             }
         }
@@ -159,6 +169,11 @@ public final class Supervisor {
         }
     }
 
+    /// The child's gauges no longer hold; its cell is free for the next child.
+    private func vacateCell(_ pid: Int32) {
+        if let cell = cells.removeValue(forKey: pid) { configuration.metrics?.vacate(cell: cell) }
+    }
+
     private func dropReadiness(_ pid: Int32) {
         if let fd = readiness.removeValue(forKey: pid) { close(fd) }
     }
@@ -172,8 +187,14 @@ public final class Supervisor {
             switch action {
             case .spawn(let slot, let role):
                 do {
-                    let started = try launcher!.spawn()
+                    let metrics = configuration.metrics
+                    let cell = metrics?.freeCell(held: cells.values)
+                    let started = try launcher!.spawn(metrics: metrics.flatMap { region in cell.map { (region.descriptor, $0) } })
                     readiness[started.pid] = started.readyFD
+                    if let metrics, let cell {
+                        cells[started.pid] = cell
+                        metrics.occupy(cell: cell, pid: started.pid)
+                    }
                     queue += state.spawned(slot: slot, role: role, pid: started.pid, now: .now())
                 } catch {
                     queue += state.spawnFailed(slot: slot, role: role, message: "\(error)", now: .now())
@@ -184,6 +205,13 @@ public final class Supervisor {
                 kill(pid, SIGKILL)
             case .log(let event):
                 Self.log(event)
+                if case .childStarted(_, _, let reason) = event {
+                    switch reason {
+                    case .replacement: configuration.metrics?.recordRestart(.afterExit)
+                    case .reload: configuration.metrics?.recordRestart(.byReload)
+                    case .initial: break
+                    }
+                }
             case .finished:
                 finished = true
             }

@@ -4,6 +4,7 @@ import Glibc
 #endif
 import FastCGIServer
 import Importer
+import Metrics
 import Platform
 import Postgres
 import Supervisor
@@ -42,6 +43,7 @@ struct Serve: ParsableCommand {
         var configuration = worker.configuration
         configuration.processes = processes
         Log.minimumLevel = configuration.logLevel
+        Log.format = configuration.logFormat
         let listenFD: Int32
         do {
             if let listen {
@@ -65,11 +67,20 @@ struct Serve: ParsableCommand {
             setEnvironment(name, value)
         }
         let arguments = ["leadimport", "serve-worker"] + worker.arguments + ["--job-runners", String(configuration.jobRunners)]
+        // The worker processes count into one region, so any of them answers /metrics for all.
+        let metrics: MetricsRegion?
+        do {
+            metrics = try MetricsRegion.shared(cells: MetricsLayout.cells(forProcesses: configuration.processes))
+        } catch {
+            Log.warning("metrics region not created; each worker process reports its own numbers", ["error": "\(error)"])
+            metrics = nil
+        }
         let supervisor = Supervisor(listenFD: listenFD, configuration: SupervisorConfiguration(
             childArguments: arguments,
             processes: configuration.processes,
             stopTimeout: configuration.stopTimeout,
-            readyTimeout: configuration.readyTimeout
+            readyTimeout: configuration.readyTimeout,
+            metrics: metrics
         ))
         Log.info("serving", [
             "listen": listen ?? "standard input",
@@ -100,11 +111,19 @@ struct WorkerOptions: ParsableArguments {
     @Option(name: .customLong("log-level"), help: ArgumentHelp("debug, info, warning or error.", valueName: "level"))
     var logLevel: String = Log.Level.info.rawValue
 
+    @Option(name: .customLong("log-format"), help: ArgumentHelp("logfmt (key=value) or json (one object per line, with its time).", valueName: "format"))
+    var logFormat: String = Log.Format.logfmt.rawValue
+
+    @Option(name: .customLong("slow-request"), help: ArgumentHelp("Seconds after which a request is counted slow and logged.", valueName: "seconds"))
+    var slowRequest: Double = 5
+
     func check() throws {
         guard (1...1024).contains(workers) else { throw ValidationError("--workers must be between 1 and 1024") }
         guard (1...256).contains(poolSize) else { throw ValidationError("--pool-size must be between 1 and 256") }
         guard waitLimit > 0 && waitLimit <= 60 else { throw ValidationError("--wait-limit must be between 0 and 60 seconds") }
         guard Log.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level must be debug, info, warning or error") }
+        guard Log.Format(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be logfmt or json") }
+        guard slowRequest > 0 && slowRequest <= 3600 else { throw ValidationError("--slow-request must be between 0 and 3600 seconds") }
         if let jobRunners, !(0...64).contains(jobRunners) { throw ValidationError("--job-runners must be between 0 and 64") }
     }
 
@@ -115,12 +134,15 @@ struct WorkerOptions: ParsableArguments {
         configuration.poolSize = poolSize
         configuration.waitLimit = .milliseconds(Int64(waitLimit * 1000))
         configuration.logLevel = Log.Level(rawValue: logLevel) ?? .info
+        configuration.logFormat = Log.Format(rawValue: logFormat) ?? .logfmt
+        configuration.slowRequest = .milliseconds(Int64(slowRequest * 1000))
         configuration.jobRunnersSetting = jobRunners
         return configuration
     }
 
     var arguments: [String] {
-        ["--workers", String(workers), "--pool-size", String(poolSize), "--wait-limit", String(waitLimit), "--log-level", logLevel]
+        ["--workers", String(workers), "--pool-size", String(poolSize), "--wait-limit", String(waitLimit), "--log-level", logLevel,
+         "--log-format", logFormat, "--slow-request", String(slowRequest)]
     }
 }
 
@@ -141,16 +163,27 @@ struct ServeWorker: ParsableCommand {
         let url = try database.resolve()
         let configuration = worker.configuration
         Log.minimumLevel = configuration.logLevel
+        Log.format = configuration.logFormat
         let stop = try StopSignal.install()
-        let pool = ConnectionPool(conninfo: url, configuration: configuration.pool)
+        let metrics = ServiceMetrics.ofThisProcess(workers: configuration.workers, slowRequest: configuration.slowRequest)
+        let poolSize = configuration.pool.size
+        metrics.poolChanged(size: poolSize, open: 0, inUse: 0, waiting: 0)
+        let pool = ConnectionPool(conninfo: url, configuration: configuration.pool, observe: { stats in
+            metrics.poolChanged(size: poolSize, open: stats.open, inUse: stats.leased, waiting: stats.waiting)
+        })
         // Set on SIGTERM (a stop, or a reload replacing this process): imports under way stop at
         // their next batch instead of running into the drain limit.
         let stopping = Locked(false)
         let runners = (0..<configuration.jobRunners).map { _ in
-            JobRunner(connections: pool, waitLimit: configuration.pool.waitLimit, stopRequested: { stopping.current })
+            JobRunner(connections: pool, waitLimit: configuration.pool.waitLimit, stopRequested: { stopping.current },
+                      jobFinished: { record in
+                          let counts = record.job.counts
+                          metrics.jobEnded(.finished, rows: record.job.dryRun == true ? nil
+                              : (counts.imported, counts.duplicates, counts.invalid, counts.errors))
+                      })
         }
-        let application = Application(pool: pool, configuration: configuration, stopRequested: { stopping.current },
-                                      jobRecorded: { runners.forEach { $0.wake() } })
+        let application = Application(pool: pool, configuration: configuration, metrics: metrics, listenFD: 0,
+                                      stopRequested: { stopping.current }, jobRecorded: { runners.forEach { $0.wake() } })
         let process = WorkerProcess(
             listenFD: 0,
             configuration: WorkerProcessConfiguration(

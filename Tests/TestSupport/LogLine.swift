@@ -1,7 +1,14 @@
+import Foundation
+
 /// Reads the service's log lines back: `key=value` pairs, a value quoted when it holds a space,
-/// `"`, `=`, `\` or a line break, with `\"`, `\\`, `\n` and `\r` escaped (Platform's `Log`).
+/// `"`, `=`, `\` or a line break, with `\"`, `\\`, `\n` and `\r` escaped (Platform's `Log`);
+/// or, with `--log-format json`, one JSON object of strings per line.
 public enum LogLine {
     public static func fields(_ line: String) -> [String: String] {
+        if line.hasPrefix("{") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return [:] }
+            return object.compactMapValues { $0 as? String }
+        }
         var result: [String: String] = [:]
         var rest = Substring(line)
         while !rest.isEmpty {

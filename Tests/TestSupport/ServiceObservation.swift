@@ -23,8 +23,9 @@ extension ServiceProcess {
     /// Lines of the log (since `mark`) whose message is `message` (`msg=...` exactly).
     public func logLines(message: String, since mark: Int = 0) -> [String] {
         let quoted = message.contains(" ") ? "msg=\"\(message)\"" : "msg=\(message)"
+        let json = "\"msg\":\"\(message)\""
         return log(since: mark).split(separator: "\n").map(String.init).filter {
-            $0.contains(quoted + " ") || $0.hasSuffix(quoted)
+            $0.contains(quoted + " ") || $0.hasSuffix(quoted) || ($0.hasPrefix("{") && ($0.contains(json + ",") || $0.contains(json + "}")))
         }
     }
 

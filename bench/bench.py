@@ -38,6 +38,8 @@ TARGET_422_P99_MS = 20.0
 TARGET_JOB_RATIO = 1.10           # job time / synchronous import time of the same list
 TARGET_JOB_SIZE = 1_000_000       # the job ratio is judged at this size and above
 TARGET_GET_JOB_RPS = 3000.0       # GET /api/imports/{id} of a finished job
+TARGET_METRICS_COST = 0.03        # the 401 rate lost to recording metrics (issue 15)
+TARGET_SCRAPE_MS = 5.0            # GET /metrics with 8 worker processes
 TARGET_SELECTED_RATIO = 2.0       # limit 2500 / leadIds 1000 of the big list vs importing a list that size
 TARGET_DRY_RUN_RATIO = 0.5        # dry run of the big list / its real import
 SELECTION_ROUNDS = 5              # the small timed imports of the selection part: best of this many
@@ -1370,6 +1372,122 @@ class Bench:
         out["service_422_uncorrected"] = check
         self.results["request_rate"] = out
 
+    # ---- what the metrics cost, and a scrape
+
+    def extra_stack(self, name, options):
+        """Another `leadimport serve` with `options` on a socket of its own, behind another nginx
+        from the shipped server block; returns (base URL, supervisor process, folder)."""
+        a = self.args
+        folder = os.path.join(a.scratch, f"stack-{name}")
+        os.makedirs(folder, exist_ok=True)
+        socket_path = os.path.join(folder, "service.sock")
+        if len(socket_path) > 100:
+            socket_path = f"/tmp/leadimport-bench-{name}-{os.getpid()}.sock"
+        if os.path.exists(socket_path):
+            os.unlink(socket_path)
+        env = dict(os.environ, DATABASE_URL=a.service_database_url)
+        log_file = open(os.path.join(folder, "service.log"), "w")
+        process = subprocess.Popen([a.binary, "serve", "--listen", f"unix:{socket_path}"] + options,
+                                   env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        deadline = time.time() + 20
+        while not os.path.exists(socket_path) and time.time() < deadline:
+            time.sleep(0.05)
+        import socket as sockets
+        with sockets.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        subprocess.run(["scripts/stack", "nginx-start", folder, str(port), socket_path], check=True, capture_output=True)
+        base = f"http://127.0.0.1:{port}"
+        while time.time() < deadline:
+            try:
+                if http_request(base, "GET", "/healthz", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise BenchError(f"the {name} stack ({' '.join(options)}) did not answer /healthz within 20 s")
+        return base, process, folder
+
+    def stop_stack(self, process, folder):
+        subprocess.run(["scripts/stack", "nginx-stop", folder], capture_output=True)
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+    def metrics_cost(self):
+        """What counting costs the 401 path: wrk against two services with default options, one
+        started with --no-metrics, rounds alternated; and how long a scrape of a service of 8
+        worker processes takes, each process having served requests."""
+        a = self.args
+        self.settle(key="metrics_settle", before="the metrics' cost")
+        path = IMPORT_PATH.format(campaign=str(uuid.uuid4()))
+        scripts = os.path.join(a.scratch, "wrk")
+        os.makedirs(scripts, exist_ok=True)
+        s401 = os.path.join(scripts, "post-401-metrics.lua")
+        with open(s401, "w") as f:
+            f.write('wrk.method = "POST"\nwrk.body = \'{"listId":"00000000-0000-0000-0000-000000000000"}\'\n'
+                    'wrk.headers["Content-Type"] = "application/json"\n')
+        out = {"method": "wrk -t2 -c32 on the 401 path; rounds alternate between the two services; best round of each"}
+        stacks = {}
+        try:
+            for name, options in (("with", []), ("without", ["--no-metrics"])):
+                stacks[name] = self.extra_stack(f"metrics-{name}", options)
+            if http_request(stacks["without"][0], "GET", "/metrics")[0] != 404:
+                self.problem("a service started with --no-metrics still serves /metrics")
+            for name in stacks:
+                subprocess.run(["wrk", "-t2", "-c32", "-d2s", "-s", s401, stacks[name][0] + path], capture_output=True, timeout=60)
+            rounds = {"with": [], "without": []}
+            order = ["with", "without"]
+            for r in range(max(3, a.wrk_rounds)):
+                for name in (order if r % 2 == 0 else order[::-1]):
+                    log_path = os.path.join(stacks[name][2], "nginx", "logs", "access.log")
+                    rounds[name].append(run_wrk(stacks[name][0] + path, s401, a.wrk_duration, 32, 2, log_path,
+                                                f"401 {name} metrics (round {r + 1})"))
+            for name, runs in rounds.items():
+                best = max(runs, key=lambda run: run["requests_per_s"])
+                out[name] = {"requests_per_s": best["requests_per_s"], "p99_ms": best["p99_ms"],
+                             "all_rounds_rps": [run["requests_per_s"] for run in runs]}
+                log(f"  401 {name} metrics: best {best['requests_per_s']:,.0f} req/s (rounds {out[name]['all_rounds_rps']})")
+            out["cost"] = round(1 - out["with"]["requests_per_s"] / out["without"]["requests_per_s"], 4)
+        finally:
+            for base, process, folder in stacks.values():
+                self.stop_stack(process, folder)
+
+        base, process, folder = self.extra_stack("metrics-8", ["--processes", "8"])
+        try:
+            # Every process serves some requests first, so every cell has series to add up.
+            subprocess.run(["wrk", "-t2", "-c32", "-d3s", "-s", s401, base + path], capture_output=True, timeout=60)
+            for _ in range(50):
+                http_request(base, "GET", "/healthz")
+            parsed = urllib.parse.urlparse(base)
+            connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+            times, size = [], 0
+            for i in range(520):
+                started = time.perf_counter()
+                connection.request("GET", "/metrics")
+                reply = connection.getresponse()
+                body = reply.read()
+                elapsed = (time.perf_counter() - started) * 1000
+                if reply.status != 200:
+                    raise BenchError(f"GET /metrics answered {reply.status}")
+                if i >= 20:
+                    times.append(elapsed)
+                size = len(body)
+            connection.close()
+            times.sort()
+            processes = re.search(rb"\nleadimport_worker_processes (\d+)", body)
+            out["scrape"] = {"processes": int(processes.group(1)) if processes else None, "scrapes": len(times), "bytes": size,
+                             "p50_ms": round(times[len(times) // 2], 3), "p99_ms": round(times[int(len(times) * 0.99)], 3),
+                             "max_ms": round(times[-1], 3)}
+            log(f"  scrape of {out['scrape']['processes']} worker processes through nginx: p50 {out['scrape']['p50_ms']} ms, "
+                f"p99 {out['scrape']['p99_ms']} ms, max {out['scrape']['max_ms']} ms, {size:,} bytes")
+        finally:
+            self.stop_stack(process, folder)
+        self.results["metrics"] = out
+
     # ---- the whole run
 
     def run(self):
@@ -1414,6 +1532,8 @@ class Bench:
 
         if "rate" in a.parts:
             self.request_rate()
+        if "metrics" in a.parts:
+            self.metrics_cost()
         self.results["memory"]["service_idle_at_end"] = {k: v for k, v in memory_now(a.service_pid).items() if k != "per_process"}
         self.results["machine"]["loadavg_at_end"] = loadavg()
         self.results["service_log"] = self.service_log_summary()
@@ -1596,6 +1716,13 @@ class Bench:
             if "service_get_job" in rr:
                 add("GET /api/imports/{id} of a finished job: req/s", round(rr["service_get_job"]["requests_per_s"]),
                     f">= {TARGET_GET_JOB_RPS:.0f}", rr["service_get_job"]["requests_per_s"] >= TARGET_GET_JOB_RPS, "req/s")
+        mx = self.results.get("metrics")
+        if mx:
+            add("401 req/s lost to recording metrics (1 - with / without)", round(mx["cost"] * 100, 2), f"<= {TARGET_METRICS_COST * 100:.0f}",
+                mx["cost"] <= TARGET_METRICS_COST, "%")
+            if "scrape" in mx:
+                add(f"GET /metrics of {mx['scrape']['processes']} worker processes: p99", mx["scrape"]["p99_ms"],
+                    f"< {TARGET_SCRAPE_MS:.0f}", mx["scrape"]["p99_ms"] < TARGET_SCRAPE_MS, "ms")
         self.results["targets"] = targets
 
     def print_table(self):
@@ -1686,6 +1813,19 @@ class Bench:
                 print(f"   GET job: {g['requests_per_s']:,.0f} req/s, target >= {TARGET_GET_JOB_RPS:,.0f}:"
                       f" {'PASS' if g['requests_per_s'] >= TARGET_GET_JOB_RPS else 'MISS'} (p99 {g['p99_ms']:.2f} ms, no target)")
 
+        mx = r.get("metrics")
+        if mx:
+            print(f"\n6. What recording metrics costs: {mx['method']}")
+            print(f"   401 with metrics    {mx['with']['requests_per_s']:>9,.0f} req/s (rounds {', '.join(f'{v:,.0f}' for v in mx['with']['all_rounds_rps'])})")
+            print(f"   401 --no-metrics    {mx['without']['requests_per_s']:>9,.0f} req/s (rounds {', '.join(f'{v:,.0f}' for v in mx['without']['all_rounds_rps'])})")
+            print(f"   cost {mx['cost'] * 100:+.2f}% of the 401 rate, target <= {TARGET_METRICS_COST * 100:.0f}%:"
+                  f" {'PASS' if mx['cost'] <= TARGET_METRICS_COST else 'MISS'}")
+            sc = mx.get("scrape")
+            if sc:
+                print(f"   GET /metrics through nginx, {sc['processes']} worker processes, {sc['scrapes']} scrapes on a kept connection:"
+                      f" p50 {sc['p50_ms']} ms, p99 {sc['p99_ms']} ms, max {sc['max_ms']} ms ({sc['bytes']:,} bytes);"
+                      f" target p99 < {TARGET_SCRAPE_MS:.0f} ms: {'PASS' if sc['p99_ms'] < TARGET_SCRAPE_MS else 'MISS'}")
+
         jobs = r["jobs"]
         if jobs:
             print("\n4. Import jobs beside the synchronous import of the same list (each into a fresh campaign, same state)")
@@ -1769,12 +1909,12 @@ def main():
     p.add_argument("--wrk-rounds", type=int, default=2)
     p.add_argument("--job-rounds", type=int, default=2, help="rounds of (synchronous import, job) per list; the best of each side is judged")
     p.add_argument("--mode", default="full")
-    p.add_argument("--parts", default="imports,jobs,selection,rate",
+    p.add_argument("--parts", default="imports,jobs,selection,rate,metrics",
                    help="what to measure: imports (and their memory), jobs (beside the synchronous import), rate (wrk)")
     args = p.parse_args()
     args.parts = {x.strip() for x in args.parts.split(",") if x.strip()}
-    if not args.parts or args.parts - {"imports", "jobs", "selection", "rate"}:
-        p.error("--parts: a comma-separated subset of imports,jobs,selection,rate")
+    if not args.parts or args.parts - {"imports", "jobs", "selection", "rate", "metrics"}:
+        p.error("--parts: a comma-separated subset of imports,jobs,selection,rate,metrics")
     args.sizes = sorted(int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip())
     if not args.sizes or any(s < 10 for s in args.sizes):
         p.error("--sizes: a comma-separated list of sizes of at least 10")

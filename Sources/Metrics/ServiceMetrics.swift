@@ -12,9 +12,12 @@ public final class ServiceMetrics: @unchecked Sendable {
     public let cell: Int
     /// A request that takes longer is counted slow and logged.
     public let slowRequest: Duration
+    /// False with `serve --no-metrics`: nothing is counted and /metrics is not served.
+    public let recording: Bool
     private let words: UnsafeMutablePointer<UInt64>
 
-    public init(region: MetricsRegion, cell: Int, workers: Int, slowRequest: Duration) {
+    public init(region: MetricsRegion, cell: Int, workers: Int, slowRequest: Duration, recording: Bool = true) {
+        self.recording = recording
         self.region = region
         self.cell = min(max(0, cell), region.cellCount - 1)
         self.slowRequest = slowRequest
@@ -28,7 +31,8 @@ public final class ServiceMetrics: @unchecked Sendable {
 
     /// The region and cell the supervisor handed this process, or a region of its own when it
     /// was started without one (by hand, or in a test).
-    public static func ofThisProcess(workers: Int, slowRequest: Duration) -> ServiceMetrics {
+    public static func ofThisProcess(workers: Int, slowRequest: Duration, recording: Bool = true) -> ServiceMetrics {
+        if !recording { return ServiceMetrics(region: .ofThisProcess(), cell: 0, workers: workers, slowRequest: slowRequest, recording: false) }
         if let fdText = getenv(descriptorVariable).map({ String(cString: $0) }), let fd = Int32(fdText),
            let cellText = getenv(cellVariable).map({ String(cString: $0) }), let cell = Int(cellText) {
             do {
@@ -45,6 +49,7 @@ public final class ServiceMetrics: @unchecked Sendable {
     // MARK: requests
 
     public func requestBegan() {
+        guard recording else { return }
         leadimport_word_add(words + Cell.busy, 1)
         let busy = region.addBusy()
         region.raise(busy, header: MetricsLayout.Header.busyMax)
@@ -53,6 +58,7 @@ public final class ServiceMetrics: @unchecked Sendable {
     /// Counts an answered request; true when it was slow.
     @discardableResult
     public func requestEnded(route: MetricsLayout.Route, status: Int, elapsed: Duration) -> Bool {
+        guard recording else { return elapsed > slowRequest }
         leadimport_word_sub_floor(words + Cell.busy, 1)
         region.subtractBusy(1)
         let seconds = elapsed.secondsDouble

@@ -87,7 +87,7 @@ public final class Application: Sendable {
             guard request.method == "GET" || request.method == "HEAD" else {
                 return (Self.answer(.methodNotAllowed(allow: "GET, HEAD")), "")
             }
-            if request.path == "/metrics" { return (scrape(), "") }
+            if request.path == "/metrics" { return metrics.recording ? (scrape(), "") : (Self.answer(.notFound), "") }
             return (HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: PackageResources.openapi_json), "")
         }
         if request.path == "/healthz" {

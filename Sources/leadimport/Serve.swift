@@ -68,12 +68,13 @@ struct Serve: ParsableCommand {
         }
         let arguments = ["leadimport", "serve-worker"] + worker.arguments + ["--job-runners", String(configuration.jobRunners)]
         // The worker processes count into one region, so any of them answers /metrics for all.
-        let metrics: MetricsRegion?
-        do {
-            metrics = try MetricsRegion.shared(cells: MetricsLayout.cells(forProcesses: configuration.processes))
-        } catch {
-            Log.warning("metrics region not created; each worker process reports its own numbers", ["error": "\(error)"])
-            metrics = nil
+        var metrics: MetricsRegion?
+        if !worker.noMetrics {
+            do {
+                metrics = try MetricsRegion.shared(cells: MetricsLayout.cells(forProcesses: configuration.processes))
+            } catch {
+                Log.warning("metrics region not created; each worker process reports its own numbers", ["error": "\(error)"])
+            }
         }
         let supervisor = Supervisor(listenFD: listenFD, configuration: SupervisorConfiguration(
             childArguments: arguments,
@@ -117,6 +118,9 @@ struct WorkerOptions: ParsableArguments {
     @Option(name: .customLong("slow-request"), help: ArgumentHelp("Seconds after which a request is counted slow and logged.", valueName: "seconds"))
     var slowRequest: Double = 5
 
+    @Flag(name: .customLong("no-metrics"), help: "Count nothing and answer /metrics 404 (to measure what counting costs).")
+    var noMetrics = false
+
     func check() throws {
         guard (1...1024).contains(workers) else { throw ValidationError("--workers must be between 1 and 1024") }
         guard (1...256).contains(poolSize) else { throw ValidationError("--pool-size must be between 1 and 256") }
@@ -142,7 +146,7 @@ struct WorkerOptions: ParsableArguments {
 
     var arguments: [String] {
         ["--workers", String(workers), "--pool-size", String(poolSize), "--wait-limit", String(waitLimit), "--log-level", logLevel,
-         "--log-format", logFormat, "--slow-request", String(slowRequest)]
+         "--log-format", logFormat, "--slow-request", String(slowRequest)] + (noMetrics ? ["--no-metrics"] : [])
     }
 }
 
@@ -165,7 +169,8 @@ struct ServeWorker: ParsableCommand {
         Log.minimumLevel = configuration.logLevel
         Log.format = configuration.logFormat
         let stop = try StopSignal.install()
-        let metrics = ServiceMetrics.ofThisProcess(workers: configuration.workers, slowRequest: configuration.slowRequest)
+        let metrics = ServiceMetrics.ofThisProcess(workers: configuration.workers, slowRequest: configuration.slowRequest,
+                                                   recording: !worker.noMetrics)
         let poolSize = configuration.pool.size
         metrics.poolChanged(size: poolSize, open: 0, inUse: 0, waiting: 0)
         let pool = ConnectionPool(conninfo: url, configuration: configuration.pool, observe: { stats in

@@ -41,6 +41,16 @@ final class OperationsTests: LiveServiceTestCase {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    /// Every family the service exposes, from a scrape of a fresh process's exposition.
+    enum MetricsNames {
+        static let all = ["leadimport_http_requests_total", "leadimport_http_request_duration_seconds", "leadimport_slow_requests_total",
+                          "leadimport_import_rows_total", "leadimport_imports_total", "leadimport_jobs", "leadimport_jobs_ended_total",
+                          "leadimport_database_up", "leadimport_db_pool_size", "leadimport_db_pool_open", "leadimport_db_pool_in_use",
+                          "leadimport_db_pool_waiting", "leadimport_worker_processes", "leadimport_worker_process_restarts_total",
+                          "leadimport_workers", "leadimport_workers_busy_max", "leadimport_listen_queue_connections",
+                          "leadimport_listen_queue_limit_connections"]
+    }
+
     static let notFoundRoute = #"leadimport_http_requests_total{route="/healthz",status="200"}"#
     static let unauthorized = #"leadimport_http_requests_total{route="/api/campaigns/{campaignId}/leads/import-from-list",status="401"}"#
 
@@ -77,8 +87,12 @@ final class OperationsTests: LiveServiceTestCase {
             XCTAssertNotNil(samples["leadimport_listen_queue_limit_connections"], "the accept queue of the held socket")
         }
 
-        // The exposition is one Prometheus reads without a complaint.
+        // The exposition is one Prometheus reads without a complaint, with every family documented.
         let text = try scrape(client).text
+        let families = Set(text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.map { String($0.split(separator: " ")[2]) })
+        XCTAssertEqual(families, Set(MetricsNames.all))
+        let documented = try String(contentsOf: Self.repository.appendingPathComponent("docs/metrics.md"), encoding: .utf8)
+        for family in families { XCTAssertTrue(documented.contains("`\(family)`"), "docs/metrics.md does not describe \(family)") }
         let checked = try run(["promtool", "check", "metrics"], input: text)
         XCTAssertEqual(checked.status, 0, checked.output)
         XCTAssertEqual(checked.output.trimmingCharacters(in: .whitespacesAndNewlines), "", "promtool's findings")
@@ -104,6 +118,20 @@ final class OperationsTests: LiveServiceTestCase {
         XCTAssertNotNil(body?["message"] as? String)
         XCTAssertTrue(service.logLines(message: "request", since: mark).isEmpty, "the refused request never reached the service")
         XCTAssertEqual(try client().request("GET", "/metrics").status, 200, "from loopback it is served")
+    }
+
+    /// The shipped alerting rules are ones Prometheus loads, and name only metrics the service
+    /// exposes.
+    func testTheShippedAlertsAreValidAndNameRealMetrics() throws {
+        let rules = Self.repository.appendingPathComponent("prometheus/leadimport-alerts.yml")
+        let checked = try run(["promtool", "check", "rules", rules.path])
+        XCTAssertEqual(checked.status, 0, checked.output)
+        let text = try String(contentsOf: rules, encoding: .utf8)
+        let exposed = Set(MetricsNames.all)
+        let named = Set(text.matches(of: /leadimport_[a-z_]+/).map { String($0.output) }
+            .map { $0.replacingOccurrences(of: "_bucket", with: "") })
+        XCTAssertFalse(named.isEmpty)
+        XCTAssertEqual(named.subtracting(exposed), [], "rules name metrics the service does not expose")
     }
 
     /// `/api/openapi.json` is the repository's document, byte for byte, without a token, and a

@@ -150,6 +150,63 @@ final class OperationsTests: LiveServiceTestCase {
         XCTAssertEqual(validated.status, 0, validated.output)
     }
 
+    /// schemathesis (seeded) sends the document's every operation what the document allows and
+    /// what it does not, through nginx with a token, into a real campaign and list (its hooks,
+    /// Tests/Schemathesis, make half the bodies name the list and a third of the imports jobs, so
+    /// the stateful phase follows their links): every answer must match the document.
+    func testEveryAnswerMatchesTheDocument() throws {
+        let seeder = try Seeder(env)
+        let user = try seeder.user()
+        let token = try seeder.token(user: user)
+        let campaign = try seeder.campaign(user: user, channel: "linkedin")
+        let list = try seeder.rowsList(user: user, count: 40)
+        let service = try startService("schemathesis", processes: 2, workers: 4)
+        defer { service.stop() }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("schemathesis-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // The import's campaign is the seeded one; its other parameters and bodies are generated.
+        let config = folder.appendingPathComponent("schemathesis.toml")
+        try """
+            [[operations]]
+            include-name = "POST /api/campaigns/{campaignId}/leads/import-from-list"
+            parameters = { campaignId = "\(campaign)" }
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let hooks = Self.repository.appendingPathComponent("Tests/Schemathesis")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-m", "schemathesis.cli", "--config-file", config.path, "run",
+                             Self.repository.appendingPathComponent("Sources/Service/openapi.json").path,
+                             "--url", env.nginxURL, "--header", "Authorization: Bearer \(token)",
+                             // Every check but one: a 422 ("nothing new to import") or a 404 for a
+                             // generated id answers a valid request as the API means it to.
+                             "--checks", "all", "--exclude-checks", "positive_data_acceptance",
+                             "--max-examples", "40", "--seed", "20261206", "--no-color", "--workers", "2"]
+        process.currentDirectoryURL = folder
+        var environment = ProcessInfo.processInfo.environment
+        environment["SCHEMATHESIS_HOOKS"] = "leadimport_hooks"
+        environment["PYTHONPATH"] = hooks.path
+        environment["PYTHONDONTWRITEBYTECODE"] = "1"
+        environment["LEADIMPORT_LIST_ID"] = list
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, String(text.suffix(6000)))
+        XCTAssertTrue(text.contains("No issues found"), String(text.suffix(3000)))
+        // The run reached real work: jobs recorded and read back, not only refusals.
+        let answers = service.logLines(message: "request").compactMap { line -> String? in
+            let fields = LogLine.fields(line)
+            guard let path = fields["path"], let status = fields["status"] else { return nil }
+            return (path.hasSuffix("/import-from-list") ? "import" : path.hasSuffix("/rejections") ? "rejections" : path) + " " + status
+        }
+        XCTAssertTrue(answers.contains("import 202"), "no job was recorded: \(Set(answers).sorted())")
+        XCTAssertTrue(answers.contains("rejections 200"), "no job's rejections were read: \(Set(answers).sorted())")
+    }
+
     /// With `--log-format json` every line is a JSON object with its time; every line a request
     /// causes names the request id nginx returned, and every line of a job names the job.
     func testJSONLogsNameTheRequestAndTheJob() throws {

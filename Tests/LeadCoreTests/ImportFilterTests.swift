@@ -68,6 +68,11 @@ final class ImportFilterTests: XCTestCase {
         let key = String(repeating: "k", count: 200)
         XCTAssertNoThrow(try filter(#"{"where": [{"field": "attributes.\#(key)", "value": "a"}]}"#).get(), "a key of 200 characters")
         XCTAssertNotNil(refusal(#"{"where": [{"field": "attributes.\#(key)k", "value": "a"}]}"#), "201 characters")
+        // Found by schemathesis: a NUL reached PostgreSQL (500); a key starting with a combining
+        // mark or an emoji modifier was refused as if it had no prefix.
+        XCTAssertEqual(refusal(#"{"where": [{"field": "attributes.a\u0000b", "value": "a"}]}"#)?.hasPrefix("filter.where[0].field"), true)
+        XCTAssertEqual(try filter(#"{"orderBy": [{"field": "attributes.\u0301x"}]}"#).get().order.first?.field, .attribute("\u{301}x"))
+        XCTAssertEqual(try filter(#"{"where": [{"field": "attributes.🏻", "value": "a"}]}"#).get().conditions.first?.field, .attribute("🏻"))
         XCTAssertEqual(try filter(#"{"limit": 10000000}"#).get().limit, 10_000_000)
         XCTAssertEqual(try filter(#"{"limit": 1}"#).get().limit, 1)
     }

@@ -76,7 +76,7 @@ final class JobRequestTests: XCTestCase {
     }
 
     func testCursorsRoundTripAndNothingElseIsOne() {
-        for position in [0, 1, 2, 499, 500, 1_000_000, 10_000_000, Int.max] {
+        for position in [0, 1, 2, 499, 500, 1_000_000, 10_000_000, RejectionCursor.lastPosition] {
             let cursor = RejectionCursor(afterPosition: position)
             XCTAssertEqual(cursor.text.count, 12)
             XCTAssertTrue(cursor.text.utf8.allSatisfy { "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8.contains($0) })
@@ -90,6 +90,9 @@ final class JobRequestTests: XCTestCase {
             XCTAssertNil(RejectionCursor(text: bad), bad)
         }
         XCTAssertNil(RejectionCursor(text: "AYAAAAAAAAAA"), "a position past Int.max")
+        XCTAssertNil(RejectionCursor(text: RejectionCursor(afterPosition: RejectionCursor.lastPosition + 1).text),
+                     "a position past what the database holds (it answered 500)")
+        XCTAssertNil(RejectionCursor(text: "AQ0000000000"), "schemathesis' find")
         XCTAssertNotEqual(RejectionCursor(text: String(decoding: lastChanged, as: UTF8.self)), RejectionCursor(afterPosition: 1234))
     }
 

@@ -44,6 +44,8 @@ public struct RejectionCursor: Equatable, Sendable {
     public let afterPosition: Int
 
     static let format: UInt8 = 1
+    /// The largest position `import_rejections.position` (integer) holds.
+    public static let lastPosition = Int(Int32.max)
 
     public init(afterPosition: Int) {
         precondition(afterPosition >= 0, "positions start at 1; 0 is before the first")
@@ -60,7 +62,9 @@ public struct RejectionCursor: Equatable, Sendable {
     public init?(text: String) {
         guard let bytes = Base64URL.decode(text), bytes.count == 9, bytes[0] == Self.format else { return nil }
         let value = bytes[1...].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        guard value <= UInt64(Int.max) else { return nil }
+        // A position is a PostgreSQL integer: past its largest no rejection can lie, and the
+        // database would refuse the value (a 500 instead of this 400).
+        guard value <= UInt64(Self.lastPosition) else { return nil }
         afterPosition = Int(value)
     }
 }

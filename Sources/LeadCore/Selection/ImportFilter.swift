@@ -52,9 +52,11 @@ public enum FilterField: Hashable, Sendable {
     public init?(name: String) {
         if let field = Self.mapped.first(where: { $0.name == name }) {
             self = field
-        } else if name.hasPrefix("attributes.") {
-            let key = String(name.dropFirst("attributes.".count))
-            guard ImportFilter.attributeKeyLength.contains(key.count) else { return nil }
+        } else if name.utf8.starts(with: "attributes.".utf8) {
+            // By bytes: a key starting with a combining mark joins the dot into one Character.
+            let key = String(decoding: name.utf8.dropFirst("attributes.".utf8.count), as: UTF8.self)
+            // No stored key holds NUL (PostgreSQL's text and jsonb cannot), and it cannot be sent.
+            guard ImportFilter.attributeKeyLength.contains(key.unicodeScalars.count), !key.utf8.contains(0) else { return nil }
             self = .attribute(key)
         } else {
             return nil
@@ -300,7 +302,7 @@ enum FilterParser {
         guard let value else { throw FilterProblem(message: "\(place) is missing") }
         guard case .string(let name) = value, let field = FilterField(name: name) else {
             let names = FilterField.mapped.map(\.name).joined(separator: ", ")
-            throw FilterProblem(message: "\(place) must be one of \(names), or attributes.KEY (KEY of 1 to 200 characters)")
+            throw FilterProblem(message: "\(place) must be one of \(names), or attributes.KEY (KEY of 1 to 200 characters, without NUL)")
         }
         return field
     }

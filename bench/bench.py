@@ -1869,7 +1869,7 @@ class Bench:
 
         sel = r.get("selection") or []
         if sel:
-            print("\n5. Filters and dry runs (contract, section 4), each into a fresh campaign; small imports best of "
+            print("\n5. Filters and dry runs (docs/selection.md), each into a fresh campaign; small imports best of "
                   f"{SELECTION_ROUNDS}")
             head = (f"   {'members':>9} {'storage':7} | {'2,500 list':>10} {'limit 2500':>10} {'ratio':>6} | {'1,000 list':>10}"
                     f" {'leadIds':>8} {'ratio':>6} | {'read once':>9} {'orderBy+limit':>13} {'ratio':>6} | {'import':>7} {'dry run':>7}"

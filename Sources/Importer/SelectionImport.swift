@@ -4,10 +4,10 @@ import Postgres
 import Store
 
 extension LeadImporter {
-    /// An import of the members a filter selects, or a dry run (contract, section 4). The list
+    /// An import of the members a filter selects, or a dry run (docs/selection.md). The list
     /// is read as the whole import reads it (or, for `leadIds`, only those members),
     /// `MemberSelection` decides what is taken and in what order, and what is taken goes through
-    /// section 1's stages unchanged. A dry run counts each batch against the campaign and the
+    /// the whole import's stages unchanged. A dry run counts each batch against the campaign and the
     /// batches before it (`DryRunLedger`) instead of writing it.
     public func runSelection(_ target: ImportTarget, choice: ImportChoice,
                              progress: (@Sendable (ImportProgress) -> Void)? = nil) -> ImportOutcome {

@@ -68,7 +68,7 @@ public enum ImportStop: Equatable, Sendable {
 public struct ImportOutcome: Equatable, Sendable {
     public var counts: ImportCounts
     public var end: ImportEnd
-    /// Counted, not written (contract, section 4): the body says `"dryRun": true`.
+    /// Counted, not written (docs/selection.md): the body says `"dryRun": true`.
     public var dryRun: Bool
 
     public init(counts: ImportCounts, end: ImportEnd, dryRun: Bool = false) {

@@ -105,7 +105,7 @@ public struct ImportIDs: Sendable, Equatable {
     }
 }
 
-/// What a request asks of its list beyond "all of it, written" (contract, section 4): the
+/// What a request asks of its list beyond "all of it, written" (docs/selection.md): the
 /// filter's selection, and whether the import is only tried.
 public struct ImportChoice: Sendable, Equatable {
     public var filter: ImportFilter
@@ -116,7 +116,7 @@ public struct ImportChoice: Sendable, Equatable {
         self.dryRun = dryRun
     }
 
-    /// The whole list, written: the import of section 1, unchanged.
+    /// The whole list, written: the import of docs/api.md, "Importing a list", unchanged.
     public var isWholeList: Bool { filter.selectsEverything && !dryRun }
 }
 

@@ -5,9 +5,9 @@ import Platform
 import Postgres
 import Store
 
-/// Import jobs over HTTP (contract, section 5): recording one for `POST ... import-from-list`
+/// Import jobs over HTTP (docs/jobs.md): recording one for `POST ... import-from-list`
 /// with `Prefer: respond-async`, and `/api/imports/{jobId}` (GET, DELETE) with its
-/// `/rejections` (GET). Checked in section 1's order: method, token, then the request's own
+/// `/rejections` (GET). Checked in the import's order (docs/api.md): method, token, then the request's own
 /// checks, then what the database answers.
 struct JobEndpoints: Sendable {
     let pool: ConnectionPool

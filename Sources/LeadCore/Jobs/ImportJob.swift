@@ -10,7 +10,7 @@ public enum JobState: String, Sendable, CaseIterable {
 }
 
 /// An import recorded to run without the request waiting for it: what `GET /api/imports/{id}`
-/// answers (contract, section 5).
+/// answers (docs/jobs.md).
 public struct ImportJob: Equatable, Sendable {
     public var id: String
     public var campaignID: String

@@ -1,4 +1,4 @@
-/// The errors of the job endpoints, in the shape of section 1.
+/// The errors of the job endpoints, in the shape of the import's (docs/api.md, "Errors").
 extension RequestError {
     public static let invalidImportID = RequestError(status: 400, code: "invalid_import_id", message: "the import id in the path is not a valid UUID")
     public static let importNotFound = RequestError(status: 404, code: "import_not_found", message: "no such import")

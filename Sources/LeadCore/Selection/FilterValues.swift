@@ -1,4 +1,4 @@
-/// What a filter sees of a member: each field as the lead would be imported (section 1's mapping
+/// What a filter sees of a member: each field as the lead would be imported (docs/api.md's mapping
 /// and normalization, whichever the campaign's channel), and its attributes as text.
 public enum FilterValues {
     /// `field` of `member`; nil when absent. `attribute` gives the member's attribute KEY as

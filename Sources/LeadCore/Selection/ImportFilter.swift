@@ -1,4 +1,4 @@
-/// What part of a list an import takes, and in what order (contract, section 4): the `filter`
+/// What part of a list an import takes, and in what order (docs/selection.md): the `filter`
 /// of a request body, validated strictly, since a mistyped filter must never import the whole list.
 public struct ImportFilter: Equatable, Sendable {
     /// Only these members (Lead ids of `leads` lists, row ids of `rows` lists), each once, in
@@ -39,7 +39,7 @@ public struct ImportFilter: Equatable, Sendable {
     }
 }
 
-/// A field of the lead as it would be imported (section 1's mapping and normalization), or one
+/// A field of the lead as it would be imported (the mapping and normalization of docs/api.md), or one
 /// of the member's attributes.
 public enum FilterField: Hashable, Sendable {
     case email, linkedinURL, firstName, lastName, name, company, position, headline

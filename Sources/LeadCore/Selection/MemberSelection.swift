@@ -1,5 +1,5 @@
 /// Which members of a list an import takes, decided as the list is read page by page in list
-/// order (contract, section 4): `where` keeps a member or not on its own, `limit` counts what was
+/// order (docs/selection.md): `where` keeps a member or not on its own, `limit` counts what was
 /// kept, and `orderBy` holds the first `limit` in its order (`TopSelection`) until the list ends.
 /// The member ids of `leadIds` are not decided here: the reader reads only those.
 public struct MemberSelection<Item> {

@@ -1,4 +1,4 @@
-/// The schema versions. Version 1 is the shared schema of the contract (section 2) plus what the
+/// The schema versions. Version 1 is the schema the platform shares (users, tokens, campaigns, lists, leads) plus what the
 /// import service adds to it: CHECKs on the enumerated values, `campaign_leads.identity_key` with
 /// its trigger and unique index (per-channel dedup enforced by the database), the indexes for
 /// keyset paging, and `updated_at` maintenance.
@@ -781,7 +781,7 @@ enum Schema {
         ALTER TABLE campaign_leads ADD COLUMN import_batch uuid;
         """#)
 
-    /// Version 6: import jobs (contract, section 5). A job is a row that any service process may
+    /// Version 6: import jobs (docs/jobs.md). A job is a row that any service process may
     /// run: it claims it with a lease (a token and an expiry on the database's clock), renews it
     /// while it runs, and names it in every write, so a process that died or stalled has its job
     /// taken over and can commit nothing after. Each batch commits its leads, its rejections and

@@ -272,13 +272,15 @@ final class SelectionTests: XCTestCase {
                                           "leadIds with orderBy and no limit", "leadIds, in list order, repeats and strangers ignored",
                                           "a selection of nobody"].contains($0.name) }
         XCTAssertEqual(chosen.count, 6)
-        for storage in ["rows", "leads"] {
+        for (storageIndex, storage) in ["rows", "leads"].enumerated() {
             let list = try list(of: Self.people, storage: storage, user: user)
             let ids = try memberIDs(of: list, storage: storage)
-            for item in chosen {
-                let context = "\(item.name), \(storage) list, job"
+            for (index, item) in chosen.enumerated() {
+                // Both channels on both storages, each case on one of them.
+                let channel = (index + storageIndex) % 2 == 0 ? "email" : "linkedin"
+                let context = "\(item.name), \(storage) list, \(channel) job"
                 let body = #"{"listId":"\#(list)","filter":\#(item.filter(ids))"#
-                let campaign = try campaign(user: user, channel: "email")
+                let campaign = try campaign(user: user, channel: channel)
                 let before = try leads(campaign)
                 let dry = try runJob(campaign, body + #","dryRun":true}"#, token: token, context: context + " (dry run)")
                 XCTAssertEqual(try leads(campaign), before, "\(context): a dry-run job wrote")
@@ -287,7 +289,7 @@ final class SelectionTests: XCTestCase {
                 XCTAssertEqual(dry["httpStatus"] as? Int, job["httpStatus"] as? Int, context)
                 XCTAssertEqual(counts(dry["counts"] as? [String: Any] ?? [:]), counts(job["counts"] as? [String: Any] ?? [:]),
                                "\(context): the dry-run job and the job")
-                let twin = try self.campaign(user: user, channel: "email")
+                let twin = try self.campaign(user: user, channel: channel)
                 let sync = try post(twin, body + "}", token: token)
                 XCTAssertEqual(job["httpStatus"] as? Int, sync.status, context)
                 XCTAssertEqual(counts(job["counts"] as? [String: Any] ?? [:]), counts(sync.body), context)

@@ -92,6 +92,7 @@ public final class JobRunner: @unchecked Sendable {
                 Log.info("job resumed", ["position": String(claimed.resumePosition), "attempt": String(claimed.attempts)])
             }
             let end = run(claimed, claimSentAt: sent)
+            Memory.returnFreePages()
             switch end {
             case .finished(let record):
                 let counts = record.job.counts
@@ -106,6 +107,13 @@ public final class JobRunner: @unchecked Sendable {
             }
             return end
         }
+    }
+
+    /// As the synchronous import does (`LeadImporter.pagesBetweenTrims`): the job's stages
+    /// allocate and free on threads of their own, and over hundreds of pages the arenas keep
+    /// pages no one uses unless they are handed back now and then.
+    static func trimNowAndThen(_ pagesRead: Int) {
+        if pagesRead % LeadImporter.pagesBetweenTrims == 0 { Memory.returnFreePages() }
     }
 
     /// Ends the idle pause early: a job was recorded. A runner busy with a job polls when it is done.
@@ -269,6 +277,7 @@ public final class JobRunner: @unchecked Sendable {
                             return .none
                         }
                         pagesRead += 1
+                        Self.trimNowAndThen(pagesRead)
                     } else if let rest = chosen {
                         listed = Array(rest.prefix(batchSize))
                         chosen = rest.dropFirst(batchSize)
@@ -287,6 +296,7 @@ public final class JobRunner: @unchecked Sendable {
                             return .none
                         }
                         pagesRead += 1
+                        Self.trimNowAndThen(pagesRead)
                         listed = page.members
                         if selection != nil { listed = selection!.take(listed) }
                         if page.read >= readSize(run.target), let last = page.last, selection?.isComplete != true {

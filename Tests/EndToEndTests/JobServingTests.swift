@@ -116,6 +116,15 @@ final class JobServingTests: LiveServiceTestCase {
         XCTAssertEqual(ended?.job.counts, ImportCounts(imported: rows))
         XCTAssertEqual(ended?.attempts, 2)
         XCTAssertEqual(try seeder.count("SELECT count(*) FROM campaign_leads WHERE campaign_id = $1", [campaign]), rows)
+        // The job's life in the log, each line naming it: started, given back, resumed where it
+        // stood, finished.
+        for message in ["job started", "job given back for another run to resume", "job resumed", "job finished"] {
+            XCTAssertEqual(server.logLines(message: message).filter { ServiceProcess.field("job_id", in: $0) == id }.count, 1,
+                           message + context(server))
+        }
+        let resumed = server.logLines(message: "job resumed").first { ServiceProcess.field("job_id", in: $0) == id }
+        XCTAssertEqual(resumed.flatMap { ServiceProcess.field("position", in: $0) }, String(released.resumePosition))
+        XCTAssertEqual(resumed.flatMap { ServiceProcess.field("attempt", in: $0) }, "2")
     }
 
     /// SIGHUP with a job under way: the replaced worker process gives it back at a batch, and a

@@ -1570,7 +1570,11 @@ class Bench:
             with open(path, "rb") as f:
                 total_499 += sum(1 for line in f if b'" 499 ' in line)
         undelivered = sum(v for k, v in messages.items() if "response not delivered" in k)
-        unexpected = {k: v for k, v in messages.items() if "response not delivered" not in k}
+        # A synchronous import of 100,000 members or more is a slow request by design (serve
+        # --slow-request counts and logs it); a slow request in a run without one is a problem.
+        large = any(e["size"] >= 100_000 for e in self.results["imports"] + self.results["jobs"] + self.results["selection"])
+        unexpected = {k: v for k, v in messages.items()
+                      if "response not delivered" not in k and not (large and '"slow request"' in k)}
         if unexpected:
             self.problem(f"the service logged warnings or errors: {unexpected}")
         if undelivered > total_499:

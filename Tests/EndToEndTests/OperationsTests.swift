@@ -218,7 +218,8 @@ final class OperationsTests: LiveServiceTestCase {
         let small = try seeder.rowsList(user: user, count: 300)
         let large = try seeder.rowsList(user: user, count: 60_000)
         let service = try ServiceProcess(environment: env, logName: "operations-json")
-        try start(service, arguments: arguments(processes: 1, workers: 2) + ["--log-format", "json"])
+        // Every request is slow past a millisecond's limit: each leaves a warning that names it.
+        try start(service, arguments: arguments(processes: 1, workers: 2) + ["--log-format", "json", "--slow-request", "0.001"])
         defer { service.stop() }
         let client = client()
         let path = "/api/campaigns/\(campaign)/leads/import-from-list"
@@ -260,8 +261,15 @@ final class OperationsTests: LiveServiceTestCase {
         let cancelled = with("job cancelled").first { $0["job_id"] == longJob }
         XCTAssertEqual(cancelled?["request_id"], cancelID, "the DELETE's id on the line it caused")
 
-        // The job's numbers reach /metrics.
+        let slow = with("slow request")
+        XCTAssertFalse(slow.isEmpty, "no slow request logged")
+        XCTAssertTrue(slow.allSatisfy { line in with("request").contains { $0["request_id"] == line["request_id"] } },
+                      "a slow request's warning without its request's id")
+        XCTAssertTrue(slow.allSatisfy { $0["level"] == "warning" })
+
+        // The job's numbers reach /metrics, and the slow requests.
         let samples = try scrape(client).samples
+        XCTAssertGreaterThanOrEqual(samples["leadimport_slow_requests_total"] ?? 0, Double(slow.count))
         XCTAssertGreaterThanOrEqual(samples[#"leadimport_jobs_ended_total{state="finished"}"#] ?? 0, 1)
         XCTAssertGreaterThanOrEqual(samples[#"leadimport_jobs_ended_total{state="cancelled"}"#] ?? 0, 1)
         XCTAssertGreaterThanOrEqual(samples[#"leadimport_import_rows_total{outcome="imported"}"#] ?? 0, 300)

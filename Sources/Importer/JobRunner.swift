@@ -109,13 +109,6 @@ public final class JobRunner: @unchecked Sendable {
         }
     }
 
-    /// As the synchronous import does (`LeadImporter.pagesBetweenTrims`): the job's stages
-    /// allocate and free on threads of their own, and over hundreds of pages the arenas keep
-    /// pages no one uses unless they are handed back now and then.
-    static func trimNowAndThen(_ pagesRead: Int) {
-        if pagesRead % LeadImporter.pagesBetweenTrims == 0 { Memory.returnFreePages() }
-    }
-
     /// Ends the idle pause early: a job was recorded. A runner busy with a job polls when it is done.
     public func wake() {
         woken.withLock { $0 = true }
@@ -277,7 +270,8 @@ public final class JobRunner: @unchecked Sendable {
                             return .none
                         }
                         pagesRead += 1
-                        Self.trimNowAndThen(pagesRead)
+                        // As the synchronous import: a job's stages fragment the arenas too.
+                        LeadImporter.trimNowAndThen(pagesRead)
                     } else if let rest = chosen {
                         listed = Array(rest.prefix(batchSize))
                         chosen = rest.dropFirst(batchSize)
@@ -296,7 +290,7 @@ public final class JobRunner: @unchecked Sendable {
                             return .none
                         }
                         pagesRead += 1
-                        Self.trimNowAndThen(pagesRead)
+                        LeadImporter.trimNowAndThen(pagesRead)
                         listed = page.members
                         if selection != nil { listed = selection!.take(listed) }
                         if page.read >= readSize(run.target), let last = page.last, selection?.isComplete != true {

@@ -188,6 +188,11 @@ public struct LeadImporter: Sendable {
 
     static let pagesBetweenTrims = 4
 
+    /// Hands free heap pages back every `pagesBetweenTrims` pages read (the import's and a job's).
+    static func trimNowAndThen(_ pagesRead: Int) {
+        if pagesRead % pagesBetweenTrims == 0 { Memory.returnFreePages() }
+    }
+
     private func runStages(first: ListPage, pages: PageReading, writer: CampaignWriter, started: MonotonicInstant,
                            progress: (@Sendable (ImportProgress) -> Void)?) -> ImportOutcome {
         let threads = Self.writers + pages.threads
@@ -247,7 +252,7 @@ public struct LeadImporter: Sendable {
             // Every stage allocates and frees on its own thread; over hundreds of pages the
             // arenas fragment and keep pages no one uses. Handing them back now and then keeps a
             // million-member import as small as a ten-thousand-member one.
-            if pagesRead % Self.pagesBetweenTrims == 0 { Memory.returnFreePages() }
+            Self.trimNowAndThen(pagesRead)
             for batch in planner.plan(page.members) {
                 batches.put((batchNumber, batch))
                 batchNumber += 1

@@ -61,11 +61,10 @@ public final class Application: Sendable {
         }
         let elapsed = MonotonicInstant.now() - started
         // Counted from the request's arrival, as the client waits for it.
-        let slow = metrics.requestEnded(route: Self.metricsRoute(request.path), status: response.status,
-                                        elapsed: MonotonicInstant.now() - request.received)
-        if slow {
+        let waited = MonotonicInstant.now() - request.received
+        if metrics.requestEnded(route: Self.metricsRoute(request.path), status: response.status, elapsed: waited) {
             Log.warning("slow request", ["method": request.method, "path": request.path, "status": String(response.status),
-                                         "ms": String(format3((MonotonicInstant.now() - request.received).secondsDouble * 1000))])
+                                         "ms": String(format3(waited.secondsDouble * 1000))])
         }
         // Never the Authorization header, in any form: method, path, status, time and counts only.
         Log.info("request", [

@@ -51,6 +51,15 @@ final class OperationsTests: LiveServiceTestCase {
                           "leadimport_listen_queue_limit_connections"]
     }
 
+    /// A new user with a token, a `linkedin` campaign and `rows` lists of these sizes.
+    func seeded(lists sizes: [Int]) throws -> (token: String, campaign: String, lists: [String]) {
+        let seeder = try Seeder(env)
+        let user = try seeder.user()
+        let token = try seeder.token(user: user)
+        let campaign = try seeder.campaign(user: user, channel: "linkedin")
+        return (token, campaign, try sizes.map { try seeder.rowsList(user: user, count: $0) })
+    }
+
     static let notFoundRoute = #"leadimport_http_requests_total{route="/healthz",status="200"}"#
     static let unauthorized = #"leadimport_http_requests_total{route="/api/campaigns/{campaignId}/leads/import-from-list",status="401"}"#
 
@@ -155,11 +164,8 @@ final class OperationsTests: LiveServiceTestCase {
     /// Tests/Schemathesis, make half the bodies name the list and a third of the imports jobs, so
     /// the stateful phase follows their links): every answer must match the document.
     func testEveryAnswerMatchesTheDocument() throws {
-        let seeder = try Seeder(env)
-        let user = try seeder.user()
-        let token = try seeder.token(user: user)
-        let campaign = try seeder.campaign(user: user, channel: "linkedin")
-        let list = try seeder.rowsList(user: user, count: 40)
+        let (token, campaign, lists) = try seeded(lists: [40])
+        let list = lists[0]
         let service = try startService("schemathesis", processes: 2, workers: 4)
         defer { service.stop() }
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("schemathesis-\(UUID().uuidString)")
@@ -211,12 +217,8 @@ final class OperationsTests: LiveServiceTestCase {
     /// With `--log-format json` every line is a JSON object with its time; every line a request
     /// causes names the request id nginx returned, and every line of a job names the job.
     func testJSONLogsNameTheRequestAndTheJob() throws {
-        let seeder = try Seeder(env)
-        let user = try seeder.user()
-        let token = try seeder.token(user: user)
-        let campaign = try seeder.campaign(user: user, channel: "linkedin")
-        let small = try seeder.rowsList(user: user, count: 300)
-        let large = try seeder.rowsList(user: user, count: 60_000)
+        let (token, campaign, lists) = try seeded(lists: [300, 60_000])
+        let (small, large) = (lists[0], lists[1])
         let service = try ServiceProcess(environment: env, logName: "operations-json")
         // Every request is slow past a millisecond's limit: each leaves a warning that names it.
         try start(service, arguments: arguments(processes: 1, workers: 2) + ["--log-format", "json", "--slow-request", "0.001"])
@@ -279,11 +281,8 @@ final class OperationsTests: LiveServiceTestCase {
     /// query string, as Basic credentials, in a JSON body) leaves no trace of them in the service's
     /// log: not the token, nor its secret part, its hash, its base64 or its percent-encoding.
     func testNoTokenReachesTheLogsInAnyForm() throws {
-        let seeder = try Seeder(env)
-        let user = try seeder.user()
-        let token = try seeder.token(user: user)
-        let campaign = try seeder.campaign(user: user, channel: "linkedin")
-        let list = try seeder.rowsList(user: user, count: 50)
+        let (token, campaign, lists) = try seeded(lists: [50])
+        let list = lists[0]
         let service = try startService("tokens", processes: 2, workers: 2)
         defer { service.stop() }
         let client = client()

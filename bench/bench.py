@@ -771,6 +771,47 @@ def machine_facts(args, admin):
     return facts
 
 
+def cpu_seconds():
+    """CPU time so far: the machine's busy and stolen seconds (/proc/stat), and the user plus
+    system seconds of every PostgreSQL, nginx and leadimport process alive now."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest time is inside user)
+    busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6]
+    out = {"machine_busy": busy / tick, "machine_steal": fields[7] / tick, "postgres": 0.0, "service": 0.0, "nginx": 0.0}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        rest = stat[stat.rindex(")") + 2:].split()
+        used = (int(rest[11]) + int(rest[12])) / tick
+        if name in ("postgres", "nginx"):
+            out[name] += used
+        elif name in ("leadimport", "exe"):
+            # The worker processes run /proc/self/exe: their command line says what they are.
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    command = f.read().split(b"\0")[0]
+            except OSError:
+                continue
+            if command.endswith(b"leadimport"):
+                out["service"] += used
+    return out
+
+
+def cpu_used(before, after, wall):
+    """What a step used of the machine's CPU (`cpu_seconds` before and after, `wall` seconds)."""
+    used = {k: round(after[k] - before[k], 2) for k in before}
+    used["machine_busy_share"] = round(used["machine_busy"] / (wall * (os.cpu_count() or 1)), 3) if wall > 0 else None
+    return used
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return [float(x) for x in f.read().split()[:3]]
@@ -874,17 +915,41 @@ class Bench:
         log(f"VACUUM ANALYZE after generation: {time.perf_counter() - started:.1f} s")
         return lists
 
-    def with_memory(self, action):
+    def with_memory(self, action, label=None):
         """Runs `action` while the service's memory is sampled, with every process's peak RSS
-        reset before; returns what `action` returned and the memory figures (see endpoint_import)."""
+        reset before; returns what `action` returned and the memory figures (see endpoint_import).
+        With BENCH_PERF=1, `perf record -a -g` samples the whole machine meanwhile (the service's
+        threads, PostgreSQL's backends, nginx), into bench/out/perf-LABEL.data (`perf report -i
+        FILE --sort comm,dso`): where a step's CPU goes. (`-p` would miss the threads an import
+        starts.)"""
         reset_peak_rss(self.args.service_pid)
         idle = memory_now(self.args.service_pid)
         sampler = MemorySampler(self.args.service_pid)
         sampler.start()
+        recorder = None
+        if label and os.environ.get("BENCH_PERF") == "1":
+            name = re.sub(r"[^A-Za-z0-9]+", "-", label).strip("-")
+            recorder = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-a", "-o",
+                                         os.path.join(self.args.out_dir, f"perf-{name}.data")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        statements = os.environ.get("BENCH_STATEMENTS") == "1"
+        if statements:
+            self.admin.run("SELECT pg_stat_statements_reset();")
+        cpu_before, started = cpu_seconds(), time.perf_counter()
         try:
             result = action()
         finally:
             mem = sampler.finish()
+            if recorder:
+                recorder.send_signal(2)
+                recorder.wait()
+        if statements:
+            mem["statements"] = self.top_statements()
+            if label:
+                log(f"{label}: statements by total time (ms): " + "; ".join(
+                    f"{s['total_ms']:.0f} = {s['calls']} x {s['mean_ms']:.2f} {s['query'][:60]!r}" for s in mem["statements"][:6]))
+        # Backends that ended during the step are not in the per-process sums (the pool's are kept).
+        mem["cpu"] = cpu_used(cpu_before, cpu_seconds(), time.perf_counter() - started)
         mem["idle_before_pss_bytes"] = idle["pss"]
         mem["idle_before_rss_bytes"] = idle["rss"]
         bound, per = peak_pss_bound(self.args.service_pid, idle)
@@ -897,7 +962,20 @@ class Bench:
         mem["peak_rss_bytes"] = max(mem["peak_rss_bytes"], sum(v["peak_rss"] for v in per.values()))
         return result, mem
 
-    def endpoint_import(self, campaign, list_id):
+    def top_statements(self, count=12):
+        """With BENCH_STATEMENTS=1: the statements of the step (pg_stat_statements, reset before
+        it) by total execution time, the bench's own left out."""
+        rows = self.admin.run(
+            "SELECT calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 3), "
+            "regexp_replace(left(query, 200), '\\s+', ' ', 'g') FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid "
+            f"WHERE r.rolname = 'leadimport_service' ORDER BY total_exec_time DESC LIMIT {count};")
+        out = []
+        for line in rows.strip().splitlines():
+            calls, total, mean, query = line.split("|", 3)
+            out.append({"calls": int(calls), "total_ms": float(total), "mean_ms": float(mean), "query": query})
+        return out
+
+    def endpoint_import(self, campaign, list_id, label=None):
         path = IMPORT_PATH.format(campaign=campaign)
         body = json.dumps({"listId": list_id})
 
@@ -906,7 +984,7 @@ class Bench:
             answer = http_post(self.args.base_url, path, body, token=self.token)
             return answer, time.perf_counter() - started
 
-        ((status, headers, data), seconds), mem = self.with_memory(post)
+        ((status, headers, data), seconds), mem = self.with_memory(post, label=label)
         try:
             counts = json.loads(data)
         except ValueError:
@@ -1075,8 +1153,8 @@ class Bench:
                 "out_of_order": out_of_order, "malformed_items": malformed,
                 "in_database_by_reason": {k: int(v) for k, v in in_db.items()}}
 
-    def measure_job(self, size, storage, list_id, channel="email"):
-        # One round: the synchronous import, then the job; best_of_rounds combines the rounds.
+    def measure_job(self, size, storage, list_id, channel="email", round_number=1):
+        # One round: the synchronous import and the job; best_of_rounds combines the rounds.
         """A job beside the synchronous import of the same list, each into a fresh draft campaign
         from the same state (list warmed, no campaign leads, nothing dirty)."""
         label = f"{size:,} {storage}/{channel}"
@@ -1084,49 +1162,65 @@ class Bench:
         keys = ("imported", "duplicates", "invalid", "errors", "total")
         entry = {"size": size, "storage": storage, "channel": channel, "list_id": list_id, "expected": expected}
 
-        # The synchronous import.
-        entry["list_warmed_sync"] = self.warm_list(storage)
-        self.fresh_start()
-        campaign_s = self.new_campaign(channel, f"bench {label} sync beside a job")
-        status, counts, seconds, mem = self.endpoint_import(campaign_s, list_id)
-        entry["sync"] = {"campaign": campaign_s, "status": status, "counts": counts, "seconds": round(seconds, 4),
-                         "rows_per_s": round(size / seconds), "memory": mem}
-        if status != 200:
-            self.problem(f"{label}: the synchronous import beside the job answered {status}: {counts}")
-        if {k: counts.get(k) for k in keys} != expected:
-            self.problem(f"{label}: the synchronous import's counts {counts} differ from the generator's {expected}")
-        sync_fingerprint = self.admin.value(fingerprint_sql(campaign_s))
-        log(f"{label}: synchronous import {status} in {seconds:.2f} s; now the same list as a job")
+        def sync_side():
+            entry["list_warmed_sync"] = self.warm_list(storage)
+            self.fresh_start()
+            campaign_s = self.new_campaign(channel, f"bench {label} sync beside a job")
+            status, counts, seconds, mem = self.endpoint_import(campaign_s, list_id, label=f"{label} sync")
+            entry["sync"] = {"campaign": campaign_s, "status": status, "counts": counts, "seconds": round(seconds, 4),
+                             "rows_per_s": round(size / seconds), "memory": mem}
+            if status != 200:
+                self.problem(f"{label}: the synchronous import beside the job answered {status}: {counts}")
+            if {k: counts.get(k) for k in keys} != expected:
+                self.problem(f"{label}: the synchronous import's counts {counts} differ from the generator's {expected}")
+            sync_fingerprint = self.admin.value(fingerprint_sql(campaign_s))
+            log(f"{label}: synchronous import {status} in {seconds:.2f} s")
+            return status, counts, seconds, mem, sync_fingerprint
 
-        # The job.
-        entry["list_warmed_job"] = self.warm_list(storage)
-        self.fresh_start()
-        campaign_j = self.new_campaign(channel, f"bench {label} job")
-        (accepted, job, seen, polls), jmem = self.with_memory(lambda: self.run_job(campaign_j, list_id, label))
-        # The runner recomputes the campaign's stats after it marks the job finished.
-        stats_wait_started = time.perf_counter()
-        stats = None
-        while time.perf_counter() - stats_wait_started < 60:
-            stats = json.loads(self.admin.value(f"SELECT coalesce(stats, '{{}}')::text FROM campaigns WHERE id = '{campaign_j}';"))
-            if stats.get("total") == job["counts"].get("imported"):
-                break
-            time.sleep(0.05)
-        stats_after_seen = time.perf_counter() - stats_wait_started
-        row = self.admin.value(
-            "SELECT extract(epoch FROM finished_at - created_at) || ' ' || extract(epoch FROM started_at - created_at) || ' ' "
-            "|| extract(epoch FROM finished_at - started_at) || ' ' || attempts || ' ' || resume_position "
-            f"FROM import_jobs WHERE id = '{job['id']}';").split()
-        job_seconds, queued, running, attempts, position = float(row[0]), float(row[1]), float(row[2]), int(row[3]), int(row[4])
-        n_db = int(self.admin.value(f"SELECT count(*) FROM campaign_leads WHERE campaign_id = '{campaign_j}';"))
-        job_fingerprint = self.admin.value(fingerprint_sql(campaign_j))
-        rejections = self.job_rejections(job["id"], label)
-        entry["job"] = {"id": job["id"], "campaign": campaign_j, "accepted": accepted, "state": job["state"],
-                        "http_status": job.get("httpStatus"), "partial": job.get("partial"), "counts": job["counts"],
-                        "seconds": round(job_seconds, 4), "queued_s": round(queued, 4), "running_s": round(running, 4),
-                        "seconds_client": round(seen, 4), "polls": polls, "poll_interval_s": JOB_POLL_S,
-                        "stats_recomputed_after_seen_s": round(stats_after_seen, 3), "campaign_stats": stats,
-                        "attempts": attempts, "resume_position": position, "rows_in_campaign": n_db,
-                        "rows_per_s": round(size / job_seconds), "memory": jmem, "rejections": rejections}
+        def job_side():
+            entry["list_warmed_job"] = self.warm_list(storage)
+            self.fresh_start()
+            campaign_j = self.new_campaign(channel, f"bench {label} job")
+            (accepted, job, seen, polls), jmem = self.with_memory(lambda: self.run_job(campaign_j, list_id, label), label=f"{label} job")
+            # The runner recomputes the campaign's stats after it marks the job finished.
+            stats_wait_started = time.perf_counter()
+            stats = None
+            while time.perf_counter() - stats_wait_started < 60:
+                stats = json.loads(self.admin.value(f"SELECT coalesce(stats, '{{}}')::text FROM campaigns WHERE id = '{campaign_j}';"))
+                if stats.get("total") == job["counts"].get("imported"):
+                    break
+                time.sleep(0.05)
+            stats_after_seen = time.perf_counter() - stats_wait_started
+            row = self.admin.value(
+                "SELECT extract(epoch FROM finished_at - created_at) || ' ' || extract(epoch FROM started_at - created_at) || ' ' "
+                "|| extract(epoch FROM finished_at - started_at) || ' ' || attempts || ' ' || resume_position "
+                f"FROM import_jobs WHERE id = '{job['id']}';").split()
+            job_seconds, queued, running, attempts, position = float(row[0]), float(row[1]), float(row[2]), int(row[3]), int(row[4])
+            n_db = int(self.admin.value(f"SELECT count(*) FROM campaign_leads WHERE campaign_id = '{campaign_j}';"))
+            job_fingerprint = self.admin.value(fingerprint_sql(campaign_j))
+            rejections = self.job_rejections(job["id"], label)
+            entry["job"] = {"id": job["id"], "campaign": campaign_j, "accepted": accepted, "state": job["state"],
+                            "http_status": job.get("httpStatus"), "partial": job.get("partial"), "counts": job["counts"],
+                            "seconds": round(job_seconds, 4), "queued_s": round(queued, 4), "running_s": round(running, 4),
+                            "seconds_client": round(seen, 4), "polls": polls, "poll_interval_s": JOB_POLL_S,
+                            "stats_recomputed_after_seen_s": round(stats_after_seen, 3), "campaign_stats": stats,
+                            "attempts": attempts, "resume_position": position, "rows_in_campaign": n_db,
+                            "rows_per_s": round(size / job_seconds), "memory": jmem, "rejections": rejections}
+            return job, jmem, seen, job_seconds, queued, job_fingerprint, rejections, attempts, position, n_db, stats, stats_after_seen
+
+        # Round `round_number` odd: the synchronous import first; even: the job first. On this
+        # shared machine the second of two long steps is often the slower (docs/performance.md):
+        # alternating gives each side the first place in half the rounds.
+        if round_number % 2 == 1:
+            status, counts, seconds, mem, sync_fingerprint = sync_side()
+            (job, jmem, seen, job_seconds, queued, job_fingerprint, rejections, attempts, position, n_db, stats,
+             stats_after_seen) = job_side()
+        else:
+            (job, jmem, seen, job_seconds, queued, job_fingerprint, rejections, attempts, position, n_db, stats,
+             stats_after_seen) = job_side()
+            status, counts, seconds, mem, sync_fingerprint = sync_side()
+        entry["order"] = "sync, job" if round_number % 2 == 1 else "job, sync"
+
         entry["ratio_job_to_sync"] = round(job_seconds / seconds, 3)
         entry["ratio_job_to_sync_client"] = round(seen / seconds, 3)
         entry["same_counts"] = {k: job["counts"].get(k) for k in keys} == {k: counts.get(k) for k in keys}
@@ -1154,7 +1248,8 @@ class Bench:
             f"seen finished by the client after {seen:.2f} s, stats {stats_after_seen:.2f} s later; synchronous {seconds:.2f} s; "
             f"job / sync {entry['ratio_job_to_sync']:.3f}; counts {job['counts']}; same counts {entry['same_counts']}, "
             f"same rows {entry['same_rows']}; rejections {rejections['by_reason']} in {rejections['pages']} pages "
-            f"({rejections['seconds']:.1f} s); peak PSS {jmem['peak_pss_bytes'] / MiB:.1f} MiB")
+            f"({rejections['seconds']:.1f} s); peak PSS {jmem['peak_pss_bytes'] / MiB:.1f} MiB; "
+            f"CPU s sync {mem['cpu']}, job {jmem['cpu']}")
         self.admin.run("TRUNCATE campaign_leads;")
         return entry
 
@@ -1517,8 +1612,8 @@ class Bench:
             if "jobs" in a.parts:
                 for storage in ("rows", "leads"):
                     rounds = []
-                    for _ in range(a.job_rounds):
-                        rounds.append(self.measure_job(size, storage, lists[storage]))
+                    for number in range(1, a.job_rounds + 1):
+                        rounds.append(self.measure_job(size, storage, lists[storage], round_number=number))
                     entry = best_of_rounds(rounds)
                     entry["loadavg_after"] = loadavg()
                     self.results["jobs"].append(entry)

@@ -281,7 +281,7 @@ public final class JobRunner: @unchecked Sendable {
                         readEnd = (.completed, false)
                         return .none
                     } else {
-                        let page: JobPages.Page
+                        var page: JobPages.Page
                         do {
                             page = try readAhead?.next() ?? reading.page(after: cursor)
                         } catch {
@@ -291,7 +291,8 @@ public final class JobRunner: @unchecked Sendable {
                         }
                         pagesRead += 1
                         LeadImporter.trimNowAndThen(pagesRead)
-                        listed = page.members
+                        // Taken, not shared: `plannedBatches` moves the members out of it.
+                        (listed, page.members) = (page.members, [])
                         if selection != nil { listed = selection!.take(listed) }
                         if page.read >= readSize(run.target), let last = page.last, selection?.isComplete != true {
                             cursor = last
@@ -300,19 +301,12 @@ public final class JobRunner: @unchecked Sendable {
                         }
                     }
                     let after = plannedThrough
-                    members = listed.enumerated().map { offset, member in
-                        PlannedMember(position: after + offset + 1, memberID: member.id, member: member.member, resumeAfter: member.cursor.text)
-                    }
-                    plannedThrough += members.count
-                    if members.isEmpty { continue }
+                    plannedThrough += listed.count
+                    var batches = Self.plannedBatches(moving: &listed, after: after, batchSize: batchSize)
+                    guard !batches.isEmpty else { continue }
+                    members = batches.removeFirst()
                     // A page of more than a batch: its other batches are planned next, in order.
-                    if members.count > batchSize {
-                        let rest = stride(from: batchSize, to: members.count, by: batchSize).map {
-                            Array(members[$0..<min($0 + batchSize, members.count)])
-                        }
-                        again.insert(contentsOf: rest, at: 0)
-                        members = Array(members.prefix(batchSize))
-                    }
+                    again.insert(contentsOf: batches, at: 0)
                 }
                 let planned = PlannedJobBatch.of(members, after: members[0].position - 1, channel: run.target.channel, repeating: previous)
                 previous = planned.identities
@@ -366,6 +360,30 @@ public final class JobRunner: @unchecked Sendable {
         }
         if let readEnd, again.isEmpty, ready == nil { return .outcome(outcome(readEnd.end), databaseUnreachable: readEnd.unreachable) }
         return .outcome(outcome(.stopped(.serviceStopping)), databaseUnreachable: false)
+    }
+
+    /// `listed` (emptied) as batches of at most `batchSize` members at their places, the first
+    /// right after `after`. Each member is moved, not copied: a copy retains every string of the
+    /// member and the page's end releases them all again, a large share of a job's own CPU
+    /// (docs/performance.md).
+    static func plannedBatches(moving listed: inout [JobMember], after: Int, batchSize: Int) -> [[PlannedMember]] {
+        var batches: [[PlannedMember]] = []
+        var batch: [PlannedMember] = []
+        batch.reserveCapacity(min(batchSize, listed.count))
+        var position = after
+        // popLast moves a member out; reversed first, they come out in list order.
+        listed.reverse()
+        while let member = listed.popLast() {
+            position += 1
+            batch.append(PlannedMember(position: position, memberID: member.id, member: member.member, resumeAfter: member.cursor.text))
+            if batch.count == batchSize {
+                batches.append(batch)
+                batch = []
+                batch.reserveCapacity(min(batchSize, listed.count))
+            }
+        }
+        if !batch.isEmpty { batches.append(batch) }
+        return batches
     }
 
     /// How the pages of `target` are read, each statement tried again on a new connection while

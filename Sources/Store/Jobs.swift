@@ -339,7 +339,8 @@ public struct JobStore: Sendable {
         WITH job AS (
             -- The runner held the job as the statement began; the progress update checks again.
             -- A job already past the batch's start is left alone: that batch committed.
-            SELECT j.id, j.user_id, j.campaign_id, j.list_id, j.dry_run,
+            -- The list's id as text once, not once for every lead inserted (source_ref).
+            SELECT j.id, j.user_id, j.campaign_id, j.list_id::text AS source_ref, j.dry_run,
                    pg_try_advisory_xact_lock(\(batchLockClass), hashtext(j.id::text || '/' || $4::int)) AS announced
             FROM import_jobs j
             WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' AND j.lease_expires_at > now()
@@ -362,7 +363,7 @@ public struct JobStore: Sendable {
             INSERT INTO campaign_leads (campaign_id, user_id, status, email, linkedin_url, first_name, last_name, name,
                                         company, position, headline, source, source_ref, custom_fields)
             SELECT job.campaign_id, job.user_id, 'pending', t.email, t.linkedin_url, t.first_name, t.last_name, t.name,
-                   t.company, t.title, t.headline, 'list', job.list_id::text, t.custom_fields::jsonb
+                   t.company, t.title, t.headline, 'list', job.source_ref, t.custom_fields::jsonb
             FROM job
             CROSS JOIN unnest($7::int[], $25::int[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
                               $14::text[], $15::text[], $16::text[], $17::text[])

@@ -148,7 +148,7 @@ public final class JobRunner: @unchecked Sendable {
         do {
             target = try withRetries { try Self.target(of: claimed, on: $0) }
         } catch {
-            Log.warning("job target not read", ["job_id": hold.jobID, "error": describe(error)])
+            Log.warning("job target not read", ["error": describe(error)])
             return release(hold)
         }
         guard let target else {
@@ -158,7 +158,7 @@ public final class JobRunner: @unchecked Sendable {
         // Checked when the job was recorded; a filter this version cannot read (written by
         // another) must never import the whole list, so the job waits for a runner that can.
         guard case .success(let filter) = ImportFilter.parse(claimed.job.filter) else {
-            Log.warning("job set aside: its filter is not one this version runs", ["job_id": hold.jobID])
+            Log.warning("job set aside: its filter is not one this version runs")
             return .setAside
         }
         var run = Run(hold: hold, target: target, filter: filter, lease: lease, record: claimed)
@@ -205,7 +205,7 @@ public final class JobRunner: @unchecked Sendable {
                     return .lost
                 }
             } catch {
-                Log.warning("job page fetch failed", ["job_id": run.hold.jobID, "error": describe(error)])
+                Log.warning("job page fetch failed", ["error": describe(error)])
                 return .outcome(outcome(.pageFetchFailed(pagesRead: pagesRead)), databaseUnreachable: Self.isUnreachable(error))
             }
             ranked = ranking
@@ -223,7 +223,7 @@ public final class JobRunner: @unchecked Sendable {
         var cursor = run.record.resumeCursor.flatMap(ListCursor.init(text:))
         // Reading from the start again would count the members before the position twice.
         guard cursor != nil || run.record.resumePosition == 0 || chosen != nil || ranked != nil else {
-            Log.error("job resume cursor unreadable", ["job_id": run.hold.jobID, "position": String(run.record.resumePosition)])
+            Log.error("job resume cursor unreadable", ["position": String(run.record.resumePosition)])
             return .lost
         }
         // The next pages are read while the batches before commit: the database and this process
@@ -265,7 +265,7 @@ public final class JobRunner: @unchecked Sendable {
                             listed = members
                             if count < readSize(run.target) { readEnd = (.completed, false) }
                         } catch {
-                            Log.warning("job page fetch failed", ["job_id": run.hold.jobID, "error": describe(error)])
+                            Log.warning("job page fetch failed", ["error": describe(error)])
                             readEnd = (.pageFetchFailed(pagesRead: pagesRead), Self.isUnreachable(error))
                             return .none
                         }
@@ -285,7 +285,7 @@ public final class JobRunner: @unchecked Sendable {
                         do {
                             page = try readAhead?.next() ?? reading.page(after: cursor)
                         } catch {
-                            Log.warning("job page fetch failed", ["job_id": run.hold.jobID, "error": describe(error)])
+                            Log.warning("job page fetch failed", ["error": describe(error)])
                             readEnd = (.pageFetchFailed(pagesRead: pagesRead), Self.isUnreachable(error))
                             return .none
                         }
@@ -416,7 +416,7 @@ public final class JobRunner: @unchecked Sendable {
                 let members = try withRetries { [target = run.target] in try JobPages.members(ids: ids, of: target, attributeKeys: keys, on: $0) }
                 return .success(selection.take(members) + selection.finish())
             } catch {
-                Log.warning("job page fetch failed", ["job_id": run.hold.jobID, "error": describe(error)])
+                Log.warning("job page fetch failed", ["error": describe(error)])
                 return .failure(.unreadable(unreachable: Self.isUnreachable(error)))
             }
         }
@@ -430,7 +430,7 @@ public final class JobRunner: @unchecked Sendable {
             do {
                 page = try readAhead?.next() ?? reading.page(after: cursor)
             } catch {
-                Log.warning("job page fetch failed", ["job_id": run.hold.jobID, "error": describe(error)])
+                Log.warning("job page fetch failed", ["error": describe(error)])
                 return .failure(.unreadable(unreachable: Self.isUnreachable(error)))
             }
             _ = selection.take(page.members)
@@ -467,7 +467,7 @@ public final class JobRunner: @unchecked Sendable {
         do {
             found = try withRetries { [store, hold = run.hold, user = run.record.userID] in try store.job(id: hold.jobID, user: user, on: $0) }
         } catch {
-            Log.warning("job position not read after a batch failed", ["job_id": run.hold.jobID, "error": describe(error)])
+            Log.warning("job position not read after a batch failed", ["error": describe(error)])
             return .stopped(.databaseLost)
         }
         guard let found, found.hold == run.hold, found.job.state == .running else {
@@ -483,7 +483,7 @@ public final class JobRunner: @unchecked Sendable {
         if remaining.count < batches.count { run.record = found }
         guard let next = remaining.first else { return .goOn([], committed: committed) }
         guard next.planned.batch.after == found.resumePosition else {
-            Log.error("job found where none of its batches starts", ["job_id": run.hold.jobID, "position": String(found.resumePosition)])
+            Log.error("job found where none of its batches starts", ["position": String(found.resumePosition)])
             return .lost
         }
         let planned = PlannedJobBatch.of(next.members, after: next.planned.batch.after, channel: run.target.channel, repeating: committed)
@@ -540,7 +540,7 @@ public final class JobRunner: @unchecked Sendable {
             return .stopped(.databaseLost)
         case .failed(let error):
             // Only settled members, and still refused: nothing a retry of this run mends.
-            Log.warning("job batch refused", ["job_id": hold.jobID, "error": error.description])
+            Log.warning("job batch refused", ["error": error.description])
             return .stopped(.databaseBusy)
         }
     }
@@ -556,7 +556,7 @@ public final class JobRunner: @unchecked Sendable {
     /// meets (not held, refused, transient) rolls back the whole page.
     private func commitParts(of batch: PlannedJobBatch, failing error: PostgresError, hold: JobHold, lease: JobLease,
                              landed: Locked<[JobBatch.Lead]>, on connection: Connection) throws -> BatchCommit {
-        guard var pending = partsAfter(batch, failed: error, job: hold.jobID) else { return .failed(error) }
+        guard var pending = partsAfter(batch, failed: error) else { return .failed(error) }
         landed.withLock { $0 = [] }
         do {
             return try connection.transaction { connection -> BatchCommit in
@@ -580,7 +580,7 @@ public final class JobRunner: @unchecked Sendable {
                         last = record
                         leads += part.batch.leads
                     case .failed(let error):
-                        guard let parts = partsAfter(part, failed: error, job: hold.jobID) else { throw PartNotCommitted(answer: answer) }
+                        guard let parts = partsAfter(part, failed: error) else { throw PartNotCommitted(answer: answer) }
                         pending.insert(contentsOf: parts, at: 0)
                     case .notHeld, .outOfTurn, .refused, .transient:
                         throw PartNotCommitted(answer: answer)
@@ -598,14 +598,14 @@ public final class JobRunner: @unchecked Sendable {
 
     /// What replaces a part that failed for one of its leads: its halves, or its only lead
     /// settled as why it fails alone; nil for a part of settled members only.
-    private func partsAfter(_ part: PlannedJobBatch, failed error: PostgresError, job: String) -> [PlannedJobBatch]? {
+    private func partsAfter(_ part: PlannedJobBatch, failed error: PostgresError) -> [PlannedJobBatch]? {
         if let (first, second) = part.split() { return [first, second] }
         if DatabaseFailure(sqlState: error.sqlState, connectionProblem: false) == .identityUnkeyable,
            let settled = part.settlingOnlyLead(as: .invalid, detail: "an identity the database cannot key") {
             return [settled]
         }
         if let settled = part.settlingOnlyLead(as: .error, detail: error.message) {
-            Log.warning("job lead not inserted", ["job_id": job, "sqlstate": error.sqlState ?? "-"])
+            Log.warning("job lead not inserted", ["sqlstate": error.sqlState ?? "-"])
             return [settled]
         }
         return nil
@@ -657,7 +657,7 @@ public final class JobRunner: @unchecked Sendable {
                 }
             } catch let failure as CampaignWriter.LostAttempt {
                 lost = true
-                Log.warning("job batch connection lost; trying again", ["job_id": run.hold.jobID, "error": describe(failure.error)])
+                Log.warning("job batch connection lost; trying again", ["error": describe(failure.error)])
             } catch {
                 // No connection could be had, or the read after a lost one failed.
                 lost = true
@@ -699,7 +699,7 @@ public final class JobRunner: @unchecked Sendable {
             do {
                 finished = try withRetries { try store.finish(hold, httpStatus: status, on: $0) }
             } catch {
-                Log.warning("job finish failed; its lease runs out and another run finishes it", ["job_id": hold.jobID, "error": describe(error)])
+                Log.warning("job finish failed; its lease runs out and another run finishes it", ["error": describe(error)])
                 return .released
             }
             // The finish recomputed the campaign's stats with it.
@@ -713,7 +713,7 @@ public final class JobRunner: @unchecked Sendable {
             _ = try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { try store.release(hold, on: $0) }
         } catch {
             // Its lease runs out instead: another run resumes it a little later.
-            Log.warning("job release failed", ["job_id": hold.jobID, "error": describe(error)])
+            Log.warning("job release failed", ["error": describe(error)])
         }
         return .released
     }

@@ -1423,7 +1423,18 @@ class Bench:
         for r in range(a.wrk_rounds):
             rounds["service_401"].append(run_wrk(service_url, s401, duration, conns, threads, a.access_log, f"401 service (round {r + 1})"))
             rounds["ceiling_401"].append(run_wrk(ceiling_url, s401, duration, conns, threads, a.ceiling_access_log, f"401 ceiling (round {r + 1})"))
+            statements = os.environ.get("BENCH_STATEMENTS") == "1"
+            if statements:
+                self.admin.run("SELECT pg_stat_statements_reset();")
+            cpu_before, started = cpu_seconds(), time.perf_counter()
             rounds["service_422"].append(run_wrk(service_url, s422, duration, conns, threads, a.access_log, f"422 service (round {r + 1})"))
+            rounds["service_422"][-1]["cpu"] = cpu_used(cpu_before, cpu_seconds(), time.perf_counter() - started)
+            log(f"  422 service (round {r + 1}): CPU s {rounds['service_422'][-1]['cpu']}")
+            if statements:
+                top = self.top_statements(8)
+                rounds["service_422"][-1]["statements"] = top
+                log("  422 statements by total time (ms): " + "; ".join(
+                    f"{s['total_ms']:.0f} = {s['calls']} x {s['mean_ms']:.3f} {s['query'][:50]!r}" for s in top[:6]))
             rounds["service_get_job"].append(run_wrk(job_url, sget, duration, conns, threads, a.access_log, f"GET job (round {r + 1})"))
 
         out = {"connections": conns, "threads": threads, "duration_s": duration, "rounds": a.wrk_rounds,

@@ -725,7 +725,7 @@ def best_of_rounds(rounds):
     entry["rejections_complete"] = all(e["rejections_complete"] for e in rounds)
     entry["job"] = dict(best_job["job"])
     entry["job"]["memory"] = max(rounds, key=lambda e: e["job"]["memory"]["peak_pss_bytes"] or 0)["job"]["memory"]
-    entry["rounds"] = [{"sync_s": e["sync"]["seconds"], "job_s": e["job"]["seconds"], "ratio": e["ratio_job_to_sync"],
+    entry["rounds"] = [{"order": e["order"], "sync_s": e["sync"]["seconds"], "job_s": e["job"]["seconds"], "ratio": e["ratio_job_to_sync"],
                         "job": e["job"], "sync": e["sync"]} for e in rounds]
     return entry
 
@@ -932,10 +932,7 @@ class Bench:
             recorder = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-a", "-o",
                                          os.path.join(self.args.out_dir, f"perf-{name}.data")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        statements = os.environ.get("BENCH_STATEMENTS") == "1"
-        if statements:
-            self.admin.run("SELECT pg_stat_statements_reset();")
-        cpu_before, started = cpu_seconds(), time.perf_counter()
+        probe = self.step_probe()
         try:
             result = action()
         finally:
@@ -943,13 +940,7 @@ class Bench:
             if recorder:
                 recorder.send_signal(2)
                 recorder.wait()
-        if statements:
-            mem["statements"] = self.top_statements()
-            if label:
-                log(f"{label}: statements by total time (ms): " + "; ".join(
-                    f"{s['total_ms']:.0f} = {s['calls']} x {s['mean_ms']:.2f} {s['query'][:60]!r}" for s in mem["statements"][:6]))
-        # Backends that ended during the step are not in the per-process sums (the pool's are kept).
-        mem["cpu"] = cpu_used(cpu_before, cpu_seconds(), time.perf_counter() - started)
+        mem.update(probe(label))
         mem["idle_before_pss_bytes"] = idle["pss"]
         mem["idle_before_rss_bytes"] = idle["rss"]
         bound, per = peak_pss_bound(self.args.service_pid, idle)
@@ -961,6 +952,26 @@ class Bench:
         mem["sampled_peak_rss_bytes"] = mem["peak_rss_bytes"]
         mem["peak_rss_bytes"] = max(mem["peak_rss_bytes"], sum(v["peak_rss"] for v in per.values()))
         return result, mem
+
+    def step_probe(self):
+        """Starts counting a step's CPU (and, with BENCH_STATEMENTS=1, its statements); the
+        function returned ends the step and gives {"cpu": ..., "statements": ...}, logged under
+        `label` when there is one."""
+        statements = os.environ.get("BENCH_STATEMENTS") == "1"
+        if statements:
+            self.admin.run("SELECT pg_stat_statements_reset();")
+        cpu_before, started = cpu_seconds(), time.perf_counter()
+
+        def end(label=None):
+            # Backends that ended during the step are not in the per-process sums (the pool's are kept).
+            out = {"cpu": cpu_used(cpu_before, cpu_seconds(), time.perf_counter() - started)}
+            if statements:
+                out["statements"] = self.top_statements()
+                if label:
+                    log(f"{label}: statements by total time (ms): " + "; ".join(
+                        f"{s['total_ms']:.0f} = {s['calls']} x {s['mean_ms']:.3f} {s['query'][:60]!r}" for s in out["statements"][:6]))
+            return out
+        return end
 
     def top_statements(self, count=12):
         """With BENCH_STATEMENTS=1: the statements of the step (pg_stat_statements, reset before
@@ -1211,15 +1222,13 @@ class Bench:
         # Round `round_number` odd: the synchronous import first; even: the job first. On this
         # shared machine the second of two long steps is often the slower (docs/performance.md):
         # alternating gives each side the first place in half the rounds.
-        if round_number % 2 == 1:
-            status, counts, seconds, mem, sync_fingerprint = sync_side()
-            (job, jmem, seen, job_seconds, queued, job_fingerprint, rejections, attempts, position, n_db, stats,
-             stats_after_seen) = job_side()
-        else:
-            (job, jmem, seen, job_seconds, queued, job_fingerprint, rejections, attempts, position, n_db, stats,
-             stats_after_seen) = job_side()
-            status, counts, seconds, mem, sync_fingerprint = sync_side()
-        entry["order"] = "sync, job" if round_number % 2 == 1 else "job, sync"
+        order = ("sync", "job") if round_number % 2 == 1 else ("job", "sync")
+        sides = {"sync": sync_side, "job": job_side}
+        done = {name: sides[name]() for name in order}
+        entry["order"] = ", ".join(order)
+        status, counts, seconds, mem, sync_fingerprint = done["sync"]
+        (job, jmem, seen, job_seconds, queued, job_fingerprint, rejections, attempts, position, n_db, stats,
+         stats_after_seen) = done["job"]
 
         entry["ratio_job_to_sync"] = round(job_seconds / seconds, 3)
         entry["ratio_job_to_sync_client"] = round(seen / seconds, 3)
@@ -1423,18 +1432,10 @@ class Bench:
         for r in range(a.wrk_rounds):
             rounds["service_401"].append(run_wrk(service_url, s401, duration, conns, threads, a.access_log, f"401 service (round {r + 1})"))
             rounds["ceiling_401"].append(run_wrk(ceiling_url, s401, duration, conns, threads, a.ceiling_access_log, f"401 ceiling (round {r + 1})"))
-            statements = os.environ.get("BENCH_STATEMENTS") == "1"
-            if statements:
-                self.admin.run("SELECT pg_stat_statements_reset();")
-            cpu_before, started = cpu_seconds(), time.perf_counter()
+            probe = self.step_probe()
             rounds["service_422"].append(run_wrk(service_url, s422, duration, conns, threads, a.access_log, f"422 service (round {r + 1})"))
-            rounds["service_422"][-1]["cpu"] = cpu_used(cpu_before, cpu_seconds(), time.perf_counter() - started)
+            rounds["service_422"][-1].update(probe(f"  422 service (round {r + 1})"))
             log(f"  422 service (round {r + 1}): CPU s {rounds['service_422'][-1]['cpu']}")
-            if statements:
-                top = self.top_statements(8)
-                rounds["service_422"][-1]["statements"] = top
-                log("  422 statements by total time (ms): " + "; ".join(
-                    f"{s['total_ms']:.0f} = {s['calls']} x {s['mean_ms']:.3f} {s['query'][:50]!r}" for s in top[:6]))
             rounds["service_get_job"].append(run_wrk(job_url, sget, duration, conns, threads, a.access_log, f"GET job (round {r + 1})"))
 
         out = {"connections": conns, "threads": threads, "duration_s": duration, "rounds": a.wrk_rounds,

@@ -20,6 +20,17 @@ extension PostgresValue {
         return .binary(type: BinaryArray.textArray, array.bytes)
     }
 
+    /// An `int[]` (`int4[]`) parameter, 4 bytes an element; nil when a value does not fit. Sent as
+    /// `text[]`, each element went through a cast and `int4in` on the server (docs/performance.md).
+    public static func int4Array(_ values: [Int]) -> PostgresValue? {
+        var array = BinaryArray(elementType: BinaryArray.int4, count: values.count, hasNull: false, payload: 4 * values.count)
+        for value in values {
+            guard let value = Int32(exactly: value) else { return nil }
+            array.append(int4: value)
+        }
+        return .binary(type: BinaryArray.int4Array, array.bytes)
+    }
+
     /// A `uuid[]` parameter, 16 bytes an element; nil when a value is not a UUID's text form.
     public static func uuidArray(_ values: [String]) -> PostgresValue? {
         var array = BinaryArray(elementType: BinaryArray.uuid, count: values.count, hasNull: false, payload: 16 * values.count)
@@ -39,6 +50,7 @@ struct BinaryArray {
     // Type OIDs, fixed in PostgreSQL's catalog (`pg_type`).
     static let text: UInt32 = 25, textArray: UInt32 = 1009
     static let uuid: UInt32 = 2950, uuidArray: UInt32 = 2951
+    static let int4: UInt32 = 23, int4Array: UInt32 = 1007
 
     private(set) var bytes: [UInt8] = []
 
@@ -58,6 +70,12 @@ struct BinaryArray {
     mutating func append<C: Collection<UInt8>>(_ element: C) {
         append(Int32(element.count))
         bytes.append(contentsOf: element)
+    }
+
+    /// An `int4` element: its length, then its bytes.
+    mutating func append(int4 value: Int32) {
+        append(Int32(4))
+        append(value)
     }
 
     private mutating func append(_ value: Int32) {

@@ -18,7 +18,7 @@ public struct JobRecord: Sendable, Equatable {
     public var cancelledNow = false
 
     /// What a runner names in every write, while it holds the job.
-    public var hold: JobHold? { leaseToken.map { JobHold(jobID: job.id, token: $0) } }
+    public var hold: JobHold? { leaseToken.map { JobHold(jobID: job.id, token: $0, dryRun: job.dryRun == true) } }
 }
 
 /// A runner's hold on a job: the job and the token of its claim. Every write a runner makes is
@@ -27,10 +27,13 @@ public struct JobRecord: Sendable, Equatable {
 public struct JobHold: Sendable, Equatable, Hashable {
     public let jobID: String
     public let token: String
+    /// The job is a dry run: its batches commit what they would have inserted, never a lead.
+    public let dryRun: Bool
 
-    public init(jobID: String, token: String) {
+    public init(jobID: String, token: String, dryRun: Bool = false) {
         self.jobID = jobID
         self.token = token
+        self.dryRun = dryRun
     }
 }
 
@@ -296,23 +299,31 @@ public struct JobStore: Sendable {
     public func commit(_ batch: JobBatch, of hold: JobHold, on connection: Connection) throws -> BatchCommit {
         guard batch.isWhole else { throw BatchNotWhole() }
         let leads = batch.leads
+        let firstPlaces = batch.firstPlaces
+        // Only the first lead of each identity is tried, so only theirs go to the insert (none on
+        // a dry run); the keys name every lead.
+        let tried = hold.dryRun ? [] : zip(leads, firstPlaces).filter { $0.position == $1 }.map(\.0)
+        // Positions, member ids and the like in binary: the server converts no text, a million
+        // times over in a large job (docs/performance.md).
+        func integers(_ values: [Int]) -> PostgresValue { .int4Array(values) ?? .textArray(values.map { String($0) }) }
+        func ids(_ values: [String]) -> PostgresValue { .uuidArray(values) ?? .textArray(values) }
         let values: [PostgresValue] = [
             .text(hold.jobID), .text(hold.token), .int(batch.after), .int(batch.through), PostgresValue(batch.resumeAfter),
             .int(Int(timing.duration.milliseconds)),
-            // Member ids in binary: the server parses no UUID text (1,000,000 of them in a large job).
-            .textArray(leads.map { String($0.position) }), PostgresValue.uuidArray(leads.map(\.memberID)) ?? .textArray(leads.map(\.memberID)),
-            .textArray(leads.map(\.lead.email)), .textArray(leads.map(\.lead.linkedinURL)),
-            .textArray(leads.map(\.lead.firstName)), .textArray(leads.map(\.lead.lastName)), .textArray(leads.map(\.lead.name)),
-            .textArray(leads.map(\.lead.company)), .textArray(leads.map(\.lead.position)), .textArray(leads.map(\.lead.headline)),
-            .textArray(leads.map(\.lead.customFields)),
-            .textArray(batch.settled.map { String($0.position) }),
-            PostgresValue.uuidArray(batch.settled.map(\.memberID)) ?? .textArray(batch.settled.map(\.memberID)),
+            integers(leads.map(\.position)), ids(leads.map(\.memberID)),
+            .textArray(tried.map(\.lead.email)), .textArray(tried.map(\.lead.linkedinURL)),
+            .textArray(tried.map(\.lead.firstName)), .textArray(tried.map(\.lead.lastName)), .textArray(tried.map(\.lead.name)),
+            .textArray(tried.map(\.lead.company)), .textArray(tried.map(\.lead.position)), .textArray(tried.map(\.lead.headline)),
+            .textArray(tried.map(\.lead.customFields)),
+            integers(batch.settled.map(\.position)), ids(batch.settled.map(\.memberID)),
             .textArray(batch.settled.map(\.reason.rawValue)), .textArray(batch.settled.map(\.detail)),
             .text(RejectionDetail.alreadyInCampaign), .text(RejectionDetail.repeatOfPositionPrefix),
-            .textArray(leads.map(\.lead.identity)), .textArray(batch.firstPlaces.map { String($0) }),
+            .textArray(leads.map(\.lead.identity)), integers(firstPlaces),
         ]
         do {
-            guard let row = try connection.query(Self.commitSQL, values: values).first else { return .notHeld }
+            guard let row = try connection.query(hold.dryRun ? Self.dryRunCommitSQL : Self.commitSQL, values: values).first else {
+                return .notHeld
+            }
             return .committed(try Self.record(row))
         } catch let error as PostgresError {
             if error.isConnectionProblem || connection.isBroken { throw CampaignWriter.LostAttempt(error: error) }
@@ -335,98 +346,112 @@ public struct JobStore: Sendable {
     /// (its predecessor's) once its leads and rejections are in; only then does it lock the
     /// job's row and move it, under the guard that the job still stands where the batch starts.
     /// A batch that finds otherwise aborts whole (`leadimport_job_batch_in_turn`, LI004).
-    static let commitSQL = """
-        WITH job AS (
-            -- The runner held the job as the statement began; the progress update checks again.
-            -- A job already past the batch's start is left alone: that batch committed.
-            -- The list's id as text once, not once for every lead inserted (source_ref).
-            SELECT j.id, j.user_id, j.campaign_id, j.list_id::text AS source_ref, j.dry_run,
-                   pg_try_advisory_xact_lock(\(batchLockClass), hashtext(j.id::text || '/' || $4::int)) AS announced
-            FROM import_jobs j
-            WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' AND j.lease_expires_at > now()
-              AND j.resume_position <= $3
-        ), keys AS (
-            -- Each lead's place, identity (as the runner normalized it: the identity trigger keys
-            -- the campaign's rows the same way, one definition, IdentityDifferentialTests), and
-            -- the place of the batch's first lead with that identity (JobBatch.firstPlaces): only
-            -- that one is tried, the others repeat it. Narrow, so the wide fields are not copied:
-            -- the insert reads them straight from the arrays. Should the two identities ever
-            -- differ, an inserted lead would also be counted a duplicate: the counts CHECK refuses
-            -- that batch, and splitting it settles that lead as an error.
-            SELECT k.place, k.member_id, k.identity, k.first_place
-            FROM job CROSS JOIN unnest($7::int[], $8::uuid[], $24::text[], $25::int[]) AS k(place, member_id, identity, first_place)
-        ), accepting AS (
-            -- Once, only for a batch with leads, as the synchronous import: refuses unless the
-            -- campaign is still a draft, and share-locks it until this commits.
-            SELECT leadimport_campaign_accepts_leads(job.campaign_id) AS ok FROM job WHERE EXISTS (SELECT 1 FROM keys)
-        ), inserted AS (
-            INSERT INTO campaign_leads (campaign_id, user_id, status, email, linkedin_url, first_name, last_name, name,
-                                        company, position, headline, source, source_ref, custom_fields)
-            SELECT job.campaign_id, job.user_id, 'pending', t.email, t.linkedin_url, t.first_name, t.last_name, t.name,
-                   t.company, t.title, t.headline, 'list', job.source_ref, t.custom_fields::jsonb
-            FROM job
-            CROSS JOIN unnest($7::int[], $25::int[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-                              $14::text[], $15::text[], $16::text[], $17::text[])
-                 AS t(place, first_place, email, linkedin_url, first_name, last_name, name, company, title, headline, custom_fields)
-            WHERE t.place = t.first_place AND job.dry_run IS NOT TRUE AND (SELECT ok FROM accepting)
-            ON CONFLICT (campaign_id, identity_key) DO NOTHING
-            RETURNING identity_key
-        ), would_insert AS (
-            -- A dry run's inserts: what is neither in the campaign nor would have been inserted
-            -- by a batch before (import_dry_run_identities, committed with them).
-            INSERT INTO import_dry_run_identities (job_id, identity)
-            SELECT job.id, r.identity FROM keys r CROSS JOIN job
-            WHERE r.place = r.first_place AND job.dry_run AND (SELECT ok FROM accepting)
-              AND NOT EXISTS (SELECT 1 FROM campaign_leads l WHERE l.campaign_id = job.campaign_id AND l.identity_key = r.identity)
-            ON CONFLICT DO NOTHING
-            RETURNING identity
-        ), rejected AS (
-            INSERT INTO import_rejections (job_id, position, member_id, reason, detail)
-            -- Joins, not NOT EXISTS under the OR (a subquery run for each lead, scanning the
-            -- batch's inserts): each identity is inserted, or would be, at most once.
-            SELECT job.id, r.place, r.member_id, 'duplicate',
-                   CASE WHEN r.place <> r.first_place THEN $23 || r.first_place ELSE $22 END
-            FROM keys r CROSS JOIN job
-            LEFT JOIN inserted i ON i.identity_key = r.identity
-            LEFT JOIN would_insert w ON w.identity = r.identity
-            WHERE r.place <> r.first_place OR i.identity_key IS NULL AND w.identity IS NULL
-            UNION ALL
-            SELECT job.id, s.place, s.member_id, s.reason, s.detail
-            FROM job CROSS JOIN unnest($18::int[], $19::uuid[], $20::text[], $21::text[]) AS s(place, member_id, reason, detail)
-            RETURNING reason
-        ), tally AS MATERIALIZED (
-            -- Counted from what was recorded, so a finished job's rejections of each reason
-            -- number exactly its counts; the counts CHECK refuses a batch that lost a member.
-            -- Reading every row runs both inserts to their end before the wait below.
-            SELECT (SELECT count(*) FROM inserted) + (SELECT count(*) FROM would_insert) AS imported,
-                   count(*) FILTER (WHERE reason = 'duplicate') AS duplicates,
-                   count(*) FILTER (WHERE reason = 'invalid') AS invalid,
-                   count(*) FILTER (WHERE reason = 'error') AS errors
-            FROM rejected
-        ), in_turn AS MATERIALIZED (
-            -- The batch before (the one whose end is this batch's start) commits or fails first.
-            SELECT t.*, pg_advisory_xact_lock_shared(\(batchLockClass), hashtext(job.id::text || '/' || $3::int)) AS waited
-            FROM tally t CROSS JOIN job
-        ), progress AS (
-            -- The row lock. The statement's snapshot may show the job before the batch before
-            -- committed; READ COMMITTED evaluates the SET again on the newest version of a row
-            -- updated meanwhile, so the batch moves the job only from where it starts, and its
-            -- counts add to the batch before's.
-            UPDATE import_jobs j
-            SET imported = \(inTurn("imported")), duplicates = \(inTurn("duplicates")),
-                invalid = \(inTurn("invalid")), errors = \(inTurn("errors")),
-                resume_position = CASE WHEN j.resume_position = $3::int THEN $4::int ELSE j.resume_position END,
-                resume_cursor = CASE WHEN j.resume_position = $3::int THEN $5 ELSE j.resume_cursor END,
-                lease_expires_at = now() + $6::bigint * interval '1 millisecond'
-            FROM in_turn t
-            WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' AND j.lease_expires_at > now()
-            RETURNING j.*
-        ), checked AS (
-            SELECT leadimport_job_batch_in_turn(EXISTS (SELECT 1 FROM job), EXISTS (SELECT 1 FROM progress WHERE resume_position = $4::int),
-                                                $1, $3) AS ok
-        )
-        SELECT \(columns("p")) FROM checked CROSS JOIN progress p WHERE checked.ok
-        """
+    static let commitSQL = commitSQL(dryRun: false)
+    /// A dry run's: what is neither in the campaign nor would have been inserted by a batch
+    /// before counts as imported, and is kept (`import_dry_run_identities`) for the batches after.
+    static let dryRunCommitSQL = commitSQL(dryRun: true)
+
+    /// Two statements, not one with both branches: the one that runs has no part it skips,
+    /// whose plan each batch would start and whose join each lead would go through.
+    private static func commitSQL(dryRun: Bool) -> String {
+        // What the batch puts in (the leads inserted, or those a dry run would insert), by identity.
+        let putting = dryRun ? """
+            would_insert AS (
+                INSERT INTO import_dry_run_identities (job_id, identity)
+                SELECT job.id, r.identity FROM keys r CROSS JOIN job
+                WHERE r.place = r.first_place AND (SELECT ok FROM accepting)
+                  AND NOT EXISTS (SELECT 1 FROM campaign_leads l WHERE l.campaign_id = job.campaign_id AND l.identity_key = r.identity)
+                ON CONFLICT DO NOTHING
+                RETURNING identity
+            )
+            """ : """
+            inserted AS (
+                -- Only the first lead of each identity ($9-$17): the others repeat it.
+                INSERT INTO campaign_leads (campaign_id, user_id, status, email, linkedin_url, first_name, last_name, name,
+                                            company, position, headline, source, source_ref, custom_fields)
+                SELECT job.campaign_id, job.user_id, 'pending', t.email, t.linkedin_url, t.first_name, t.last_name, t.name,
+                       t.company, t.title, t.headline, 'list', job.source_ref, t.custom_fields::jsonb
+                FROM job
+                CROSS JOIN unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+                                  $16::text[], $17::text[])
+                     AS t(email, linkedin_url, first_name, last_name, name, company, title, headline, custom_fields)
+                WHERE (SELECT ok FROM accepting)
+                ON CONFLICT (campaign_id, identity_key) DO NOTHING
+                RETURNING identity_key
+            )
+            """
+        let (putIn, identity) = dryRun ? ("would_insert", "identity") : ("inserted", "identity_key")
+        return """
+            WITH job AS (
+                -- The runner held the job as the statement began; the progress update checks again.
+                -- A job already past the batch's start is left alone: that batch committed.
+                -- The list's id as text once, not once for every lead inserted (source_ref).
+                SELECT j.id, j.user_id, j.campaign_id, j.list_id::text AS source_ref,
+                       pg_try_advisory_xact_lock(\(batchLockClass), hashtext(j.id::text || '/' || $4::int)) AS announced
+                FROM import_jobs j
+                WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' AND j.lease_expires_at > now()
+                  AND j.resume_position <= $3 AND j.dry_run IS \(dryRun ? "TRUE" : "NOT TRUE")
+            ), keys AS (
+                -- Each lead's place, identity (as the runner normalized it: the identity trigger keys
+                -- the campaign's rows the same way, one definition, IdentityDifferentialTests), and
+                -- the place of the batch's first lead with that identity (JobBatch.firstPlaces): only
+                -- that one is tried, the others repeat it. Narrow, so the wide fields are not copied:
+                -- the insert reads them straight from the arrays. Should the two identities ever
+                -- differ, an inserted lead would also be counted a duplicate: the counts CHECK refuses
+                -- that batch, and splitting it settles that lead as an error.
+                SELECT k.place, k.member_id, k.identity, k.first_place
+                FROM job CROSS JOIN unnest($7::int[], $8::uuid[], $24::text[], $25::int[]) AS k(place, member_id, identity, first_place)
+            ), accepting AS (
+                -- Once, only for a batch with leads, as the synchronous import: refuses unless the
+                -- campaign is still a draft, and share-locks it until this commits.
+                SELECT leadimport_campaign_accepts_leads(job.campaign_id) AS ok FROM job WHERE EXISTS (SELECT 1 FROM keys)
+            ), \(putting), rejected AS (
+                INSERT INTO import_rejections (job_id, position, member_id, reason, detail)
+                -- A join, not NOT EXISTS under the OR (a subquery run for each lead, scanning the
+                -- batch's inserts): each identity is put in at most once.
+                SELECT job.id, r.place, r.member_id, 'duplicate',
+                       CASE WHEN r.place <> r.first_place THEN $23 || r.first_place ELSE $22 END
+                FROM keys r CROSS JOIN job
+                LEFT JOIN \(putIn) p ON p.\(identity) = r.identity
+                WHERE r.place <> r.first_place OR p.\(identity) IS NULL
+                UNION ALL
+                SELECT job.id, s.place, s.member_id, s.reason, s.detail
+                FROM job CROSS JOIN unnest($18::int[], $19::uuid[], $20::text[], $21::text[]) AS s(place, member_id, reason, detail)
+                RETURNING reason
+            ), tally AS MATERIALIZED (
+                -- Counted from what was recorded, so a finished job's rejections of each reason
+                -- number exactly its counts; the counts CHECK refuses a batch that lost a member.
+                -- Reading every row runs both inserts to their end before the wait below.
+                SELECT (SELECT count(*) FROM \(putIn)) AS imported,
+                       count(*) FILTER (WHERE reason = 'duplicate') AS duplicates,
+                       count(*) FILTER (WHERE reason = 'invalid') AS invalid,
+                       count(*) FILTER (WHERE reason = 'error') AS errors
+                FROM rejected
+            ), in_turn AS MATERIALIZED (
+                -- The batch before (the one whose end is this batch's start) commits or fails first.
+                SELECT t.*, pg_advisory_xact_lock_shared(\(batchLockClass), hashtext(job.id::text || '/' || $3::int)) AS waited
+                FROM tally t CROSS JOIN job
+            ), progress AS (
+                -- The row lock. The statement's snapshot may show the job before the batch before
+                -- committed; READ COMMITTED evaluates the SET again on the newest version of a row
+                -- updated meanwhile, so the batch moves the job only from where it starts, and its
+                -- counts add to the batch before's.
+                UPDATE import_jobs j
+                SET imported = \(inTurn("imported")), duplicates = \(inTurn("duplicates")),
+                    invalid = \(inTurn("invalid")), errors = \(inTurn("errors")),
+                    resume_position = CASE WHEN j.resume_position = $3::int THEN $4::int ELSE j.resume_position END,
+                    resume_cursor = CASE WHEN j.resume_position = $3::int THEN $5 ELSE j.resume_cursor END,
+                    lease_expires_at = now() + $6::bigint * interval '1 millisecond'
+                FROM in_turn t
+                WHERE j.id = $1 AND j.lease_token = $2 AND j.state = 'running' AND j.lease_expires_at > now()
+                RETURNING j.*
+            ), checked AS (
+                SELECT leadimport_job_batch_in_turn(EXISTS (SELECT 1 FROM job), EXISTS (SELECT 1 FROM progress WHERE resume_position = $4::int),
+                                                    $1, $3) AS ok
+            )
+            SELECT \(columns("p")) FROM checked CROSS JOIN progress p WHERE checked.ok
+            """
+    }
 
     /// A count of the job plus the batch's, only when the job stands where the batch starts.
     private static func inTurn(_ column: String) -> String {

@@ -132,6 +132,20 @@ final class ConnectionTests: XCTestCase {
         }
     }
 
+    func testInt4ArrayRoundTripsInOrder() throws {
+        let values = [1, 0, -1, 500, 1_000_000, Int(Int32.max), Int(Int32.min), 7]
+        let value = try XCTUnwrap(PostgresValue.int4Array(values))
+        let result = try connection.query(
+            "SELECT v, pg_typeof(v)::text AS type FROM unnest($1::int[]) WITH ORDINALITY AS t(v, n) ORDER BY n", values: [value])
+        XCTAssertEqual(try result.rows.map { try $0.requiredInt(0) }, values)
+        XCTAssertEqual(try result.first?.requiredString("type"), "integer")
+        let empty = try connection.query("SELECT cardinality($1::int[]) AS n", values: [XCTUnwrap(PostgresValue.int4Array([]))])
+        XCTAssertEqual(try empty.first?.int("n"), 0)
+        // What an int4 cannot hold is refused here, never wrapped around on the way.
+        XCTAssertNil(PostgresValue.int4Array([Int(Int32.max) + 1]))
+        XCTAssertNil(PostgresValue.int4Array([1, Int(Int32.min) - 1]))
+    }
+
     func testByteaInATable() throws {
         try connection.queryUnprepared("CREATE TEMP TABLE hashes (h bytea UNIQUE NOT NULL)")
         let hash: [UInt8] = (0..<32).map { UInt8($0 * 7 % 256) }

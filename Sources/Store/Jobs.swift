@@ -399,12 +399,15 @@ public struct JobStore: Sendable {
                 -- the insert reads them straight from the arrays. Should the two identities ever
                 -- differ, an inserted lead would also be counted a duplicate: the counts CHECK refuses
                 -- that batch, and splitting it settles that lead as an error.
-                SELECT k.place, k.member_id, k.identity, k.first_place
-                FROM job CROSS JOIN unnest($7::int[], $8::uuid[], $24::text[], $25::int[]) AS k(place, member_id, identity, first_place)
+                -- The arrays in the select list, not in FROM: expanded as they are read (ProjectSet),
+                -- not first copied into a tuplestore (a function scan), and all of the same length.
+                SELECT unnest($7::int[]) AS place, unnest($8::uuid[]) AS member_id, unnest($24::text[]) AS identity,
+                       unnest($25::int[]) AS first_place
+                FROM job
             ), accepting AS (
                 -- Once, only for a batch with leads, as the synchronous import: refuses unless the
                 -- campaign is still a draft, and share-locks it until this commits.
-                SELECT leadimport_campaign_accepts_leads(job.campaign_id) AS ok FROM job WHERE EXISTS (SELECT 1 FROM keys)
+                SELECT leadimport_campaign_accepts_leads(job.campaign_id) AS ok FROM job WHERE cardinality($7::int[]) > 0
             ), \(putting), rejected AS (
                 INSERT INTO import_rejections (job_id, position, member_id, reason, detail)
                 -- A join, not NOT EXISTS under the OR (a subquery run for each lead, scanning the
@@ -415,8 +418,8 @@ public struct JobStore: Sendable {
                 LEFT JOIN \(putIn) p ON p.\(identity) = r.identity
                 WHERE r.place <> r.first_place OR p.\(identity) IS NULL
                 UNION ALL
-                SELECT job.id, s.place, s.member_id, s.reason, s.detail
-                FROM job CROSS JOIN unnest($18::int[], $19::uuid[], $20::text[], $21::text[]) AS s(place, member_id, reason, detail)
+                SELECT job.id, unnest($18::int[]), unnest($19::uuid[]), unnest($20::text[]), unnest($21::text[])
+                FROM job
                 RETURNING reason
             ), tally AS MATERIALIZED (
                 -- Counted from what was recorded, so a finished job's rejections of each reason

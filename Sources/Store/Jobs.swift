@@ -302,7 +302,9 @@ public struct JobStore: Sendable {
         let firstPlaces = batch.firstPlaces
         // Only the first lead of each identity is tried, so only theirs go to the insert (none on
         // a dry run); the keys name every lead.
-        let tried = hold.dryRun ? [] : zip(leads, firstPlaces).filter { $0.position == $1 }.map(\.0)
+        // Indices, not copies of the leads: a copy retains and releases every string of a lead.
+        let tried = hold.dryRun ? [] : leads.indices.filter { leads[$0].position == firstPlaces[$0] }
+        func fields(_ field: (CandidateLead) -> String?) -> PostgresValue { .textArray(tried.map { field(leads[$0].lead) }) }
         // Positions, member ids and the like in binary: the server converts no text, a million
         // times over in a large job (docs/performance.md).
         func integers(_ values: [Int]) -> PostgresValue { .int4Array(values) ?? .textArray(values.map { String($0) }) }
@@ -311,10 +313,8 @@ public struct JobStore: Sendable {
             .text(hold.jobID), .text(hold.token), .int(batch.after), .int(batch.through), PostgresValue(batch.resumeAfter),
             .int(Int(timing.duration.milliseconds)),
             integers(leads.map(\.position)), ids(leads.map(\.memberID)),
-            .textArray(tried.map(\.lead.email)), .textArray(tried.map(\.lead.linkedinURL)),
-            .textArray(tried.map(\.lead.firstName)), .textArray(tried.map(\.lead.lastName)), .textArray(tried.map(\.lead.name)),
-            .textArray(tried.map(\.lead.company)), .textArray(tried.map(\.lead.position)), .textArray(tried.map(\.lead.headline)),
-            .textArray(tried.map(\.lead.customFields)),
+            fields { $0.email }, fields { $0.linkedinURL }, fields { $0.firstName }, fields { $0.lastName }, fields { $0.name },
+            fields { $0.company }, fields { $0.position }, fields { $0.headline }, fields { $0.customFields },
             integers(batch.settled.map(\.position)), ids(batch.settled.map(\.memberID)),
             .textArray(batch.settled.map(\.reason.rawValue)), .textArray(batch.settled.map(\.detail)),
             .text(RejectionDetail.alreadyInCampaign), .text(RejectionDetail.repeatOfPositionPrefix),

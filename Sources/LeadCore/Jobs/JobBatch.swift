@@ -41,11 +41,20 @@ public struct JobBatch: Equatable, Sendable {
     public var isWhole: Bool {
         guard after >= 0, through >= after, leads.count + settled.count == through - after else { return false }
         var seen = [Bool](repeating: false, count: through - after)
-        for position in leads.map(\.position) + settled.map(\.position) {
+        // By index: iterating the leads themselves copied each one, every string of it retained
+        // and released again, for every batch a job commits (docs/performance.md).
+        func mark(_ position: Int) -> Bool {
             guard position > after, position <= through, !seen[position - after - 1] else { return false }
             seen[position - after - 1] = true
+            return true
         }
-        return zip(leads, leads.dropFirst()).allSatisfy { $0.position < $1.position }
+        for index in leads.indices {
+            guard mark(leads[index].position), index == 0 || leads[index - 1].position < leads[index].position else { return false }
+        }
+        for index in settled.indices {
+            guard mark(settled[index].position) else { return false }
+        }
+        return true
     }
 
     /// What the settled members count for, before the database settles the leads.
@@ -67,11 +76,11 @@ public struct JobBatch: Equatable, Sendable {
     public var firstPlaces: [Int] {
         var first: [IdentityKey: Int] = [:]
         first.reserveCapacity(leads.count)
-        return leads.map { lead in
-            let key = IdentityKey(lead.lead.identity)
+        return leads.indices.map { index in
+            let key = IdentityKey(leads[index].lead.identity), position = leads[index].position
             if let place = first[key] { return place }
-            first[key] = lead.position
-            return lead.position
+            first[key] = position
+            return position
         }
     }
 }

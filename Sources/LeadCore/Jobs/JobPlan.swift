@@ -49,21 +49,24 @@ public struct PlannedJobBatch: Sendable, Equatable {
         var settled: [Rejection] = []
         var firstRepeat: [IdentityKey: Int] = [:]
         var identities = Set<IdentityKey>(minimumCapacity: members.count)
-        for planned in members {
-            guard let lead = LeadMapping.lead(from: planned.member, channel: channel) else {
-                settled.append(Rejection(position: planned.position, memberID: planned.memberID, reason: .invalid,
-                                         detail: JobPlan.invalidDetail(planned.member, channel: channel)))
+        // By index: `for planned in members` copied every member, each of its strings retained and
+        // released again (docs/performance.md).
+        for index in members.indices {
+            let position = members[index].position
+            guard let lead = LeadMapping.lead(from: members[index].member, channel: channel) else {
+                settled.append(Rejection(position: position, memberID: members[index].memberID, reason: .invalid,
+                                         detail: JobPlan.invalidDetail(members[index].member, channel: channel)))
                 continue
             }
             let identity = IdentityKey(lead.identity)
             guard previous.keys.contains(identity) else {
-                leads.append(JobBatch.Lead(position: planned.position, memberID: planned.memberID, lead: lead))
+                leads.append(JobBatch.Lead(position: position, memberID: members[index].memberID, lead: lead))
                 identities.insert(identity)
                 continue
             }
             let detail = firstRepeat[identity].map(RejectionDetail.repeatOf(position:)) ?? RejectionDetail.alreadyInCampaign
-            if firstRepeat[identity] == nil { firstRepeat[identity] = planned.position }
-            settled.append(Rejection(position: planned.position, memberID: planned.memberID, reason: .duplicate, detail: detail))
+            if firstRepeat[identity] == nil { firstRepeat[identity] = position }
+            settled.append(Rejection(position: position, memberID: members[index].memberID, reason: .duplicate, detail: detail))
         }
         let through = after + members.count
         return PlannedJobBatch(batch: JobBatch(after: after, through: through, leads: leads, settled: settled,

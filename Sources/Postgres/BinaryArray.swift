@@ -31,6 +31,19 @@ extension PostgresValue {
         return .binary(type: BinaryArray.int4Array, array.bytes)
     }
 
+    /// Ids for a statement that casts the parameter (`$n::uuid[]`): binary `uuid[]`, or, when a
+    /// value is not a UUID's text form, the same values as `text[]`, which the cast then refuses
+    /// with the server's own error.
+    public static func uuids(_ values: [String]) -> PostgresValue {
+        uuidArray(values) ?? textArray(values)
+    }
+
+    /// Integers for a statement that casts the parameter (`$n::int[]`): binary `int4[]`, or, when a
+    /// value does not fit, the same values as `text[]`, which the cast then refuses.
+    public static func integers(_ values: [Int]) -> PostgresValue {
+        int4Array(values) ?? textArray(values.map { String($0) })
+    }
+
     /// A `uuid[]` parameter, 16 bytes an element; nil when a value is not a UUID's text form.
     public static func uuidArray(_ values: [String]) -> PostgresValue? {
         var array = BinaryArray(elementType: BinaryArray.uuid, count: values.count, hasNull: false, payload: 16 * values.count)

@@ -64,12 +64,12 @@ public enum JobPages {
         switch target.storage {
         case .rows:
             let result = try connection.query(inGivenOrder ? LeadGenRows.rowsInGivenOrder : LeadGenRows.rowsOfIDs,
-                                              values: [.text(target.listID), PostgresValue.uuidArray(ids) ?? .textArray(ids),
+                                              values: [.text(target.listID), .uuids(ids),
                                                        .textArray(attributeKeys)])
             return try result.rows.map(rowMember)
         case .leads:
             let rows = try connection.query(inGivenOrder ? CanonicalLeads.keysInGivenOrder : CanonicalLeads.keysOfIDs,
-                                            values: [.text(target.listID), PostgresValue.uuidArray(ids) ?? .textArray(ids)])
+                                            values: [.text(target.listID), .uuids(ids)])
             let keys = try rows.rows.map { ListCursor(createdAt: try $0.requiredString(0), id: try $0.requiredString(1)) }
             return try members(of: Keys(keys: keys, last: keys.last), of: target, on: connection).members
         }
@@ -97,7 +97,7 @@ public enum JobPages {
         guard !keys.isEmpty else { return Page(members: [], read: 0, last: nil) }
         let ids = keys.map(\.id)
         let result = try connection.query(CanonicalLeads.membersOfKeys,
-                                          values: [PostgresValue.uuidArray(ids) ?? .textArray(ids), .text(target.userID)])
+                                          values: [.uuids(ids), .text(target.userID)])
         var kept: [Int] = []
         let members = try CanonicalLeads.decode(result, count: keys.count, kept: { kept.append($0) })
         // A member whose Lead went since its key was read is no longer in the list: skipped,

@@ -307,18 +307,16 @@ public struct JobStore: Sendable {
         func fields(_ field: (CandidateLead) -> String?) -> PostgresValue { .textArray(tried.map { field(leads[$0].lead) }) }
         // Positions, member ids and the like in binary: the server converts no text, a million
         // times over in a large job (docs/performance.md).
-        func integers(_ values: [Int]) -> PostgresValue { .int4Array(values) ?? .textArray(values.map { String($0) }) }
-        func ids(_ values: [String]) -> PostgresValue { .uuidArray(values) ?? .textArray(values) }
         let values: [PostgresValue] = [
             .text(hold.jobID), .text(hold.token), .int(batch.after), .int(batch.through), PostgresValue(batch.resumeAfter),
             .int(Int(timing.duration.milliseconds)),
-            integers(leads.map(\.position)), ids(leads.map(\.memberID)),
+            .integers(leads.map(\.position)), .uuids(leads.map(\.memberID)),
             fields { $0.email }, fields { $0.linkedinURL }, fields { $0.firstName }, fields { $0.lastName }, fields { $0.name },
             fields { $0.company }, fields { $0.position }, fields { $0.headline }, fields { $0.customFields },
-            integers(batch.settled.map(\.position)), ids(batch.settled.map(\.memberID)),
+            .integers(batch.settled.map(\.position)), .uuids(batch.settled.map(\.memberID)),
             .textArray(batch.settled.map(\.reason.rawValue)), .textArray(batch.settled.map(\.detail)),
             .text(RejectionDetail.alreadyInCampaign), .text(RejectionDetail.repeatOfPositionPrefix),
-            .textArray(leads.map(\.lead.identity)), integers(firstPlaces),
+            .textArray(leads.map(\.lead.identity)), .integers(firstPlaces),
         ]
         do {
             guard let row = try connection.query(hold.dryRun ? Self.dryRunCommitSQL : Self.commitSQL, values: values).first else {

@@ -157,7 +157,7 @@ public struct LeadGenRows: ListSource {
 
     /// The members of the list among `ids`, in list order.
     public func members(ids: [String], list: String, on connection: Connection) throws -> [ListMember] {
-        let result = try connection.query(Self.rowsOfIDs, values: [.text(list), PostgresValue.uuidArray(ids) ?? .textArray(ids), .textArray(attributeKeys)])
+        let result = try connection.query(Self.rowsOfIDs, values: [.text(list), .uuids(ids), .textArray(attributeKeys)])
         return try result.rows.map(Self.member)
     }
 
@@ -306,7 +306,7 @@ public struct CanonicalLeads: HydratedListSource {
 
     /// The list's members among the Lead ids `ids`, in list order (`leadIds`).
     public func members(ids: [String], list: String, on connection: Connection) throws -> [ListMember] {
-        let rows = try connection.query(Self.keysOfIDs, values: [.text(list), PostgresValue.uuidArray(ids) ?? .textArray(ids)])
+        let rows = try connection.query(Self.keysOfIDs, values: [.text(list), .uuids(ids)])
         let keys = try rows.rows.map { try $0.requiredString(1) }
         let last = try rows.rows.last.map { ListCursor(createdAt: try $0.requiredString(0), id: try $0.requiredString(1)) }
         return try members(of: ListKeys(ids: keys, last: last), on: connection)
@@ -321,7 +321,7 @@ public struct CanonicalLeads: HydratedListSource {
     public func members(of keys: ListKeys, on connection: Connection) throws -> [ListMember] {
         guard !keys.ids.isEmpty else { return [] }
         // Binary uuid[]: the server neither parses 1000 UUIDs nor casts a text array per use.
-        let ids = PostgresValue.uuidArray(keys.ids) ?? .textArray(keys.ids)
+        let ids = PostgresValue.uuids(keys.ids)
         let result = try connection.query(Self.membersOfKeys, values: [ids, .text(owner)])
         return try Self.decode(result, count: keys.ids.count)
     }

@@ -33,7 +33,7 @@ public struct RankedSelection: Sendable {
         _ = try connection.query("""
             INSERT INTO import_selection_keys (selection, place, member_id, k1, k2, k3)
             SELECT $1, p, m, a, b, c FROM unnest($2::int[], $3::uuid[], $4::text[], $5::text[], $6::text[]) AS u(p, m, a, b, c)
-            """, values: [.text(id), .int4Array(places) ?? .textArray(places.map(String.init)), .uuidArray(memberIDs) ?? .textArray(memberIDs),
+            """, values: [.text(id), .integers(places), .uuids(memberIDs),
                           .textArray(columns[0]), .textArray(columns[1]), .textArray(columns[2])])
     }
 

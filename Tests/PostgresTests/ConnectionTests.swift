@@ -144,6 +144,15 @@ final class ConnectionTests: XCTestCase {
         // What an int4 cannot hold is refused here, never wrapped around on the way.
         XCTAssertNil(PostgresValue.int4Array([Int(Int32.max) + 1]))
         XCTAssertNil(PostgresValue.int4Array([1, Int(Int32.min) - 1]))
+        // `integers` and `uuids` fall back to text, which the statement's cast refuses itself.
+        XCTAssertEqual(try connection.query("SELECT sum(v)::int AS s FROM unnest($1::int[]) AS t(v)", values: [.integers([1, 2, 3])]).first?.int("s"), 6)
+        XCTAssertThrowsError(try connection.query("SELECT $1::int[]", values: [.integers([Int(Int32.max) + 1])])) { error in
+            XCTAssertEqual((error as? PostgresError)?.sqlState, "22003")
+        }
+        XCTAssertThrowsError(try connection.query("SELECT $1::uuid[]", values: [.uuids(["not a uuid"])])) { error in
+            XCTAssertEqual((error as? PostgresError)?.sqlState, "22P02")
+        }
+        XCTAssertEqual(connection.transactionState, .idle)
     }
 
     func testByteaInATable() throws {

@@ -114,7 +114,7 @@ public struct LeadImporter: Sendable {
         // draining process still answers what nginx sends on its kept connections.
         for batch in planner.plan(first.members) {
             if stop != nil { break }
-            let written = write(batch.leads, with: writer, on: connection)
+            let written = writeWhatIsNotHeld(batch.leads, with: writer, on: connection)
             counts += batch.settled + written.counts
             stop = written.stop
         }
@@ -362,6 +362,30 @@ public struct LeadImporter: Sendable {
             }
         }
         return result
+    }
+
+    /// A batch of a one-page list, asked first which of its leads the campaign holds already:
+    /// those are duplicates, and only the rest is written. A small list imported again (a
+    /// client's retry, a second click) is then answered from reads alone. Longer lists skip
+    /// the question: for them it would be one more index probe per member.
+    func writeWhatIsNotHeld(_ leads: [CandidateLead], with writer: CampaignWriter, on connection: Connection) -> BatchResult {
+        guard !leads.isEmpty, !connection.isBroken else { return write(leads, with: writer, on: connection) }
+        let holding: CampaignWriter.Holding
+        do {
+            holding = try writer.held(leads.map(\.identity), on: connection)
+        } catch {
+            // The insert decides as it always does, on another connection if this one was lost.
+            return write(leads, with: writer, on: connection)
+        }
+        switch holding {
+        case .refused(let stop):
+            return BatchResult(stop: stop)
+        case .holds(let held):
+            let fresh = held.isEmpty ? leads : leads.filter { !held.contains($0.identity) }
+            var result = fresh.isEmpty ? BatchResult() : write(fresh, with: writer, on: connection)
+            result.counts.duplicates += leads.count - fresh.count
+            return result
+        }
     }
 
     static let transientAttempts = 5

@@ -54,6 +54,16 @@ public enum ImportStop: Equatable, Sendable {
         }
     }
 
+    /// Why a batch into a campaign whose status is `status` (nil: no such campaign) would be
+    /// refused, as the database's insert would refuse it; nil when the campaign takes leads.
+    public init?(campaignStatus status: String?) {
+        switch status {
+        case "draft"?: return nil
+        case nil: self = .campaignGone
+        default: self = .campaignNotDraft
+        }
+    }
+
     public var message: String {
         switch self {
         case .serviceStopping: return "the service is restarting; the import stopped between two batches, and a retry imports the rest"

@@ -71,6 +71,39 @@ public struct CampaignWriter: Sendable {
         }
     }
 
+    /// What the campaign holds of a batch, read before writing it (see `held`).
+    public enum Holding: Equatable, Sendable {
+        /// The campaign takes leads, and holds these of the identities asked about.
+        case holds(Set<String>)
+        /// The insert would refuse the batch.
+        case refused(ImportStop)
+    }
+
+    /// Which of `identities` the campaign holds already, read in one snapshot with its status
+    /// and channel. Nothing is locked or written: a batch the campaign holds whole needs no
+    /// insert, and so no row lock on the campaign and no commit to wait for. Identities are
+    /// compared only while the campaign's channel is the one they were made for.
+    public func held(_ identities: [String], on connection: Connection) throws -> Holding {
+        let result = try connection.query(Self.heldSQL, values: [.text(target.campaignID), .textArray(identities)])
+        var held = Set<String>()
+        var sameChannel = false
+        for row in result.rows {
+            if try row.requiredString(0) == "c" {
+                if let stop = ImportStop(campaignStatus: try row.string(1)) { return .refused(stop) }
+                sameChannel = try row.string(2) == target.channel.rawValue
+            } else if let identity = try row.string(1) {
+                held.insert(identity)
+            }
+        }
+        return .holds(sameChannel ? held : [])
+    }
+
+    static let heldSQL = """
+        SELECT 'c', c.status, c.channel FROM (VALUES (1)) AS one(x) LEFT JOIN campaigns c ON c.id = $1::uuid
+        UNION ALL
+        SELECT 'l', l.identity_key, NULL FROM campaign_leads l WHERE l.campaign_id = $1::uuid AND l.identity_key = ANY($2::text[])
+        """
+
     /// How many rows the batch tagged `batch` has in the campaign: what its attempts committed.
     /// Only asked after a lost connection (it reads the campaign's rows).
     public func committedRows(batch: String, on connection: Connection) throws -> Int {

@@ -24,11 +24,8 @@ public struct DryRunLedger {
     /// The campaign is read, not locked: a dry run holds nothing another writer could wait on.
     public func tally(_ identities: [String]) throws -> Tally {
         let row = try connection.query(Self.tallySQL, values: [.text(target.campaignID), .textArray(identities)]).first
-        switch try row?.string(0) {
-        case "draft"?: return .wouldImport(try row?.requiredInt(1) ?? 0)
-        case nil: return .stopped(.campaignGone)
-        default: return .stopped(.campaignNotDraft)
-        }
+        if let stop = ImportStop(campaignStatus: try row?.string(0)) { return .stopped(stop) }
+        return .wouldImport(try row?.requiredInt(1) ?? 0)
     }
 
     public enum Tally: Equatable, Sendable {

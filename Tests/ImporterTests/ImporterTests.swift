@@ -100,6 +100,40 @@ final class ImporterTests: XCTestCase {
         }
     }
 
+    /// A one-page list imported again is answered from reads: with the campaign's row locked by
+    /// another session (as a status change in progress would lock it), the import waits on
+    /// nothing and answers what the insert would. A member the campaign no longer holds is
+    /// still inserted.
+    func testAOnePageListTheCampaignHoldsIsAnsweredWithoutWaitingOnTheCampaign() throws {
+        for storage in ["rows", "leads"] {
+            let (user, token, campaign) = try owner()
+            let list = storage == "rows" ? try seed.bulkRowsList(user: user, count: 8) : try seed.bulkLeadsList(user: user, count: 8)
+            // A short lock timeout: an insert would give up on the lock in a second, not in ten.
+            let pool = ConnectionPool(conninfo: env.databaseURL, configuration: PoolConfiguration(
+                size: 3, waitLimit: .seconds(5), connection: ConnectionSettings(lockTimeout: .milliseconds(200))))
+            pools.append(pool)
+            let importer = LeadImporter(connections: pool, pageSize: 10, batchSize: 3)
+            let first = try XCTUnwrap(imported(importer.importList(order(token: token, campaign: campaign, list: list))))
+            XCTAssertEqual(first.counts, ImportCounts(imported: 8), storage)
+
+            let locker = try Seeder.adminConnection(env)
+            admins.append(locker)
+            _ = try locker.query("BEGIN", [])
+            _ = try locker.query("SELECT 1 FROM campaigns WHERE id = $1 FOR UPDATE", [campaign])
+            let again = try XCTUnwrap(imported(importer.importList(order(token: token, campaign: campaign, list: list))))
+            XCTAssertEqual(again, ImportOutcome(counts: ImportCounts(duplicates: 8), end: .completed), storage)
+            XCTAssertEqual(again.status, 422, storage)
+            _ = try locker.query("ROLLBACK", [])
+
+            _ = try seed.sql("""
+                DELETE FROM campaign_leads WHERE id = (SELECT id FROM campaign_leads WHERE campaign_id = $1 ORDER BY created_at LIMIT 1)
+                """, [campaign])
+            let third = try XCTUnwrap(imported(importer.importList(order(token: token, campaign: campaign, list: list))))
+            XCTAssertEqual(third, ImportOutcome(counts: ImportCounts(imported: 1, duplicates: 7), end: .completed), storage)
+            XCTAssertEqual(try seed.count(campaign), 8, storage)
+        }
+    }
+
     // MARK: - The lookup
 
     func testTheTokensVerdictComesBeforeTheRequestsOwn() throws {

@@ -26,6 +26,15 @@ final class ImportOutcomeTests: XCTestCase {
         }
     }
 
+    /// A campaign's status read without the insert refuses a batch as the insert would.
+    func testACampaignsStatusStopsABatchAsTheInsertWould() {
+        XCTAssertNil(ImportStop(campaignStatus: "draft"))
+        XCTAssertEqual(ImportStop(campaignStatus: nil), .campaignGone)
+        for status in ["active", "paused", "completed", "Draft", ""] {
+            XCTAssertEqual(ImportStop(campaignStatus: status), .campaignNotDraft, status)
+        }
+    }
+
     func testBodies() {
         XCTAssertEqual(ImportOutcome(counts: ImportCounts(imported: 2, duplicates: 1, invalid: 1), end: .completed).body,
                        #"{"imported":2,"duplicates":1,"invalid":1,"errors":0,"total":4}"#)

@@ -53,8 +53,9 @@ public final class Application: Sendable {
         metrics.requestBegan()
         var summary = ""
         let response: HTTPResponse
+        let destination = Destination(path: request.path)
         do {
-            (response, summary) = try route(request)
+            (response, summary) = try route(request, to: destination)
         } catch {
             Log.error("handler failed", ["path": request.path, "error": String(describing: type(of: error))])
             response = Self.answer(.internalError)
@@ -62,7 +63,7 @@ public final class Application: Sendable {
         let elapsed = MonotonicInstant.now() - started
         // Counted from the request's arrival, as the client waits for it.
         let waited = MonotonicInstant.now() - request.received
-        if metrics.requestEnded(route: Self.metricsRoute(request.path), status: response.status, elapsed: waited) {
+        if metrics.requestEnded(route: destination.metricsRoute, status: response.status, elapsed: waited) {
             Log.warning("slow request", ["method": request.method, "path": request.path, "status": String(response.status),
                                          "ms": String(format3(waited.secondsDouble * 1000))])
         }
@@ -81,39 +82,61 @@ public final class Application: Sendable {
         return response
     }
 
-    func route(_ request: HTTPRequest) throws -> (HTTPResponse, String) {
-        if request.path == "/metrics" || request.path == "/api/openapi.json" {
+    func route(_ request: HTTPRequest, to destination: Destination) throws -> (HTTPResponse, String) {
+        switch destination {
+        case .metrics, .openAPI:
             guard request.method == "GET" || request.method == "HEAD" else {
                 return (Self.answer(.methodNotAllowed(allow: "GET, HEAD")), "")
             }
-            if request.path == "/metrics" { return metrics.recording ? (scrape(), "") : (Self.answer(.notFound), "") }
+            if destination == .metrics { return metrics.recording ? (scrape(), "") : (Self.answer(.notFound), "") }
             return (HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: PackageResources.openapi_json), "")
-        }
-        if request.path == "/healthz" {
+        case .health:
             guard request.method == "GET" || request.method == "HEAD" else {
                 return (Self.answer(.methodNotAllowed(allow: "GET, HEAD")), "")
             }
             return (health(request), "")
-        }
-        if let segment = ImportRequest.campaignSegment(inPath: request.path) {
+        case .importFromList(let segment):
             return imports.respond(to: request, campaignSegment: segment)
-        }
-        if let (segment, resource) = ImportJobPath.parse(request.path) {
+        case .job(let segment, let resource):
             return jobs.respond(to: request, segment: segment, resource: resource)
+        case .unknown:
+            return (Self.answer(.notFound), "")
         }
-        return (Self.answer(.notFound), "")
     }
 
-    /// The route a request is counted under: the path's shape, never an id from it.
-    static func metricsRoute(_ path: String) -> MetricsLayout.Route {
-        switch path {
-        case "/healthz": return .health
-        case "/metrics": return .metrics
-        case "/api/openapi.json": return .openAPI
-        default:
-            if ImportRequest.campaignSegment(inPath: path) != nil { return .importFromList }
-            if let (_, resource) = ImportJobPath.parse(path) { return resource == .job ? .job : .jobRejections }
-            return .other
+    /// Where a request's path leads, read once: the handler and the metrics' route both follow it.
+    enum Destination: Equatable {
+        case metrics, openAPI, health
+        case importFromList(campaignSegment: Substring)
+        case job(segment: Substring, resource: ImportJobPath.Resource)
+        case unknown
+
+        init(path: String) {
+            switch path {
+            case "/metrics": self = .metrics
+            case "/api/openapi.json": self = .openAPI
+            case "/healthz": self = .health
+            default:
+                if let segment = ImportRequest.campaignSegment(inPath: path) {
+                    self = .importFromList(campaignSegment: segment)
+                } else if let (segment, resource) = ImportJobPath.parse(path) {
+                    self = .job(segment: segment, resource: resource)
+                } else {
+                    self = .unknown
+                }
+            }
+        }
+
+        /// The route a request is counted under: the path's shape, never an id from it.
+        var metricsRoute: MetricsLayout.Route {
+            switch self {
+            case .health: return .health
+            case .metrics: return .metrics
+            case .openAPI: return .openAPI
+            case .importFromList: return .importFromList
+            case .job(_, let resource): return resource == .job ? .job : .jobRejections
+            case .unknown: return .other
+            }
         }
     }
 

@@ -371,17 +371,20 @@ public final class JobRunner: @unchecked Sendable {
         var batch: [PlannedMember] = []
         batch.reserveCapacity(min(batchSize, listed.count))
         var position = after
-        // popLast moves a member out; reversed first, they come out in list order.
-        listed.reverse()
-        while let member = listed.popLast() {
+        for index in listed.indices {
+            // The record is swapped out, not copied; the page keeps only ids and cursors.
+            var member = ListMember()
+            swap(&member, &listed[index].member)
             position += 1
-            batch.append(PlannedMember(position: position, memberID: member.id, member: member.member, resumeAfter: member.cursor.text))
+            batch.append(PlannedMember(position: position, memberID: listed[index].id, member: consume member,
+                                       resumeAfter: listed[index].cursor.text))
             if batch.count == batchSize {
                 batches.append(batch)
                 batch = []
-                batch.reserveCapacity(min(batchSize, listed.count))
+                batch.reserveCapacity(min(batchSize, listed.count - index - 1))
             }
         }
+        listed = []
         if !batch.isEmpty { batches.append(batch) }
         return batches
     }

@@ -50,7 +50,7 @@ public struct MemberSelection<Item> {
                 defer { place += 1 }
                 // The first key alone decides most members of a long list: they come after the last kept.
                 let first = SelectionOrder.folded(FilterValues.value(filter.order[0].field, of: member, attribute: attribute))
-                if let last = top!.lastKept, SelectionOrder.comesAfter(first, last.keys[0], descending: filter.order[0].descending) { continue }
+                if let last = top!.lastKeptKeys, SelectionOrder.comesAfter(first, last[0], descending: filter.order[0].descending) { continue }
                 let rest = filter.order.dropFirst().map { SelectionOrder.folded(FilterValues.value($0.field, of: member, attribute: attribute)) }
                 top!.offer(folded: [first] + rest, place: place, member: item)
             } else {

@@ -15,10 +15,7 @@ final class CampaignWriterTests: XCTestCase {
 
     override func setUpWithError() throws {
         database = try ScratchDatabase(try TestEnvironment.require())
-        let owner = try database.owner()
-        defer { owner.close() }
-        try Migrator.migrate(owner)
-        connection = try database.service()
+        connection = try database.migratedService()
         user = try XCTUnwrap(connection.query(
             "INSERT INTO users (email) VALUES ($1) RETURNING id", ["\(UUID().uuidString)@example.com"]).first).requiredString(0)
     }

@@ -17,10 +17,7 @@ final class JobStoreTests: XCTestCase {
     override func setUpWithError() throws {
         environment = try TestEnvironment.require()
         database = try ScratchDatabase(environment)
-        let owner = try database.owner()
-        defer { owner.close() }
-        try Migrator.migrate(owner)
-        connection = try database.service()
+        connection = try database.migratedService()
     }
 
     override func tearDown() {

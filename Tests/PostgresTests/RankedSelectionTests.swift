@@ -14,10 +14,7 @@ final class RankedSelectionTests: XCTestCase {
 
     override func setUpWithError() throws {
         database = try ScratchDatabase(try TestEnvironment.require())
-        let owner = try database.owner()
-        defer { owner.close() }
-        try Migrator.migrate(owner)
-        connection = try database.service()
+        connection = try database.migratedService()
     }
 
     override func tearDown() {

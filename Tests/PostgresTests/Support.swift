@@ -1,6 +1,7 @@
 import Foundation
 import Platform
 import Postgres
+import Store
 import TestSupport
 import XCTest
 
@@ -47,6 +48,14 @@ final class ScratchDatabase {
     func owner() throws -> Connection { try Connection.connect(ownerURL, settings: testSettings) }
     func service() throws -> Connection { try Connection.connect(serviceURL, settings: testSettings) }
     func admin() throws -> Connection { try Connection.connect(adminURL, settings: testSettings) }
+
+    /// The schema migrated as the owner, then a connection as the service: what most suites start from.
+    func migratedService() throws -> Connection {
+        let owner = try self.owner()
+        defer { owner.close() }
+        try Migrator.migrate(owner)
+        return try service()
+    }
 
     static func url(_ base: String, database: String) throws -> String {
         guard var components = URLComponents(string: base) else {

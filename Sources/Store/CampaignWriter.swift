@@ -98,10 +98,14 @@ public struct CampaignWriter: Sendable {
         return .holds(sameChannel ? held : [])
     }
 
+    /// The campaign and the identities are read through sub-selects so that no plan can see them:
+    /// seeing them, the planner costed a small campaign below the generic plan and planned the
+    /// statement again at every execution, which cost five times its running (docs/performance.md).
     static let heldSQL = """
         SELECT 'c', c.status, c.channel FROM (VALUES (1)) AS one(x) LEFT JOIN campaigns c ON c.id = $1::uuid
         UNION ALL
-        SELECT 'l', l.identity_key, NULL FROM campaign_leads l WHERE l.campaign_id = $1::uuid AND l.identity_key = ANY($2::text[])
+        SELECT 'l', l.identity_key, NULL FROM campaign_leads l
+        WHERE l.campaign_id = (SELECT $1::uuid) AND l.identity_key = ANY((SELECT $2::text[])::text[])
         """
 
     /// How many rows the batch tagged `batch` has in the campaign: what its attempts committed.

@@ -63,6 +63,15 @@ public struct ListKeys: Sendable {
     public var last: ListCursor?
 }
 
+/// The keyset page statements' list (`$1`), page size (`$2`) and cursor (`$3`, `$4`), read through
+/// sub-selects so that no plan can see them. Seeing them, the planner costed a page of a small
+/// list (or the last of a long one) below the generic plan and planned the statement again at
+/// every page (docs/performance.md); hidden, every page shares the one plan: the list's index in
+/// order from the cursor, up to the limit.
+let listParameter = "(SELECT $1::uuid)"
+let limitParameter = "(SELECT $2::int)"
+let cursorParameters = "((SELECT $3::timestamptz), (SELECT $4::uuid))"
+
 /// What the page statements cut each field to: one character past the limit, so a longer field
 /// is seen to be too long without being brought in whole.
 let bound = ListMember.fieldLimit + 1
@@ -116,9 +125,9 @@ public struct LeadGenRows: ListSource {
                left(profile_data->'enrichment'->>'work_email', \(bound))
         """
     static let columns = selectList + "\nFROM list_rows"
-    static let firstPage = columns + " WHERE list_id = $1 ORDER BY list_rows.created_at, list_rows.id LIMIT $2"
-    static let nextPage = columns
-        + " WHERE list_id = $1 AND (list_rows.created_at, list_rows.id) > ($3::timestamptz, $4::uuid) ORDER BY list_rows.created_at, list_rows.id LIMIT $2"
+    static let firstPage = columns + " WHERE list_id = \(listParameter) ORDER BY list_rows.created_at, list_rows.id LIMIT \(limitParameter)"
+    static let nextPage = columns + " WHERE list_id = \(listParameter) AND (list_rows.created_at, list_rows.id) > \(cursorParameters)"
+        + " ORDER BY list_rows.created_at, list_rows.id LIMIT \(limitParameter)"
 
     /// The same columns and a last one: the named keys of `profile_data` as one JSON object
     /// (`$N`, a text array: the keys travel as a parameter, never in the text).
@@ -140,9 +149,10 @@ public struct LeadGenRows: ListSource {
         ORDER BY given.n
         """
     static let firstPageWithAttributes = columnsWithAttributes(keysParameter: 3)
-        + " WHERE list_id = $1 ORDER BY list_rows.created_at, list_rows.id LIMIT $2"
+        + " WHERE list_id = \(listParameter) ORDER BY list_rows.created_at, list_rows.id LIMIT \(limitParameter)"
     static let nextPageWithAttributes = columnsWithAttributes(keysParameter: 5)
-        + " WHERE list_id = $1 AND (list_rows.created_at, list_rows.id) > ($3::timestamptz, $4::uuid) ORDER BY list_rows.created_at, list_rows.id LIMIT $2"
+        + " WHERE list_id = \(listParameter) AND (list_rows.created_at, list_rows.id) > \(cursorParameters)"
+        + " ORDER BY list_rows.created_at, list_rows.id LIMIT \(limitParameter)"
     /// The rows of `$2` that are in the list `$1`, in list order (`leadIds`).
     static let rowsOfIDs = columnsWithAttributes(keysParameter: 3)
         + " WHERE list_id = $1 AND id = ANY($2::uuid[]) ORDER BY list_rows.created_at, list_rows.id"
@@ -202,11 +212,12 @@ public struct CanonicalLeads: HydratedListSource {
     // ORDER BY, and the page would be sorted by the text (a scan and sort of the whole list).
     static let firstKeys = """
         SELECT m.created_at::text AS cursor_created_at, m.lead_id FROM list_memberships m
-        WHERE m.list_id = $1 ORDER BY m.created_at, m.lead_id LIMIT $2
+        WHERE m.list_id = \(listParameter) ORDER BY m.created_at, m.lead_id LIMIT \(limitParameter)
         """
     static let nextKeys = """
         SELECT m.created_at::text AS cursor_created_at, m.lead_id FROM list_memberships m
-        WHERE m.list_id = $1 AND (m.created_at, m.lead_id) > ($3::timestamptz, $4::uuid) ORDER BY m.created_at, m.lead_id LIMIT $2
+        WHERE m.list_id = \(listParameter) AND (m.created_at, m.lead_id) > \(cursorParameters)
+        ORDER BY m.created_at, m.lead_id LIMIT \(limitParameter)
         """
     /// Each member's Lead, with whether the owner (`$2`) owns it, from the keys `k(lead_id, position)`.
     static let ownedLeads = """

@@ -8,21 +8,12 @@ import XCTest
 /// What `CampaignWriter.held` reads before a one-page list's batch is written: the identities the
 /// campaign holds, keyed by the database's trigger as the insert would key them, and the refusals
 /// the insert would make. Nothing it reads may be taken from another channel's keys.
-final class CampaignWriterTests: XCTestCase {
-    var database: ScratchDatabase!
-    var connection: Connection!
+final class CampaignWriterTests: MigratedDatabaseCase {
     var user = ""
 
     override func setUpWithError() throws {
-        database = try ScratchDatabase(try TestEnvironment.require())
-        connection = try database.migratedService()
-        user = try XCTUnwrap(connection.query(
-            "INSERT INTO users (email) VALUES ($1) RETURNING id", ["\(UUID().uuidString)@example.com"]).first).requiredString(0)
-    }
-
-    override func tearDown() {
-        connection?.close()
-        database?.drop()
+        try super.setUpWithError()
+        user = try newUser()
     }
 
     func writer(channel: Channel) throws -> CampaignWriter {

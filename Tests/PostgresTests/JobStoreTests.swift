@@ -8,22 +8,8 @@ import XCTest
 
 /// Import jobs' statements against the real PostgreSQL, as the service role: admission under
 /// concurrency, claims, leases and their rescue, batch commits, cancel and the rejections.
-final class JobStoreTests: XCTestCase {
-    var environment: TestEnvironment!
-    var database: ScratchDatabase!
-    var connection: Connection!
+final class JobStoreTests: MigratedDatabaseCase {
     let store = JobStore()
-
-    override func setUpWithError() throws {
-        environment = try TestEnvironment.require()
-        database = try ScratchDatabase(environment)
-        connection = try database.migratedService()
-    }
-
-    override func tearDown() {
-        connection?.close()
-        database?.drop()
-    }
 
     // MARK: recording
 
@@ -642,10 +628,6 @@ final class JobStoreTests: XCTestCase {
     }
 
     // MARK: helpers
-
-    func newUser() throws -> String {
-        try connection.query("INSERT INTO users (email) VALUES ($1) RETURNING id", ["\(UUID().uuidString)@example.com"]).first!.requiredString(0)
-    }
 
     func newCampaign(_ user: String, channel: String = "email") throws -> String {
         try connection.query("INSERT INTO campaigns (user_id, channel) VALUES ($1, $2) RETURNING id", [user, channel]).first!.requiredString(0)

@@ -8,19 +8,7 @@ import XCTest
 /// The database ranks a selection in exactly the order the service keeps one in
 /// (`SelectionOrder.precedesFolded`): byte order of the folded keys, absent last in either
 /// direction, ties in list order; non-ASCII text included.
-final class RankedSelectionTests: XCTestCase {
-    var database: ScratchDatabase!
-    var connection: Connection!
-
-    override func setUpWithError() throws {
-        database = try ScratchDatabase(try TestEnvironment.require())
-        connection = try database.migratedService()
-    }
-
-    override func tearDown() {
-        connection?.close()
-        database?.drop()
-    }
+final class RankedSelectionTests: MigratedDatabaseCase {
 
     func testTheDatabasesRankIsTheServicesOrder() throws {
         var generator = SystemRandomNumberGenerator()

@@ -11,21 +11,12 @@ import XCTest
 /// campaign look cheaper than the generic plan is planned again at every execution, which for
 /// these costs more than running them. The tables hold a large list and campaign beside small
 /// ones, analyzed, as a real database does.
-final class StatementPlanTests: XCTestCase {
-    var database: ScratchDatabase!
-    var connection: Connection!
+final class StatementPlanTests: MigratedDatabaseCase {
     var user = ""
 
     override func setUpWithError() throws {
-        database = try ScratchDatabase(try TestEnvironment.require())
-        connection = try database.migratedService()
-        user = try XCTUnwrap(connection.query(
-            "INSERT INTO users (email) VALUES ($1) RETURNING id", ["\(UUID().uuidString)@example.com"]).first).requiredString(0)
-    }
-
-    override func tearDown() {
-        connection?.close()
-        database?.drop()
+        try super.setUpWithError()
+        user = try newUser()
     }
 
     func newList(storage: ImportTarget.Storage, members: Int) throws -> String {

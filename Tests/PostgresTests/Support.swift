@@ -5,6 +5,31 @@ import Store
 import TestSupport
 import XCTest
 
+/// A suite whose every test gets a scratch database of its own, migrated as the owner and
+/// connected as the service, dropped after it.
+class MigratedDatabaseCase: XCTestCase {
+    var environment: TestEnvironment!
+    var database: ScratchDatabase!
+    var connection: Connection!
+
+    override func setUpWithError() throws {
+        environment = try TestEnvironment.require()
+        database = try ScratchDatabase(environment)
+        connection = try database.migratedService()
+    }
+
+    override func tearDown() {
+        connection?.close()
+        database?.drop()
+    }
+
+    /// A new user: what owns lists, campaigns and jobs.
+    func newUser() throws -> String {
+        try XCTUnwrap(connection.query("INSERT INTO users (email) VALUES ($1) RETURNING id",
+                                       ["\(UUID().uuidString)@example.com"]).first).requiredString(0)
+    }
+}
+
 /// A database of its own for one test: created by the superuser with the owner role as owner,
 /// set up like `scripts/stack pg-init` sets up the real one (the service role gets SELECT, INSERT,
 /// UPDATE through default privileges), dropped afterwards.

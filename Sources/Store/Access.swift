@@ -21,14 +21,14 @@ public enum Access {
     public static func authorize(tokenHash: [UInt8], ids: ImportIDs?, on connection: Connection) throws -> TokenGrant? {
         let result = try connection.query(authorizeSQL, values: [.bytea(tokenHash), PostgresValue(ids?.campaign), PostgresValue(ids?.list)])
         guard let row = result.first else { return nil }
-        try touchWhenStale(row, token: 4, stale: 5, on: connection)
+        try touchWhenStale(row, on: connection)
         let user = try row.requiredString(0)
         guard let ids else { return TokenGrant(user: user, target: nil) }
         return TokenGrant(user: user, target: try decide(row, campaign: ids.campaign, list: ids.list))
     }
 
     static let authorizeSQL = liveToken + """
-        SELECT live.user_id, c.channel, c.status, l.storage, live.id, live.stale
+        SELECT live.user_id, c.channel, c.status, l.storage, \(tokenColumns)
         FROM live
         LEFT JOIN campaigns c ON c.id = $2::uuid AND c.user_id = live.user_id
         LEFT JOIN lists l ON l.id = $3::uuid AND l.user_id = live.user_id
@@ -46,12 +46,15 @@ public enum Access {
 
         """
 
+    /// What every statement that starts with `liveToken` selects for `touchWhenStale`.
+    public static let tokenColumns = "live.id AS token_id, live.stale AS token_stale"
+
     /// Keeps the token's `last_used_at` fresh when the statement that authorized the request
-    /// (columns `token`: its id, `stale`) found it more than a minute old: one more statement a
-    /// minute for a busy token, none for the others.
-    public static func touchWhenStale(_ row: Row, token: Int, stale: Int, on connection: Connection) throws {
-        guard try row.requiredBool(stale) else { return }
-        _ = try connection.query(touchSQL, [try row.requiredString(token)])
+    /// (with `tokenColumns`) found it more than a minute old: one more statement a minute for a
+    /// busy token, none for the others.
+    public static func touchWhenStale(_ row: Row, on connection: Connection) throws {
+        guard try row.requiredBool("token_stale") else { return }
+        _ = try connection.query(touchSQL, [try row.requiredString("token_id")])
     }
 
     /// At most one writer a minute per token, and nobody waits for it: when the minute turns,

@@ -129,11 +129,11 @@ public struct JobStore: Sendable {
     /// a refused import costs.
     public func job(id: String, tokenHash: [UInt8], on connection: Connection) throws -> JobForToken {
         let result = try connection.query(Access.liveToken + """
-            SELECT live.user_id AS token_user, live.id AS token_id, live.stale AS token_stale, \(Self.columns("j"))
+            SELECT live.user_id AS token_user, \(Access.tokenColumns), \(Self.columns("j"))
             FROM live LEFT JOIN import_jobs j ON j.id = $2::uuid AND j.user_id = live.user_id
             """, values: [.bytea(tokenHash), .text(id)])
         guard let row = result.first else { return .unauthorized }
-        try Access.touchWhenStale(row, token: 1, stale: 2, on: connection)
+        try Access.touchWhenStale(row, on: connection)
         let user = try row.requiredString("token_user")
         return .authorized(user: user, job: try row.string("id") == nil ? nil : Self.record(row))
     }

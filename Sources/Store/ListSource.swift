@@ -272,7 +272,7 @@ public struct CanonicalLeads: HydratedListSource {
         """
         WITH keys AS MATERIALIZED (
             SELECT m.created_at, m.lead_id FROM list_memberships m
-            WHERE m.list_id = (SELECT $1::uuid)
+            WHERE m.list_id = \(listParameter)
             ORDER BY m.created_at, m.lead_id LIMIT \(limit)
         ), page AS MATERIALIZED (
         """ + ownedLeads + """

@@ -9,23 +9,8 @@ import XCTest
 /// and the database's `leadimport_normalize_email` / `leadimport_normalize_linkedin`, which key the
 /// unique index, must give the same answer for every value. Driven with one generated corpus of
 /// the spellings where code points and grapheme clusters, locales and Unicode versions part ways.
-final class IdentityDifferentialTests: XCTestCase {
-    var environment: TestEnvironment!
-    var database: ScratchDatabase!
-    var owner: Connection!
-
-    override func setUpWithError() throws {
-        environment = try TestEnvironment.require()
-        database = try ScratchDatabase(environment)
-        owner = try database.owner()
-        _ = try Migrator.migrate(owner)
-    }
-
-    override func tearDown() {
-        owner?.close()
-        database?.drop()
-    }
-
+/// Asked as the service, which is who the identity trigger runs as when it inserts.
+final class IdentityDifferentialTests: MigratedDatabaseCase {
     /// Values that stress the rules: every code point class the rules name, in every place.
     static func corpus(count: Int, seed: UInt64) -> [String] {
         var random = SplitMix64(seed: seed)
@@ -90,7 +75,7 @@ final class IdentityDifferentialTests: XCTestCase {
     }
 
     private func database(_ function: String, _ values: [String]) throws -> [String?] {
-        let result = try owner.query("SELECT \(function)(v) FROM unnest($1::text[]) WITH ORDINALITY AS t(v, n) ORDER BY n",
+        let result = try connection.query("SELECT \(function)(v) FROM unnest($1::text[]) WITH ORDINALITY AS t(v, n) ORDER BY n",
                                      values: [.textArray(values)])
         return try result.rows.map { try $0.string(0) }
     }
@@ -151,7 +136,7 @@ final class IdentityDifferentialTests: XCTestCase {
             let part = scalars[chunk..<min(chunk + 8192, scalars.count)]
             var text = String.UnicodeScalarView()
             text.append(contentsOf: part)
-            let lowered = try XCTUnwrap(owner.query("SELECT leadimport_identity_lower($1)", [String(text)]).first?.string(0))
+            let lowered = try XCTUnwrap(connection.query("SELECT leadimport_identity_lower($1)", [String(text)]).first?.string(0))
             let expected = part.map { IdentityText.lowercased($0.value) }
             XCTAssertEqual(lowered.unicodeScalars.map(\.value), expected, "code points from \(String(part.first!.value, radix: 16))")
             XCTAssertEqual(expected.map(IdentityText.lowercased), expected, "idempotent")

@@ -102,4 +102,20 @@ final class StatementPlanTests: MigratedDatabaseCase {
         for _ in 0..<12 { XCTAssertEqual(try source.keys(list: large, after: first.last, limit: 1000, on: connection).ids.count, 1000) }
         try assertPlannedOnce(CanonicalLeads.nextKeys, executions: 12)
     }
+
+    /// The dry run's ledger keeps its identities in byte order, the campaign's index in the
+    /// database's collation: the probe of the campaign must still be one the index answers.
+    func testTheDryRunTallyProbesTheCampaignThroughItsIndex() throws {
+        let writer = try newCampaign(leads: 20_000)
+        try analyze()
+        let ledger = try DryRunLedger(target: writer.target, on: connection)
+        defer { ledger.close() }
+        let asked = (19_990...20_010).map { "p\($0)@example.com" }
+        XCTAssertEqual(try ledger.tally(asked), .wouldImport(10))
+        XCTAssertEqual(try ledger.tally(asked), .wouldImport(0), "what an earlier batch would have inserted is a duplicate")
+        let plan = try connection.queryUnprepared("EXPLAIN " + DryRunLedger.tallySQL, [.text(writer.target.campaignID), .textArray(asked)])
+            .rows.map { try $0.requiredString(0) }.joined(separator: "\n")
+        XCTAssertTrue(plan.contains("campaign_leads_campaign_id_identity_key_key"), plan)
+        XCTAssertFalse(plan.contains("Seq Scan on campaign_leads"), plan)
+    }
 }

@@ -164,8 +164,12 @@ public struct LeadGenRow: Sendable, Equatable {
     }
 
     public var member: ListMember {
-        let fields = [linkedinURL, firstName, lastName, fullName, currentCompany, currentRole, headline, workEmail]
-        if fields.contains(where: ListMember.exceedsFieldLimit) { return .rejected(.fieldTooLong) }
+        // Field by field: an array of the fields was allocated (and every string retained) for each row.
+        let tooLong = ListMember.exceedsFieldLimit(linkedinURL) || ListMember.exceedsFieldLimit(firstName)
+            || ListMember.exceedsFieldLimit(lastName) || ListMember.exceedsFieldLimit(fullName)
+            || ListMember.exceedsFieldLimit(currentCompany) || ListMember.exceedsFieldLimit(currentRole)
+            || ListMember.exceedsFieldLimit(headline) || ListMember.exceedsFieldLimit(workEmail)
+        if tooLong { return .rejected(.fieldTooLong) }
         return ListMember(linkedinURL: linkedinURL, emails: workEmail.map { [$0] } ?? [], firstName: firstName, lastName: lastName,
                           fullName: fullName, company: currentCompany, position: currentRole, headline: headline)
     }

@@ -21,8 +21,9 @@ public struct DryRunLedger {
         _ = try connection.queryUnprepared("CREATE TEMPORARY TABLE leadimport_dry_run (identity text COLLATE \"C\" PRIMARY KEY)")
     }
 
-    /// What a batch would come to: how many of `identities` (the batch's leads, each once, as
-    /// `BatchPlanner` leaves them) would be inserted, or why the real import would stop here.
+    /// What a batch would come to: how many of `identities` (the batch's leads as `BatchPlanner`
+    /// leaves them: a repeat within the batch is inserted once, as the unique index would have it)
+    /// would be inserted, or why the real import would stop here.
     /// The campaign is read, not locked: a dry run holds nothing another writer could wait on.
     public func tally(_ identities: [String]) throws -> Tally {
         let row = try connection.query(Self.tallySQL, values: [.text(target.campaignID), .textArray(identities)]).first

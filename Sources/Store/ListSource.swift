@@ -363,18 +363,22 @@ public struct CanonicalLeads: HydratedListSource {
             switch part {
             case "l":
                 found[position] = true
-                leads[position].firstName = try row.string(3)
-                leads[position].lastName = try row.string(4)
-                leads[position].fullName = try row.string(5)
-                leads[position].company = try row.string(6)
-                leads[position].title = try row.string(7)
-                leads[position].headline = try row.string(8)
-                leads[position].linkedinSocial = try row.string(9)
-                let lead = leads[position]
-                if [lead.firstName, lead.lastName, lead.fullName, lead.company, lead.title, lead.headline, lead.linkedinSocial]
-                    .contains(where: ListMember.exceedsFieldLimit) {
-                    leads[position].rejection = leads[position].rejection ?? .fieldTooLong
+                // Each field checked as it is read: a copy of the lead, or an array of its
+                // fields, retained and released every string of every member once more.
+                var tooLong = false
+                func field(_ column: Int) throws -> String? {
+                    let value = try row.string(column)
+                    if ListMember.exceedsFieldLimit(value) { tooLong = true }
+                    return value
                 }
+                leads[position].firstName = try field(3)
+                leads[position].lastName = try field(4)
+                leads[position].fullName = try field(5)
+                leads[position].company = try field(6)
+                leads[position].title = try field(7)
+                leads[position].headline = try field(8)
+                leads[position].linkedinSocial = try field(9)
+                if tooLong { leads[position].rejection = leads[position].rejection ?? .fieldTooLong }
             case "f":
                 found[position] = true
                 leads[position].rejection = .foreign

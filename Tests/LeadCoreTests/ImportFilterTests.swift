@@ -189,7 +189,10 @@ extension Result {
         if case .failure(let error) = self { return error }
         return nil
     }
+}
 
+// These two were in the extension of `Result` above, where XCTest never ran them.
+extension ImportFilterTests {
     /// The ASCII path of `FilterText.comparable` gives what trimming and folding characters gives.
     func testComparableTextOnBytesMatchesTheGeneralRule() {
         var generator = SystemRandomNumberGenerator()
@@ -201,6 +204,25 @@ extension Result {
         for text in samples {
             let general = String(text.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed()).lowercased()
             XCTAssertEqual(FilterText.comparable(text), general, "\(Array(text.utf8))")
+        }
+    }
+
+    func testAnUnfoldedKeyComesAfterAsItsFoldedKeyDoes() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet: [Character] = [" ", "\t", "\n", "a", "A", "b", "B", "z", "Z", "0", "-", "~", "é", "Ü", "ß"]
+        var samples: [String?] = [nil, "", " ", "Allen", "allen", "  ALLEN ", "Allen2", "Alle", "Zoë", " Ünal", "ab", "AB ", "a b"]
+        for _ in 0..<300 {
+            samples.append(String((0..<Int.random(in: 0...6, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }))
+        }
+        let folded = samples.map(SelectionOrder.folded)
+        for x in samples {
+            for y in folded {
+                for descending in [false, true] {
+                    XCTAssertEqual(SelectionOrder.comesAfter(unfolded: x, y, descending: descending),
+                                   SelectionOrder.comesAfter(SelectionOrder.folded(x), y, descending: descending),
+                                   "\(String(describing: x)) after \(String(describing: y)), descending \(descending)")
+                }
+            }
         }
     }
 }

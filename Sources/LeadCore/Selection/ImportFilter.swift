@@ -153,6 +153,33 @@ public enum FilterText {
         }
         return String(text.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed()).lowercased()
     }
+
+    /// `comparable(text)` against `folded` (already comparable), byte by byte, without making the
+    /// folded copy: negative, zero or positive; nil when `text` is not ASCII or folds to nothing.
+    static func compare(foldingASCII text: String, with folded: String) -> Int? {
+        var (text, folded) = (text, folded)
+        // On the strings' contiguous bytes: through the UTF-8 views' indices this cost more than
+        // the folded copy it saves.
+        return text.withUTF8 { bytes in
+            folded.withUTF8 { theirs -> Int? in
+                var start = 0, end = bytes.count
+                if bytes.contains(where: { $0 >= 0x80 }) { return nil }
+                func space(_ byte: UInt8) -> Bool { byte == 0x20 || (byte >= 0x09 && byte <= 0x0D) }
+                while start < end, space(bytes[start]) { start += 1 }
+                while end > start, space(bytes[end - 1]) { end -= 1 }
+                guard start < end else { return nil }
+                var index = 0
+                while start + index < end {
+                    guard index < theirs.count else { return 1 }
+                    let byte = bytes[start + index]
+                    let ours = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+                    if ours != theirs[index] { return ours < theirs[index] ? -1 : 1 }
+                    index += 1
+                }
+                return index == theirs.count ? 0 : -1
+            }
+        }
+    }
 }
 
 /// The ordering rule of `orderBy`: by each key in turn (absent values last whichever the
@@ -179,6 +206,15 @@ public enum SelectionOrder {
         case (nil, _?): return true
         case let (x?, y?): return descending ? x.utf8.lexicographicallyPrecedes(y.utf8) : y.utf8.lexicographicallyPrecedes(x.utf8)
         }
+    }
+
+    /// `comesAfter` for a key not yet folded: an ASCII key is decided on its own bytes, without
+    /// the folded copy that a member coming after the last kept one would only throw away.
+    public static func comesAfter(unfolded x: String?, _ y: String?, descending: Bool) -> Bool {
+        if let x, let y, let order = FilterText.compare(foldingASCII: x, with: y) {
+            return descending ? order < 0 : order > 0
+        }
+        return comesAfter(folded(x), y, descending: descending)
     }
 
     /// `precedes` for keys already `folded`: a selection folds each member's keys once, not at

@@ -143,16 +143,21 @@ public enum FilterText {
         let bytes = text.utf8
         // ASCII, the usual case, on bytes: the same result without walking characters.
         if bytes.allSatisfy({ $0 < 0x80 }) {
-            func space(_ byte: UInt8) -> Bool { byte == 0x20 || (byte >= 0x09 && byte <= 0x0D) }
-            guard let first = bytes.firstIndex(where: { !space($0) }), let last = bytes.lastIndex(where: { !space($0) }) else { return "" }
+            guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) }) else { return "" }
             let inner = bytes[first...last]
             if !inner.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) {
                 return first == bytes.startIndex && last == bytes.index(before: bytes.endIndex) ? text : String(decoding: inner, as: UTF8.self)
             }
-            return String(decoding: inner.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+            return String(decoding: inner.map(foldedByte), as: UTF8.self)
         }
         return String(text.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed()).lowercased()
     }
+
+    /// The whitespace `comparable` trims, of ASCII.
+    private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || (byte >= 0x09 && byte <= 0x0D) }
+
+    /// An ASCII byte as `comparable` folds it: capitals lowercased.
+    private static func foldedByte(_ byte: UInt8) -> UInt8 { byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
 
     /// `comparable(text)` against `folded` (already comparable), byte by byte, without making the
     /// folded copy: negative, zero or positive; nil when `text` is not ASCII or folds to nothing.
@@ -164,15 +169,13 @@ public enum FilterText {
             folded.withUTF8 { theirs -> Int? in
                 var start = 0, end = bytes.count
                 if bytes.contains(where: { $0 >= 0x80 }) { return nil }
-                func space(_ byte: UInt8) -> Bool { byte == 0x20 || (byte >= 0x09 && byte <= 0x0D) }
-                while start < end, space(bytes[start]) { start += 1 }
-                while end > start, space(bytes[end - 1]) { end -= 1 }
+                while start < end, isSpace(bytes[start]) { start += 1 }
+                while end > start, isSpace(bytes[end - 1]) { end -= 1 }
                 guard start < end else { return nil }
                 var index = 0
                 while start + index < end {
                     guard index < theirs.count else { return 1 }
-                    let byte = bytes[start + index]
-                    let ours = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+                    let ours = foldedByte(bytes[start + index])
                     if ours != theirs[index] { return ours < theirs[index] ? -1 : 1 }
                     index += 1
                 }

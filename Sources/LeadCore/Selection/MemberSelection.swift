@@ -16,9 +16,6 @@ public struct MemberSelection<Item> {
     private var top: TopSelection<Item>?
     /// Members offered so far, in list order: ties in `orderBy` go to the earlier.
     private var place = 0
-    /// The first key of the member an ordered selection would drop next, once it is full (the
-    /// heap's, kept here so that a member it rules out costs no look into the heap).
-    private var firstKeyOfLastKept: String??
 
     /// `taken`: members of the selection already imported, by an earlier run of a job that
     /// resumes in list order.
@@ -53,13 +50,12 @@ public struct MemberSelection<Item> {
                 defer { place += 1 }
                 // The first key alone decides most members of a long list: they come after the last kept.
                 let value = FilterValues.value(filter.order[0].field, of: member, attribute: attribute)
-                if let last = firstKeyOfLastKept, SelectionOrder.comesAfter(unfolded: value, last, descending: filter.order[0].descending) {
+                if let last = top!.lastKeptFirstKey, SelectionOrder.comesAfter(unfolded: value, last, descending: filter.order[0].descending) {
                     continue
                 }
                 let first = SelectionOrder.folded(value)
                 let rest = filter.order.dropFirst().map { SelectionOrder.folded(FilterValues.value($0.field, of: member, attribute: attribute)) }
                 top!.offer(folded: [first] + rest, place: place, member: item)
-                firstKeyOfLastKept = top!.lastKeptKeys.map { $0[0] }
             } else {
                 selected.append(item)
                 if let left = remaining { remaining = left - 1 }

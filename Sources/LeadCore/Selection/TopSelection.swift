@@ -34,9 +34,9 @@ public struct TopSelection<Member> {
 
     public var count: Int { places.count }
 
-    /// The folded keys of the member that would be dropped next, once `limit` are kept: a member
-    /// whose first key comes after its first key cannot be kept, whatever its other keys.
-    public var lastKeptKeys: [String?]? { places.count == limit ? keys[0] : nil }
+    /// The folded first key of the member that would be dropped next, once `limit` are kept (nil
+    /// before): a member whose first key comes after it cannot be kept, whatever its other keys.
+    public var lastKeptFirstKey: String?? { places.count == limit ? keys[0][0] : nil }
 
     /// Offers a member; it is kept when fewer than `limit` are, or when it comes before the last
     /// one kept. Its keys are folded here, once (`SelectionOrder.folded`).

@@ -11,24 +11,34 @@ extension PostgresValue {
         for value in values {
             if let value { payload += value.utf8.count } else { hasNull = true }
         }
-        var array = BinaryArray(elementType: BinaryArray.text, count: values.count, hasNull: hasNull, payload: payload)
-        for value in values {
-            guard let value else { array.appendNull(); continue }
-            let utf8 = value.utf8
-            if utf8.withContiguousStorageIfAvailable({ array.append($0) }) == nil { array.append(Array(utf8)[...]) }
+        let bytes = BinaryArray.bytes(elementType: BinaryArray.text, count: values.count, hasNull: hasNull,
+                                      elements: 4 * values.count + payload) { writer in
+            for value in values {
+                guard var value else {
+                    writer.null()
+                    continue
+                }
+                value.withUTF8 { writer.element($0) }
+            }
+            return true
         }
-        return .binary(type: BinaryArray.textArray, array.bytes)
+        // Every text fits: `bytes` fails only when a writer says so.
+        return .binary(type: BinaryArray.textArray, bytes ?? [])
     }
 
     /// An `int[]` (`int4[]`) parameter, 4 bytes an element; nil when a value does not fit. Sent as
     /// `text[]`, each element went through a cast and `int4in` on the server (docs/performance.md).
     public static func int4Array(_ values: [Int]) -> PostgresValue? {
-        var array = BinaryArray(elementType: BinaryArray.int4, count: values.count, hasNull: false, payload: 4 * values.count)
-        for value in values {
-            guard let value = Int32(exactly: value) else { return nil }
-            array.append(int4: value)
+        let bytes = BinaryArray.bytes(elementType: BinaryArray.int4, count: values.count, hasNull: false,
+                                      elements: 8 * values.count) { writer in
+            for value in values {
+                guard let value = Int32(exactly: value) else { return false }
+                writer.int32(4)
+                writer.int32(value)
+            }
+            return true
         }
-        return .binary(type: BinaryArray.int4Array, array.bytes)
+        return bytes.map { .binary(type: BinaryArray.int4Array, $0) }
     }
 
     /// Ids for a statement that casts the parameter (`$n::uuid[]`): binary `uuid[]`, or, when a
@@ -46,84 +56,111 @@ extension PostgresValue {
 
     /// A `uuid[]` parameter, 16 bytes an element; nil when a value is not a UUID's text form.
     public static func uuidArray(_ values: [String]) -> PostgresValue? {
-        var array = BinaryArray(elementType: BinaryArray.uuid, count: values.count, hasNull: false, payload: 16 * values.count)
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for value in values {
-            guard BinaryArray.parseUUID(value, into: &bytes) else { return nil }
-            array.append(bytes[...])
+        let bytes = BinaryArray.hexDigits.withUnsafeBufferPointer { digits in
+            BinaryArray.bytes(elementType: BinaryArray.uuid, count: values.count, hasNull: false,
+                              elements: 20 * values.count) { writer in
+                for var value in values {
+                    guard value.withUTF8({ writer.uuid($0, digits: digits) }) else { return false }
+                }
+                return true
+            }
         }
-        return .binary(type: BinaryArray.uuidArray, array.bytes)
+        return bytes.map { .binary(type: BinaryArray.uuidArray, $0) }
     }
 }
 
 /// PostgreSQL's binary array format (`array_recv`): ndim, has-nulls flag, element type, then
 /// per dimension its size and lower bound (1); then each element: its length (-1 for NULL) and
 /// bytes. Every integer is big-endian. An empty array has no dimensions.
-struct BinaryArray {
+///
+/// Written in place into an array of its exact size: appended a byte at a time, each append
+/// checked the array's capacity and uniqueness, and a job's commits send a million member ids
+/// and ten million fields (docs/performance.md).
+enum BinaryArray {
     // Type OIDs, fixed in PostgreSQL's catalog (`pg_type`).
     static let text: UInt32 = 25, textArray: UInt32 = 1009
     static let uuid: UInt32 = 2950, uuidArray: UInt32 = 2951
     static let int4: UInt32 = 23, int4Array: UInt32 = 1007
 
-    private(set) var bytes: [UInt8] = []
+    /// Each byte's value as a hexadecimal digit (either case); 0xFF for any other byte.
+    static let hexDigits: [UInt8] = (0...255).map { hexValue(UInt8($0)) ?? 0xFF }
 
-    init(elementType: UInt32, count: Int, hasNull: Bool, payload: Int) {
-        bytes.reserveCapacity(20 + 4 * count + payload)
-        append(Int32(count == 0 ? 0 : 1))
-        append(Int32(hasNull ? 1 : 0))
-        append(Int32(bitPattern: elementType))
-        if count > 0 {
-            append(Int32(count))
-            append(Int32(1))
-        }
-    }
-
-    mutating func appendNull() { append(Int32(-1)) }
-
-    mutating func append<C: Collection<UInt8>>(_ element: C) {
-        append(Int32(element.count))
-        bytes.append(contentsOf: element)
-    }
-
-    /// An `int4` element: its length, then its bytes.
-    mutating func append(int4 value: Int32) {
-        append(Int32(4))
-        append(value)
-    }
-
-    private mutating func append(_ value: Int32) {
-        let big = UInt32(bitPattern: value)
-        bytes.append(UInt8(truncatingIfNeeded: big >> 24))
-        bytes.append(UInt8(truncatingIfNeeded: big >> 16))
-        bytes.append(UInt8(truncatingIfNeeded: big >> 8))
-        bytes.append(UInt8(truncatingIfNeeded: big))
-    }
-
-    /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (either case) into 16 bytes.
-    static func parseUUID(_ text: String, into bytes: inout [UInt8]) -> Bool {
-        // A job sends every member's id (a million in a large job): read the bytes in place, not
-        // one by one through the UTF-8 view's iterator (docs/performance.md).
-        if let parsed = text.utf8.withContiguousStorageIfAvailable({ parseUUID($0, into: &bytes) }) { return parsed }
-        return Array(text.utf8).withUnsafeBufferPointer { parseUUID($0, into: &bytes) }
-    }
-
-    private static func parseUUID(_ utf8: UnsafeBufferPointer<UInt8>, into bytes: inout [UInt8]) -> Bool {
-        guard utf8.count == 36 else { return false }
-        var index = 0, position = 0
-        while position < 36 {
-            if position == 8 || position == 13 || position == 18 || position == 23 {
-                guard utf8[position] == UInt8(ascii: "-") else { return false }
-                position += 1
-                continue
+    /// The array of `count` elements of `elementType`, its elements (each with its length) coming
+    /// to `elements` bytes, as `write` writes them; nil when `write` gives up.
+    static func bytes(elementType: UInt32, count: Int, hasNull: Bool, elements: Int,
+                      write: (inout Writer) -> Bool) -> [UInt8]? {
+        let size = (count == 0 ? 12 : 20) + elements
+        var written = true
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            var writer = Writer(buffer)
+            writer.int32(count == 0 ? 0 : 1)
+            writer.int32(hasNull ? 1 : 0)
+            writer.int32(Int32(bitPattern: elementType))
+            if count > 0 {
+                writer.int32(Int32(count))
+                writer.int32(1)
             }
-            guard let high = hexValue(utf8[position]), let low = hexValue(utf8[position + 1]) else { return false }
-            bytes[index] = high << 4 | low
-            index += 1
-            position += 2
+            written = write(&writer)
+            initialized = written ? writer.end : 0
         }
-        return true
+        return written ? bytes : nil
     }
 
+    /// Writes into a buffer sized in advance; a write past its end stops the process rather than
+    /// corrupt memory.
+    struct Writer {
+        private let buffer: UnsafeMutableBufferPointer<UInt8>
+        private(set) var end = 0
+
+        init(_ buffer: UnsafeMutableBufferPointer<UInt8>) { self.buffer = buffer }
+
+        private mutating func reserve(_ count: Int) -> UnsafeMutablePointer<UInt8> {
+            precondition(count <= buffer.count - end, "binary array written past the size it was given")
+            defer { end += count }
+            return buffer.baseAddress! + end
+        }
+
+        mutating func int32(_ value: Int32) {
+            let bits = UInt32(bitPattern: value), out = reserve(4)
+            out[0] = UInt8(truncatingIfNeeded: bits >> 24)
+            out[1] = UInt8(truncatingIfNeeded: bits >> 16)
+            out[2] = UInt8(truncatingIfNeeded: bits >> 8)
+            out[3] = UInt8(truncatingIfNeeded: bits)
+        }
+
+        mutating func null() { int32(-1) }
+
+        /// An element: its length, then its bytes.
+        mutating func element(_ bytes: UnsafeBufferPointer<UInt8>) {
+            int32(Int32(bytes.count))
+            guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
+            reserve(bytes.count).initialize(from: source, count: bytes.count)
+        }
+
+        /// A `uuid` element from `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (either case); false,
+        /// with nothing written, when `text` is not one. `digits` is `hexDigits`.
+        mutating func uuid(_ text: UnsafeBufferPointer<UInt8>, digits: UnsafeBufferPointer<UInt8>) -> Bool {
+            let dash = UInt8(ascii: "-")
+            guard text.count == 36, text[8] == dash, text[13] == dash, text[18] == dash, text[23] == dash else { return false }
+            // Every digit's value ORed together: above 15 when any byte was not a digit.
+            var seen: UInt8 = 0
+            int32(16)
+            let out = reserve(16)
+            var position = 0
+            for index in 0..<16 {
+                if position == 8 || position == 13 || position == 18 || position == 23 { position += 1 }
+                let high = digits[Int(text[position])], low = digits[Int(text[position + 1])]
+                seen |= high | low
+                out[index] = high << 4 | low
+                position += 2
+            }
+            if seen > 15 {
+                end -= 20
+                return false
+            }
+            return true
+        }
+    }
 }
 
 /// One hexadecimal digit's value (UUIDs here, bytea's `\x` text form in Connection).

@@ -129,7 +129,13 @@ final class ConnectionTests: XCTestCase {
         for bad in ["", "0b1c2d3e4f504a6b8c7d9e0fa1b2c3d4", "0b1c2d3e-4f50-4a6b-8c7d-9e0fa1b2c3d", "0b1c2d3e-4f50-4a6b-8c7d-9e0fa1b2c3d44",
                     "0b1c2d3e-4f50-4a6b-8c7d_9e0fa1b2c3d4", "gb1c2d3e-4f50-4a6b-8c7d-9e0fa1b2c3d4"] {
             XCTAssertNil(PostgresValue.uuidArray([bad]), bad)
+            // Refused whole, wherever the bad one is: no array of the good ones before it.
+            XCTAssertNil(PostgresValue.uuidArray(ids + [bad] + ids), bad)
         }
+        let many = (0..<1_000).map { _ in UUID().uuidString }
+        let sent = try connection.query("SELECT array_agg(u::text ORDER BY n) FROM unnest($1::uuid[]) WITH ORDINALITY AS t(u, n)",
+                                        values: [XCTUnwrap(PostgresValue.uuidArray(many))])
+        XCTAssertEqual(try sent.first?.requiredString(0), "{" + many.map { $0.lowercased() }.joined(separator: ",") + "}")
     }
 
     func testInt4ArrayRoundTripsInOrder() throws {

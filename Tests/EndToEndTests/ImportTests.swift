@@ -266,12 +266,21 @@ final class ImportTests: XCTestCase {
             Seed.LeadSpec(title: String(repeating: "t", count: 5_000_000), workEmails: [("five@x.io", 0)]),
             Seed.LeadSpec(workEmails: [("attribute@x.io", 0)], attributes: ["notes": "\"" + String(repeating: "n", count: limit + 1) + "\""]),
             Seed.LeadSpec(workEmails: [("ok@x.io", 0)]),
+            // A column is counted in characters only past `limit` bytes: at the limit in either
+            // measure it is whole, one character past it in either it is too long.
+            Seed.LeadSpec(company: String(repeating: "c", count: limit), workEmails: [("bytes@x.io", 0)]),
+            Seed.LeadSpec(company: String(repeating: "é", count: limit), workEmails: [("characters@x.io", 0)]),
+            Seed.LeadSpec(headline: String(repeating: "h", count: limit + 1), workEmails: [("byte-over@x.io", 0)]),
+            Seed.LeadSpec(linkedin: "https://www.linkedin.com/in/" + String(repeating: "é", count: limit), workEmails: [("url-over@x.io", 0)]),
         ])
         let leadsCampaign = try seed.campaign(user: owner.user, channel: "email")
         let (leadsStatus, leadsBody) = try importList(leads, into: leadsCampaign, as: owner)
         XCTAssertEqual(leadsStatus, 200, "\(leadsBody)")
-        XCTAssertEqual(counts(leadsBody), [2, 0, 1, 0, 3])
-        XCTAssertEqual(Set(try seed.campaignLeads(leadsCampaign).map { $0["email"] ?? nil }), ["five@x.io", "ok@x.io"])
+        XCTAssertEqual(counts(leadsBody), [4, 0, 3, 0, 7])
+        XCTAssertEqual(Set(try seed.campaignLeads(leadsCampaign).map { $0["email"] ?? nil }),
+                       ["five@x.io", "ok@x.io", "bytes@x.io", "characters@x.io"])
+        XCTAssertEqual(try seed.value("SELECT length(company) FROM campaign_leads WHERE campaign_id = $1 AND email = 'characters@x.io'",
+                                      [leadsCampaign]), String(limit))
     }
 
     // MARK: - outcomes

@@ -261,13 +261,20 @@ public struct CanonicalLead: Sendable, Equatable {
     /// The Lead's own columns first, the attributes where a column is blank; every usable
     /// work_email before the `email` attribute.
     public var member: ListMember {
+        let lead = self
+        return lead.intoMember()
+    }
+
+    /// `member`, made of this record's own strings: decoding a page read each hydrated Lead
+    /// through a copy of it, every string retained and released once more.
+    public consuming func intoMember() -> ListMember {
         if let rejection { return .rejected(rejection) }
         func column(_ own: String?, _ attribute: String?) -> String? {
             LeadMapping.present(own) ?? LeadMapping.present(attribute)
         }
         return ListMember(
             linkedinURL: linkedinSocial,
-            emails: workEmails + (attributeEmail.map { [$0] } ?? []),
+            emails: attributeEmail.map { workEmails + [$0] } ?? workEmails,
             firstName: column(firstName, attributeFirstName),
             lastName: column(lastName, attributeLastName),
             fullName: column(fullName, attributeFullName),

@@ -99,10 +99,17 @@ public enum JobPages {
         let result = try connection.query(CanonicalLeads.membersOfKeys,
                                           values: [.uuids(ids), .text(target.userID)])
         var kept: [Int] = []
-        let members = try CanonicalLeads.decode(result, count: keys.count, kept: { kept.append($0) })
+        var members = try CanonicalLeads.decode(result, count: keys.count, kept: { kept.append($0) })
         // A member whose Lead went since its key was read is no longer in the list: skipped,
-        // as the synchronous import skips it.
-        return Page(members: zip(kept, members).map { JobMember(id: keys[$0].id, member: $1, cursor: keys[$0]) }, read: keys.count,
-                    last: page.last)
+        // as the synchronous import skips it. Each record is moved into its JobMember: a copy
+        // (zip and map) retained and released every string of every member once more.
+        var hydrated = [JobMember]()
+        hydrated.reserveCapacity(members.count)
+        for index in members.indices {
+            var member = ListMember()
+            swap(&member, &members[index])
+            hydrated.append(JobMember(id: keys[kept[index]].id, member: member, cursor: keys[kept[index]]))
+        }
+        return Page(members: hydrated, read: keys.count, last: page.last)
     }
 }

@@ -412,7 +412,9 @@ public struct CanonicalLeads: HydratedListSource {
         var members: [ListMember] = []
         members.reserveCapacity(leads.count)
         for position in leads.indices where found[position] {
-            members.append(leads[position].member)
+            var lead = CanonicalLead()
+            swap(&lead, &leads[position])
+            members.append(lead.intoMember())
             kept?(position)
         }
         return members

@@ -184,14 +184,6 @@ extension ImportFilterTests {
     }
 }
 
-extension Result {
-    var failure: Failure? {
-        if case .failure(let error) = self { return error }
-        return nil
-    }
-}
-
-// These two were in the extension of `Result` above, where XCTest never ran them.
 extension ImportFilterTests {
     /// The ASCII path of `FilterText.comparable` gives what trimming and folding characters gives.
     func testComparableTextOnBytesMatchesTheGeneralRule() {
@@ -224,5 +216,12 @@ extension ImportFilterTests {
                 }
             }
         }
+    }
+}
+
+extension Result {
+    var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
     }
 }

@@ -377,7 +377,7 @@ public final class JobRunner: @unchecked Sendable {
             swap(&member, &listed[index].member)
             position += 1
             batch.append(PlannedMember(position: position, memberID: listed[index].id, member: consume member,
-                                       resumeAfter: listed[index].cursor.text))
+                                       resumeAfter: listed[index].cursor))
             if batch.count == batchSize {
                 batches.append(batch)
                 batch = []

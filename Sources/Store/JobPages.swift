@@ -10,19 +10,6 @@ public struct JobMember: Sendable {
     public var cursor: ListCursor
 }
 
-extension ListCursor {
-    /// The cursor as a job stores it (`resume_cursor`): the id, a space, then `created_at` as the
-    /// database wrote it (a UUID holds no space, so the first one separates them).
-    public var text: String { id + " " + createdAt }
-
-    public init?(text: String) {
-        guard let space = text.firstIndex(of: " ") else { return nil }
-        let id = String(text[..<space]), createdAt = String(text[text.index(after: space)...])
-        guard UUIDPattern.matches(id[...]), !createdAt.isEmpty else { return nil }
-        self.init(createdAt: createdAt, id: id)
-    }
-}
-
 /// A list's members in list order, each with its id and cursor: the pages a job reads. The same
 /// statements as the synchronous import's (`LeadGenRows`, `CanonicalLeads`), so a job selects and
 /// maps exactly what the synchronous import would.

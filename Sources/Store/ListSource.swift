@@ -10,12 +10,6 @@ public protocol ListSource: Sendable {
     func members(ids: [String], list: String, on connection: Connection) throws -> [ListMember]
 }
 
-/// Where a page ended: the last member's `(created_at, id)`, as the database wrote them.
-public struct ListCursor: Sendable, Equatable {
-    public var createdAt: String
-    public var id: String
-}
-
 public struct ListPage: Sendable {
     public var members: [ListMember]
     /// The position of the last member read; nil when the page is empty.

@@ -21,7 +21,7 @@ final class PlannedBatchesTests: XCTestCase {
         XCTAssertEqual(planned.map(\.position), Array(41...47))
         XCTAssertEqual(planned.map(\.memberID), expected.map(\.id))
         XCTAssertEqual(planned.map(\.member), expected.map(\.member))
-        XCTAssertEqual(planned.map(\.resumeAfter), expected.map(\.cursor.text))
+        XCTAssertEqual(planned.map(\.resumeAfter), expected.map(\.cursor))
     }
 
     func testAPageOfExactlyABatchOrNoneMakesOneBatchOrNone() {

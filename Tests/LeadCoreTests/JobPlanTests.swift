@@ -8,9 +8,11 @@ final class JobPlanTests: XCTestCase {
     func members(_ emails: [String?], after: Int) -> [PlannedMember] {
         emails.enumerated().map { offset, email in
             PlannedMember(position: after + offset + 1, memberID: "m\(after + offset + 1)",
-                          member: ListMember(emails: email.map { [$0] } ?? []), resumeAfter: "c\(after + offset + 1)")
+                          member: ListMember(emails: email.map { [$0] } ?? []), resumeAfter: cursor(after + offset + 1))
         }
     }
+
+    func cursor(_ position: Int) -> ListCursor { ListCursor(createdAt: "2026-01-01 00:00:\(position)+00", id: "m\(position)") }
 
     func testABatchIsWholeWithInvalidMembersSettled() {
         let planned = PlannedJobBatch.of(members(["a@example.com", nil, "b@example.com", "a@example.com"], after: 10), after: 10,
@@ -21,8 +23,8 @@ final class JobPlanTests: XCTestCase {
         XCTAssertEqual(planned.batch.leads.map(\.position), [11, 13, 14], "repeats are the commit's to settle")
         XCTAssertEqual(planned.batch.leads.map(\.memberID), ["m11", "m13", "m14"])
         XCTAssertEqual(planned.batch.settled, [Rejection(position: 12, memberID: "m12", reason: .invalid, detail: "no work email")])
-        XCTAssertEqual(planned.batch.resumeAfter, "c14")
-        XCTAssertEqual(planned.cursors, ["c11", "c12", "c13", "c14"])
+        XCTAssertEqual(planned.batch.resumeAfter, "m14 2026-01-01 00:00:14+00", "the text a job stores")
+        XCTAssertEqual(planned.cursors, (11...14).map(cursor))
     }
 
     /// Two batches are in flight at once: a repeat of the batch before is settled in the plan,
@@ -40,6 +42,7 @@ final class JobPlanTests: XCTestCase {
             Rejection(position: 7, memberID: "m7", reason: .duplicate, detail: "a repeat of position 5"),
         ])
         XCTAssertEqual(planned.identities, BatchIdentities(planned.batch.leads))
+        XCTAssertEqual(planned.batch.firstPlaces, [4, 4], "8 repeats 4 within the batch")
         XCTAssertEqual(PlannedJobBatch.of(members(["a@example.com"], after: 3), after: 3, channel: .email).batch.leads.count, 1,
                        "with no batch before (a resumed run's first), the commit settles it")
     }
@@ -67,8 +70,8 @@ final class JobPlanTests: XCTestCase {
         XCTAssertEqual(second.batch.through, 8)
         XCTAssertEqual(first.batch.leads.map(\.position), [2, 4])
         XCTAssertEqual(second.batch.leads.map(\.position), [5, 7])
-        XCTAssertEqual(first.batch.resumeAfter, "c4", "where reading resumes after the first part's last position")
-        XCTAssertEqual(second.batch.resumeAfter, "c8")
+        XCTAssertEqual(first.batch.resumeAfter, cursor(4).text, "where reading resumes after the first part's last position")
+        XCTAssertEqual(second.batch.resumeAfter, cursor(8).text)
         XCTAssertEqual(first.cursors + second.cursors, planned.cursors)
 
         // Down to one lead, which cannot be cut; it is settled as an error in its place.
@@ -79,6 +82,7 @@ final class JobPlanTests: XCTestCase {
         let settled = try! XCTUnwrap(part.settlingOnlyLead(as: .error, detail: "refused"))
         XCTAssertTrue(settled.batch.isWhole)
         XCTAssertEqual(settled.batch.leads, [])
+        XCTAssertEqual(settled.batch.firstPlaces, [], "no lead left to try")
         XCTAssertEqual(settled.batch.settled.map(\.position), [1, 2, 3])
         XCTAssertEqual(settled.batch.settled[1], Rejection(position: 2, memberID: "m2", reason: .error, detail: "refused"))
         XCTAssertNil(planned.settlingOnlyLead(as: .error, detail: "refused"), "only a batch of one lead")

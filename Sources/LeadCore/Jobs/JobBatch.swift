@@ -22,17 +22,29 @@ public struct JobBatch: Equatable, Sendable {
     public var after: Int
     /// The job's position once this batch commits.
     public var through: Int
-    public var leads: [Lead]
+    public var leads: [Lead] {
+        didSet { firstPlaces = Self.firstPlaces(of: leads) }
+    }
     public var settled: [Rejection]
     /// Where reading resumes after `through`, in the page feed's own terms; opaque here.
     public var resumeAfter: String?
+    /// For each lead, the position of the batch's first lead with its identity (its own when it
+    /// is the first): the commit tries only those, and records the others as repeats of it.
+    public private(set) var firstPlaces: [Int]
 
     public init(after: Int, through: Int, leads: [Lead], settled: [Rejection], resumeAfter: String?) {
+        self.init(after: after, through: through, leads: leads, settled: settled, resumeAfter: resumeAfter,
+                  firstPlaces: Self.firstPlaces(of: leads))
+    }
+
+    /// `firstPlaces` as planning the batch found them (`PlannedJobBatch.of`).
+    init(after: Int, through: Int, leads: [Lead], settled: [Rejection], resumeAfter: String?, firstPlaces: [Int]) {
         self.after = after
         self.through = through
         self.leads = leads
         self.settled = settled
         self.resumeAfter = resumeAfter
+        self.firstPlaces = firstPlaces
     }
 
     /// Every position from `after + 1` through `through` exactly once, as a lead or as a settled
@@ -70,10 +82,8 @@ public struct JobBatch: Equatable, Sendable {
         return counts
     }
 
-    /// For each lead, the position of the batch's first lead with its identity (its own when it
-    /// is the first): the commit tries only those, and records the others as repeats of it.
     /// Identities compare byte for byte, as the database's unique index compares them.
-    public var firstPlaces: [Int] {
+    static func firstPlaces(of leads: [Lead]) -> [Int] {
         var first: [IdentityKey: Int] = [:]
         first.reserveCapacity(leads.count)
         return leads.indices.map { index in

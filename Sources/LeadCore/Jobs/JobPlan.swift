@@ -3,10 +3,11 @@ public struct PlannedMember: Sendable, Equatable {
     public var position: Int
     public var memberID: String
     public var member: ListMember
-    /// Where reading resumes after this member (the page feed's cursor, opaque here).
-    public var resumeAfter: String
+    /// Where reading resumes after this member. Kept as read, not as the text a job stores: only
+    /// a batch's last member's is ever stored (docs/performance.md).
+    public var resumeAfter: ListCursor
 
-    public init(position: Int, memberID: String, member: ListMember, resumeAfter: String) {
+    public init(position: Int, memberID: String, member: ListMember, resumeAfter: ListCursor) {
         self.position = position
         self.memberID = memberID
         self.member = member
@@ -19,16 +20,16 @@ public struct PlannedMember: Sendable, Equatable {
 public struct PlannedJobBatch: Sendable, Equatable {
     public var batch: JobBatch
     /// The cursor after each position of the batch, `after + 1` first.
-    public var cursors: [String]
+    public var cursors: [ListCursor]
     /// The identities of the batch's leads: what the batch after it settles its repeats against
     /// while both are in flight.
     public let identities: BatchIdentities
 
-    public init(batch: JobBatch, cursors: [String]) {
+    public init(batch: JobBatch, cursors: [ListCursor]) {
         self.init(batch: batch, cursors: cursors, identities: BatchIdentities(batch.leads))
     }
 
-    private init(batch: JobBatch, cursors: [String], identities: BatchIdentities) {
+    private init(batch: JobBatch, cursors: [ListCursor], identities: BatchIdentities) {
         self.batch = batch
         self.cursors = cursors
         self.identities = identities
@@ -48,7 +49,11 @@ public struct PlannedJobBatch: Sendable, Equatable {
         var leads: [JobBatch.Lead] = []
         var settled: [Rejection] = []
         var firstRepeat: [IdentityKey: Int] = [:]
-        var identities = Set<IdentityKey>(minimumCapacity: members.count)
+        // Each lead's identity is hashed once, for both: the batch's identities and each lead's
+        // first place (JobBatch.firstPlaces).
+        var firstPlace = [IdentityKey: Int](minimumCapacity: members.count)
+        var firstPlaces: [Int] = []
+        firstPlaces.reserveCapacity(members.count)
         // By index: `for planned in members` copied every member, each of its strings retained and
         // released again (docs/performance.md).
         for index in members.indices {
@@ -59,9 +64,10 @@ public struct PlannedJobBatch: Sendable, Equatable {
                 continue
             }
             let identity = IdentityKey(lead.identity)
-            guard previous.keys.contains(identity) else {
+            guard previous.contains(identity) else {
                 leads.append(JobBatch.Lead(position: position, memberID: members[index].memberID, lead: lead))
-                identities.insert(identity)
+                // One lookup: a new identity's place is stored as it is read.
+                firstPlaces.append(storedOrNew(&firstPlace[identity, default: position]))
                 continue
             }
             let detail = firstRepeat[identity].map(RejectionDetail.repeatOf(position:)) ?? RejectionDetail.alreadyInCampaign
@@ -70,9 +76,11 @@ public struct PlannedJobBatch: Sendable, Equatable {
         }
         let through = after + members.count
         return PlannedJobBatch(batch: JobBatch(after: after, through: through, leads: leads, settled: settled,
-                                               resumeAfter: members.last?.resumeAfter),
-                               cursors: members.map(\.resumeAfter), identities: BatchIdentities(keys: identities))
+                                               resumeAfter: members.last?.resumeAfter.text, firstPlaces: firstPlaces),
+                               cursors: members.map(\.resumeAfter), identities: BatchIdentities(firstPlaces: firstPlace))
     }
+
+    private static func storedOrNew(_ place: inout Int) -> Int { place }
 
     /// Two parts, each whole, with half the leads each: the first ends just before the second
     /// half's first lead. nil for a batch of fewer than two leads, which cannot be cut.
@@ -103,26 +111,32 @@ public struct PlannedJobBatch: Sendable, Equatable {
         return PlannedJobBatch(
             batch: JobBatch(after: after, through: through, leads: batch.leads.filter { within($0.position) },
                             settled: batch.settled.filter { within($0.position) },
-                            resumeAfter: through == batch.through ? batch.resumeAfter : cursors.last ?? batch.resumeAfter),
+                            resumeAfter: through == batch.through ? batch.resumeAfter : cursors.last?.text ?? batch.resumeAfter),
             cursors: cursors)
     }
 }
 
 /// The identities of a batch's leads, as the database's unique index compares them.
 public struct BatchIdentities: Sendable, Equatable {
-    fileprivate var keys: Set<IdentityKey>
+    /// Each identity with the place of its first lead: what planning the batch made anyway.
+    fileprivate var firstPlaces: [IdentityKey: Int]
 
     public static let none = BatchIdentities([])
 
     public init(_ leads: [JobBatch.Lead]) {
-        keys = Set(leads.map { IdentityKey($0.lead.identity) })
+        firstPlaces = Dictionary(leads.map { (IdentityKey($0.lead.identity), $0.position) }, uniquingKeysWith: { first, _ in first })
     }
 
-    fileprivate init(keys: Set<IdentityKey>) {
-        self.keys = keys
+    fileprivate init(firstPlaces: [IdentityKey: Int]) {
+        self.firstPlaces = firstPlaces
     }
 
-    public var isEmpty: Bool { keys.isEmpty }
+    public var isEmpty: Bool { firstPlaces.isEmpty }
+
+    func contains(_ identity: IdentityKey) -> Bool { firstPlaces[identity] != nil }
+
+    /// The same identities, wherever their leads stood.
+    public static func == (a: BatchIdentities, b: BatchIdentities) -> Bool { a.firstPlaces.keys == b.firstPlaces.keys }
 }
 
 public enum JobPlan {

@@ -184,6 +184,8 @@ public final class JobRunner: @unchecked Sendable {
     private func importLoop(_ run: inout Run) -> LoopEnd {
         // The outcome counts every run of the job: a resumed job read pages before.
         var pagesRead = run.record.resumePosition > 0 ? 1 : 0
+        // Declared first, so run last: after the readers and the lanes have ended.
+        defer { LeadImporter.trimAtEnd(pagesRead) }
         func outcome(_ end: ImportEnd) -> ImportOutcome { ImportOutcome(counts: run.record.job.counts, end: end) }
         let reading = pageReading(run.target, attributeKeys: run.filter.attributeKeys.sorted())
         // A selection in list order is made as pages are read, and resumes from the cursor of

@@ -193,6 +193,13 @@ public struct LeadImporter: Sendable {
         if pagesRead % pagesBetweenTrims == 0 { Memory.returnFreePages() }
     }
 
+    /// Hands back what the last pages and batches left free, once every stage has ended: what an
+    /// idle service keeps does not grow with the lists it imported. Not after a page or two, whose
+    /// request would pay for it and gain nothing.
+    static func trimAtEnd(_ pagesRead: Int) {
+        if pagesRead >= pagesBetweenTrims { Memory.returnFreePages() }
+    }
+
     private func runStages(first: ListPage, pages: PageReading, writer: CampaignWriter, started: MonotonicInstant,
                            progress: (@Sendable (ImportProgress) -> Void)?) -> ImportOutcome {
         let threads = Self.writers + pages.threads
@@ -271,6 +278,7 @@ public struct LeadImporter: Sendable {
         batches.close()
         feed.wait()
         _ = writersDone.wait()
+        Self.trimAtEnd(pagesRead)
         let counts = written.current
         progress?(ImportProgress(rowsRead: rowsRead, counts: counts, elapsed: MonotonicInstant.now() - started))
         if let reason = stop.current { return ImportOutcome(counts: counts, end: .stopped(reason)) }
@@ -289,19 +297,21 @@ public struct LeadImporter: Sendable {
     /// `runAlone` with each batch's leads handed to `write` (a dry run counts them instead).
     func runAlone(first: ListPage, feed: any PageFeed, channel: Channel, started: MonotonicInstant,
                   progress: (@Sendable (ImportProgress) -> Void)?, write: ([CandidateLead]) -> BatchResult) -> ImportOutcome {
+        var pagesRead = 0
         defer {
             feed.stop()
             feed.wait()
+            Self.trimAtEnd(pagesRead)
         }
         var planner = BatchPlanner(batchSize: batchSize, channel: channel)
         var counts = ImportCounts()
         var rowsRead = 0
-        var pagesRead = 0
         var next: PageFeedItem? = .page(first)
         while let item = next {
             guard case .page(let page) = item else { return ImportOutcome(counts: counts, end: .pageFetchFailed(pagesRead: pagesRead)) }
             pagesRead += 1
             rowsRead += page.members.count
+            Self.trimNowAndThen(pagesRead)
             for batch in planner.plan(page.members) {
                 if stopRequested() { return ImportOutcome(counts: counts, end: .stopped(.serviceStopping)) }
                 let result = write(batch.leads)

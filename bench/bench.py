@@ -773,7 +773,9 @@ def machine_facts(args, admin):
 
 def cpu_seconds():
     """CPU time so far: the machine's busy and stolen seconds (/proc/stat), and the user plus
-    system seconds of every PostgreSQL, nginx and leadimport process alive now."""
+    system seconds of every PostgreSQL, nginx and leadimport process alive now, with those of
+    its children that ended (a backend that closes mid-step moves its seconds to the postmaster's
+    children's time; counting only its own, the step lost them: -110.97 s once)."""
     tick = os.sysconf("SC_CLK_TCK")
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:]]
@@ -790,7 +792,8 @@ def cpu_seconds():
             continue
         name = stat[stat.index("(") + 1:stat.rindex(")")]
         rest = stat[stat.rindex(")") + 2:].split()
-        used = (int(rest[11]) + int(rest[12])) / tick
+        # utime, stime, cutime, cstime
+        used = (int(rest[11]) + int(rest[12]) + int(rest[13]) + int(rest[14])) / tick
         if name in ("postgres", "nginx"):
             out[name] += used
         elif name in ("leadimport", "exe"):

@@ -82,7 +82,8 @@ public struct JobBatch: Equatable, Sendable {
         return counts
     }
 
-    /// Identities compare byte for byte, as the database's unique index compares them.
+    /// `firstPlaces` worked out from the leads alone. Identities compare byte for byte, as the
+    /// database's unique index compares them.
     static func firstPlaces(of leads: [Lead]) -> [Int] {
         var first: [IdentityKey: Int] = [:]
         first.reserveCapacity(leads.count)

@@ -80,6 +80,8 @@ public struct PlannedJobBatch: Sendable, Equatable {
                                cursors: members.map(\.resumeAfter), identities: BatchIdentities(firstPlaces: firstPlace))
     }
 
+    /// What `firstPlace[identity, default: position]` holds once accessed in place: the place
+    /// stored for the identity, or `position`, stored now as its first.
     private static func storedOrNew(_ place: inout Int) -> Int { place }
 
     /// Two parts, each whole, with half the leads each: the first ends just before the second

@@ -374,11 +374,10 @@ public final class JobRunner: @unchecked Sendable {
         batch.reserveCapacity(min(batchSize, listed.count))
         var position = after
         for index in listed.indices {
-            // The record is swapped out, not copied; the page keeps only ids and cursors.
-            var member = ListMember()
-            swap(&member, &listed[index].member)
+            // The page keeps only ids and cursors.
             position += 1
-            batch.append(PlannedMember(position: position, memberID: listed[index].id, member: consume member,
+            batch.append(PlannedMember(position: position, memberID: listed[index].id,
+                                       member: moveOut(of: &listed[index].member, leaving: ListMember()),
                                        resumeAfter: listed[index].cursor))
             if batch.count == batchSize {
                 batches.append(batch)

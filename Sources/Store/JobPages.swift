@@ -93,9 +93,8 @@ public enum JobPages {
         var hydrated = [JobMember]()
         hydrated.reserveCapacity(members.count)
         for index in members.indices {
-            var member = ListMember()
-            swap(&member, &members[index])
-            hydrated.append(JobMember(id: keys[kept[index]].id, member: member, cursor: keys[kept[index]]))
+            hydrated.append(JobMember(id: keys[kept[index]].id, member: moveOut(of: &members[index], leaving: ListMember()),
+                                      cursor: keys[kept[index]]))
         }
         return Page(members: hydrated, read: keys.count, last: page.last)
     }

@@ -406,9 +406,7 @@ public struct CanonicalLeads: HydratedListSource {
         var members: [ListMember] = []
         members.reserveCapacity(leads.count)
         for position in leads.indices where found[position] {
-            var lead = CanonicalLead()
-            swap(&lead, &leads[position])
-            members.append(lead.intoMember())
+            members.append(moveOut(of: &leads[position], leaving: CanonicalLead()).intoMember())
             kept?(position)
         }
         return members

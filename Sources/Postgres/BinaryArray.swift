@@ -1,3 +1,5 @@
+import Platform
+
 extension PostgresValue {
     /// A `text[]` parameter. One array per column lets a single statement carry a whole batch of
     /// rows (`unnest($1::text[], ...)`) with a fixed parameter count.
@@ -83,7 +85,7 @@ enum BinaryArray {
     static let int4: UInt32 = 23, int4Array: UInt32 = 1007
 
     /// Each byte's value as a hexadecimal digit (either case); 0xFF for any other byte.
-    static let hexDigits: [UInt8] = (0...255).map { hexValue(UInt8($0)) ?? 0xFF }
+    static let hexDigits: [UInt8] = (0...255).map { hexDigitValue(UInt8($0)) ?? 0xFF }
 
     /// The array of `count` elements of `elementType`, its elements (each with its length) coming
     /// to `elements` bytes, as `write` writes them; nil when `write` gives up.
@@ -140,15 +142,19 @@ enum BinaryArray {
         /// A `uuid` element from `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` (either case); false,
         /// with nothing written, when `text` is not one. `digits` is `hexDigits`.
         mutating func uuid(_ text: UnsafeBufferPointer<UInt8>, digits: UnsafeBufferPointer<UInt8>) -> Bool {
-            let dash = UInt8(ascii: "-")
-            guard text.count == 36, text[8] == dash, text[13] == dash, text[18] == dash, text[23] == dash else { return false }
-            // Every digit's value ORed together: above 15 when any byte was not a digit.
+            guard text.count == 36 else { return false }
+            // Every digit's value ORed together: above 15 when any byte was not a digit, or a
+            // dash is missing.
             var seen: UInt8 = 0
             int32(16)
             let out = reserve(16)
             var position = 0
             for index in 0..<16 {
-                if position == 8 || position == 13 || position == 18 || position == 23 { position += 1 }
+                // 8-4-4-4-12 digits: a dash before the 5th, 7th, 9th and 11th byte.
+                if index == 4 || index == 6 || index == 8 || index == 10 {
+                    seen |= text[position] == UInt8(ascii: "-") ? 0 : 0xFF
+                    position += 1
+                }
                 let high = digits[Int(text[position])], low = digits[Int(text[position + 1])]
                 seen |= high | low
                 out[index] = high << 4 | low
@@ -160,15 +166,5 @@ enum BinaryArray {
             }
             return true
         }
-    }
-}
-
-/// One hexadecimal digit's value (UUIDs here, bytea's `\x` text form in Connection).
-func hexValue(_ byte: UInt8) -> UInt8? {
-    switch byte {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-    case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-    default: return nil
     }
 }

@@ -1,4 +1,5 @@
 import CLibPQ
+import Platform
 
 /// The column names of a result, shared by its rows.
 final class ColumnIndex: Sendable {
@@ -112,7 +113,7 @@ extension Connection {
             bytes.reserveCapacity((raw.count - 2) / 2)
             var position = 2
             while position + 1 < raw.count {
-                guard let high = hexValue(raw[position]), let low = hexValue(raw[position + 1]) else { break }
+                guard let high = hexDigitValue(raw[position]), let low = hexDigitValue(raw[position + 1]) else { break }
                 bytes.append(high << 4 | low)
                 position += 2
             }

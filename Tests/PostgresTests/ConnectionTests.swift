@@ -127,7 +127,11 @@ final class ConnectionTests: XCTestCase {
         let empty = try connection.query("SELECT cardinality($1::uuid[]) AS n", values: [XCTUnwrap(PostgresValue.uuidArray([]))])
         XCTAssertEqual(try empty.first?.int("n"), 0)
         for bad in ["", "0b1c2d3e4f504a6b8c7d9e0fa1b2c3d4", "0b1c2d3e-4f50-4a6b-8c7d-9e0fa1b2c3d", "0b1c2d3e-4f50-4a6b-8c7d-9e0fa1b2c3d44",
-                    "0b1c2d3e-4f50-4a6b-8c7d_9e0fa1b2c3d4", "gb1c2d3e-4f50-4a6b-8c7d-9e0fa1b2c3d4"] {
+                    "0b1c2d3e-4f50-4a6b-8c7d_9e0fa1b2c3d4", "gb1c2d3e-4f50-4a6b-8c7d-9e0fa1b2c3d4",
+                    // Each dash a digit in turn (still 36 bytes), and a dash one place early.
+                    "0b1c2d3e04f50-4a6b-8c7d-9e0fa1b2c3d4", "0b1c2d3e-4f5004a6b-8c7d-9e0fa1b2c3d4",
+                    "0b1c2d3e-4f50-4a6b08c7d-9e0fa1b2c3d4", "0b1c2d3e-4f50-4a6b-8c7d09e0fa1b2c3d4",
+                    "0b1c2d3-e4f50-4a6b-8c7d-9e0fa1b2c3d4"] {
             XCTAssertNil(PostgresValue.uuidArray([bad]), bad)
             // Refused whole, wherever the bad one is: no array of the good ones before it.
             XCTAssertNil(PostgresValue.uuidArray(ids + [bad] + ids), bad)

@@ -1,3 +1,5 @@
+import Platform
+
 /// Why a member of a job's selection was not inserted.
 public enum RejectionReason: String, Sendable, CaseIterable {
     case invalid
@@ -121,7 +123,7 @@ public struct RejectionsRequest: Equatable, Sendable {
         while let byte = iterator.next() {
             switch byte {
             case UInt8(ascii: "%"):
-                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+                guard let high = iterator.next().flatMap(hexDigitValue), let low = iterator.next().flatMap(hexDigitValue) else { return nil }
                 bytes.append(high << 4 | low)
             case UInt8(ascii: "+"):
                 bytes.append(0x20)
@@ -130,15 +132,6 @@ public struct RejectionsRequest: Equatable, Sendable {
             }
         }
         return String(validating: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case 0x30...0x39: return byte - 0x30
-        case 0x41...0x46: return byte - 0x37
-        case 0x61...0x66: return byte - 0x57
-        default: return nil
-        }
     }
 }
 

@@ -53,9 +53,14 @@ public struct MemberSelection<Item> {
                 if let last = top!.lastKeptFirstKey, SelectionOrder.comesAfter(unfolded: value, last, descending: filter.order[0].descending) {
                     continue
                 }
-                let first = SelectionOrder.folded(value)
-                let rest = filter.order.dropFirst().map { SelectionOrder.folded(FilterValues.value($0.field, of: member, attribute: attribute)) }
-                top!.offer(folded: [first] + rest, place: place, member: item)
+                // One array of the keys, not the first joined to the rest (two more arrays a member).
+                var keys: [String?] = []
+                keys.reserveCapacity(filter.order.count)
+                keys.append(SelectionOrder.folded(value))
+                for key in filter.order.dropFirst() {
+                    keys.append(SelectionOrder.folded(FilterValues.value(key.field, of: member, attribute: attribute)))
+                }
+                top!.offer(folded: keys, place: place, member: item)
             } else {
                 selected.append(item)
                 if let left = remaining { remaining = left - 1 }

@@ -112,7 +112,7 @@ final class MemberSelectionTests: XCTestCase {
     /// their first key alone.
     func testAnOrderedSelectionIsTheHeadOfTheWholeListSorted() {
         var generator = SystemRandomNumberGenerator()
-        let companies: [String?] = [nil, "", " ", "Acme", "acme ", "Globex", "Initech", "Umbrella"]
+        let companies: [String?] = [nil, "", " ", "Acme", "acme ", "Globex", "Initech", "Umbrella", "Ünal", " ünal", "Zoë"]
         let fields: [FilterField] = [.company, .firstName, .position]
         for _ in 0..<300 {
             let members = (0..<Int.random(in: 1...60, using: &generator)).map { i in

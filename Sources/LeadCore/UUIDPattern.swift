@@ -1,3 +1,5 @@
+import Platform
+
 /// The public API's UUID pattern, matched by hand (it runs on every request):
 /// `^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|00000000-0000-0000-0000-000000000000|ffffffff-ffff-ffff-ffff-ffffffffffff)$`
 /// Versions 1 to 8, the RFC 4122 variant, plus the nil and the max UUID. Note the max UUID is
@@ -16,7 +18,7 @@ public enum UUIDPattern {
             case 19:
                 guard "89abAB".utf8.contains(byte) else { return false }
             default:
-                guard isHexDigit(byte) else { return false }
+                guard hexDigitValue(byte) != nil else { return false }
             }
         }
         return true
@@ -24,8 +26,4 @@ public enum UUIDPattern {
 
     private static let nilUUID = Array("00000000-0000-0000-0000-000000000000".utf8)
     private static let maxUUID = Array("ffffffff-ffff-ffff-ffff-ffffffffffff".utf8)
-
-    static func isHexDigit(_ byte: UInt8) -> Bool {
-        (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 70) || (byte >= 97 && byte <= 102)
-    }
 }

@@ -1,5 +1,6 @@
-/// One hexadecimal digit's value (either case), nil for any other byte: UUIDs and bytea's `\x`
-/// text form read from PostgreSQL, `%XX` escapes in a rejections cursor.
+/// One hexadecimal digit's value (either case), nil for any other byte: UUIDs (the API's pattern,
+/// `uuid[]` parameters), bytea's `\x` text form read from PostgreSQL, `%XX` escapes in a
+/// rejections cursor.
 @inlinable
 public func hexDigitValue(_ byte: UInt8) -> UInt8? {
     switch byte {

@@ -74,6 +74,13 @@ let package = Package(
     ]
 )
 
+// Release builds compile every module with cross-module optimization, so that the importer
+// specializes LeadCore's generic selection (MemberSelection, TopSelection) for the members it
+// reads instead of calling it through generic metadata for each member (docs/performance.md).
+for target in package.targets where target.type == .regular || target.type == .executable {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+}
+
 // The libFuzzer targets exist only for scripts/fuzz (LEADIMPORT_FUZZ=1): they have no main of
 // their own, libFuzzer's comes with -sanitize=fuzzer, so an ordinary build could not link them.
 if Context.environment["LEADIMPORT_FUZZ"] != nil {

@@ -116,7 +116,14 @@ private func isScheme(_ scalars: ArraySlice<UInt32>) -> Bool {
 }
 
 /// `value` without whitespace (IdentityText) at either end.
-func trimmed<S: StringProtocol>(_ value: S) -> String {
+func trimmed<S: StringProtocol>(_ value: S) -> String where S.UTF8View: BidirectionalCollection {
+    // Most values begin and end with a visible ASCII character (an ASCII byte is always a whole
+    // code point in UTF-8): nothing to trim, and no scan of the code points.
+    let utf8 = value.utf8
+    if let first = utf8.first, let last = utf8.last, first < 0x80, last < 0x80,
+       !IdentityText.isWhitespace(UInt32(first)), !IdentityText.isWhitespace(UInt32(last)) {
+        return String(value)
+    }
     let scalars = value.unicodeScalars
     guard let first = scalars.firstIndex(where: { !isWhitespace($0) }) else { return "" }
     let last = scalars.lastIndex(where: { !isWhitespace($0) })!

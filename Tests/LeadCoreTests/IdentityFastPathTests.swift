@@ -35,6 +35,30 @@ final class IdentityFastPathTests: XCTestCase {
                              public: LinkedInURL.normalized, minimumValid: 0)
     }
 
+    func testTrimmingAnswersWhatTheCodePointRuleAnswers() {
+        // `trimmed` skips its scan when both ends are visible ASCII; the rule is on code points.
+        let pieces: [String] = ["", " ", "\t", "\n", "\r", "\u{0B}", "\u{0C}", "\u{A0}", "\u{2003}", "\u{3000}", "\u{85}",
+                                "\u{200B}", "\u{7F}", "a", "Z", "1", "@", "é", "İ", "日", "🙂", "a b"]
+        func reference(_ value: Substring) -> String {
+            let scalars = Array(value.unicodeScalars)
+            guard let first = scalars.firstIndex(where: { !IdentityText.isWhitespace($0.value) }),
+                  let last = scalars.lastIndex(where: { !IdentityText.isWhitespace($0.value) }) else { return "" }
+            return String(String.UnicodeScalarView(scalars[first...last]))
+        }
+        var random = SplitMix64(seed: 0x7472_696D)
+        var checked = 0
+        for _ in 0..<20_000 {
+            let count = Int.random(in: 0...5, using: &random)
+            let value = (0..<count).map { _ in pieces.randomElement(using: &random)! }.joined()
+            let cut = Int.random(in: 0...min(2, value.count), using: &random)
+            let part = value.dropFirst(cut)
+            XCTAssertEqual(Array(trimmed(value).utf8), Array(reference(Substring(value)).utf8), value.debugDescription)
+            XCTAssertEqual(Array(trimmed(part).utf8), Array(reference(part).utf8), String(part).debugDescription)
+            checked += 1
+        }
+        XCTAssertEqual(checked, 20_000)
+    }
+
     func testNonASCIIGoesTheGeneralWay() {
         let emails = ["Ádá@example.com", "\u{A0}ada@example.com\u{A0}", "ada@exämple.com", "İ@example.com",
                       "\u{2003}Ada@Example.com", "ada@example.com\u{200B}", "ada\u{0301}@example.com"]

@@ -21,9 +21,10 @@ extension Connection {
         let key = cacheKey(sql, values)
         useClock &+= 1
         let name: String
-        if let existing = prepared[key] {
-            name = existing.name
-            prepared[key]?.lastUse = useClock
+        // One lookup: a key is a statement's whole text, hashed again by every lookup.
+        if let index = prepared.index(forKey: key) {
+            name = prepared.values[index].name
+            prepared.values[index].lastUse = useClock
         } else {
             if prepared.count >= Self.preparedStatementLimit { evictLeastRecentlyUsed() }
             statementCounter += 1

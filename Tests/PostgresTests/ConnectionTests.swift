@@ -263,6 +263,22 @@ final class ConnectionTests: XCTestCase {
         XCTAssertEqual(try connection.query("SELECT $1::int + 0 AS n", ["1"]).first?.int(0), 1)
     }
 
+    func testTheCacheEvictsTheStatementUsedLeastRecently() throws {
+        let limit = Connection.preparedStatementLimit
+        for index in 0..<limit {
+            _ = try connection.query("SELECT $1::int + \(index) AS n", ["1"])
+        }
+        // Used again: the first is now the most recent, the second the least.
+        _ = try connection.query("SELECT $1::int + 0 AS n", ["1"])
+        _ = try connection.query("SELECT $1::int + \(limit) AS n", ["1"])
+        let statements = Set(try connection.queryUnprepared("SELECT statement FROM pg_prepared_statements").rows
+            .map { try $0.requiredString("statement") })
+        XCTAssertEqual(statements.count, limit)
+        XCTAssertTrue(statements.contains("SELECT $1::int + 0 AS n"))
+        XCTAssertFalse(statements.contains("SELECT $1::int + 1 AS n"))
+        XCTAssertTrue(statements.contains("SELECT $1::int + \(limit) AS n"))
+    }
+
     func testDiscardAllDoesNotBreakTheCache() throws {
         XCTAssertEqual(try connection.query("SELECT $1::int AS n", ["1"]).first?.int(0), 1)
         try connection.queryUnprepared("DEALLOCATE ALL")

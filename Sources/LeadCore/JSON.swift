@@ -244,10 +244,29 @@ public struct JSONObjectWriter: Sendable {
 
     public var result: String { text + "}" }
 
+    /// Most values need no escaping at all (0xE2 leads U+2028/U+2029): they are copied whole.
+    @inline(__always)
+    static func mayNeedEscaping(_ byte: UInt8) -> Bool { byte < 0x20 || byte == 0x22 || byte == 0x5C || byte == 0xE2 }
+
+    /// `appendQuoted`, into UTF-8 bytes.
+    public static func appendQuoted(_ value: String, to out: inout [UInt8]) {
+        // Checked and copied from the string's own bytes, not through its UTF-8 view's iterator.
+        let copied = value.utf8.withContiguousStorageIfAvailable { bytes in
+            guard !bytes.contains(where: mayNeedEscaping) else { return false }
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: bytes)
+            out.append(UInt8(ascii: "\""))
+            return true
+        }
+        if copied == true { return }
+        var quoted = ""
+        appendQuoted(value, to: &quoted)
+        out.append(contentsOf: quoted.utf8)
+    }
+
     public static func appendQuoted(_ value: String, to out: inout String) {
         out += "\""
-        // Most values need no escaping at all (0xE2 leads U+2028/U+2029): copy them whole.
-        if !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0xE2 }) {
+        if !value.utf8.contains(where: mayNeedEscaping) {
             out += value
             out += "\""
             return

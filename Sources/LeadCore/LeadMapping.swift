@@ -187,7 +187,13 @@ public struct CanonicalLead: Sendable, Equatable {
     public var attributeCurrentCompany: String?, attributeCurrentRole: String?, attributeHeadline: String?
     public var attributeEmail: String?
     /// Every attribute as one JSON object.
-    public var attributesJSON: String
+    public var attributesJSON: String {
+        openAttributes.isEmpty ? "{}" : String(decoding: openAttributes + [UInt8(ascii: "}")], as: UTF8.self)
+    }
+    /// That object's UTF-8 without its closing brace, empty while there is no attribute:
+    /// attributes are appended as they are read (appending to a byte array costs a fraction of
+    /// appending to a String), and `intoMember` closes it and makes it a String once.
+    private var openAttributes: [UInt8] = []
     /// The Lead belongs to someone other than the list's owner (nothing of it was read), or one
     /// of its values is longer than `ListMember.fieldLimit`.
     public var rejection: MemberRejection?
@@ -196,7 +202,7 @@ public struct CanonicalLead: Sendable, Equatable {
                 title: String? = nil, headline: String? = nil, linkedinSocial: String? = nil, workEmails: [String] = [],
                 attributeFirstName: String? = nil, attributeLastName: String? = nil, attributeFullName: String? = nil,
                 attributeCurrentCompany: String? = nil, attributeCurrentRole: String? = nil, attributeHeadline: String? = nil,
-                attributeEmail: String? = nil, attributesJSON: String = "{}") {
+                attributeEmail: String? = nil) {
         self.firstName = firstName
         self.lastName = lastName
         self.fullName = fullName
@@ -212,25 +218,24 @@ public struct CanonicalLead: Sendable, Equatable {
         self.attributeCurrentRole = attributeCurrentRole
         self.attributeHeadline = attributeHeadline
         self.attributeEmail = attributeEmail
-        self.attributesJSON = attributesJSON
     }
 
     /// Takes one of the Lead's attributes as the database holds it: its key, and its value as JSON
     /// text (`value::text`). It joins `attributesJSON`; the contract's fallback attributes are read
     /// as `->>` reads them: a string's text, JSON null as absent, any other value as its JSON.
     public mutating func addAttribute(key: String, json: String) {
-        var pair = ""
-        JSONObjectWriter.appendQuoted(key, to: &pair)
-        pair += ":"
-        pair += json
-        if attributesJSON == "{}" {
-            attributesJSON = "{" + pair + "}"
+        // Appended to the open members: closing the object after each one and opening it again
+        // for the next cost more than the rest of the attribute (docs/performance.md).
+        if openAttributes.isEmpty {
+            // Room for a few attributes at once, not a reallocation every few bytes.
+            openAttributes.reserveCapacity(key.utf8.count + json.utf8.count + 64)
+            openAttributes.append(UInt8(ascii: "{"))
         } else {
-            attributesJSON.removeLast()
-            attributesJSON += ","
-            attributesJSON += pair
-            attributesJSON += "}"
+            openAttributes.append(UInt8(ascii: ","))
         }
+        JSONObjectWriter.appendQuoted(key, to: &openAttributes)
+        openAttributes.append(UInt8(ascii: ":"))
+        openAttributes.append(contentsOf: json.utf8)
         switch key {
         case "firstName": attributeFirstName = Self.text(ofJSON: json)
         case "lastName": attributeLastName = Self.text(ofJSON: json)
@@ -246,12 +251,15 @@ public struct CanonicalLead: Sendable, Equatable {
     static func text(ofJSON json: String) -> String? {
         guard let first = json.utf8.first else { return nil }
         if first == UInt8(ascii: "\"") {
-            // A string with no escapes is what lies between its quotes.
-            let utf8 = json.utf8
-            if utf8.count >= 2, utf8.last == UInt8(ascii: "\""),
-               !utf8.dropFirst().dropLast().contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") || $0 < 0x20 }) {
-                return String(json.dropFirst().dropLast())
+            // A string with no escapes is what lies between its quotes: read from the string's
+            // own bytes (by Characters, dropping the quotes measured the string twice).
+            let plain: String?? = json.utf8.withContiguousStorageIfAvailable { bytes in
+                guard bytes.count >= 2, bytes[bytes.count - 1] == UInt8(ascii: "\"") else { return nil }
+                let inside = UnsafeBufferPointer(rebasing: bytes[1..<(bytes.count - 1)])
+                guard !inside.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") || $0 < 0x20 }) else { return nil }
+                return String(decoding: inside, as: UTF8.self)
             }
+            if case let text?? = plain { return text }
             guard case .string(let text)? = try? JSONReader.parse(json) else { return nil }
             return text
         }
@@ -263,6 +271,14 @@ public struct CanonicalLead: Sendable, Equatable {
     public var member: ListMember {
         let lead = self
         return lead.intoMember()
+    }
+
+    /// `attributesJSON`, the open object moved out and closed in place.
+    private mutating func closedAttributes() -> String {
+        if openAttributes.isEmpty { return "{}" }
+        var json = moveOut(of: &openAttributes, leaving: [])
+        json.append(UInt8(ascii: "}"))
+        return String(decoding: json, as: UTF8.self)
     }
 
     /// `member`, made of this record's own strings: decoding a page read each hydrated Lead
@@ -281,7 +297,7 @@ public struct CanonicalLead: Sendable, Equatable {
             company: column(company, attributeCurrentCompany),
             position: column(title, attributeCurrentRole),
             headline: column(headline, attributeHeadline),
-            customFields: attributesJSON
+            customFields: closedAttributes()
         )
     }
 }

@@ -74,6 +74,20 @@ final class LeadMappingTests: XCTestCase {
         XCTAssertEqual(member.customFields, lead.attributesJSON)
     }
 
+    func testAttributesJoinAsWrittenWhateverTheirLastCharacter() {
+        // Values ending in a combining mark: the object is closed and reopened by its last byte.
+        var lead = CanonicalLead()
+        lead.addAttribute(key: "lastName", json: "\"Zoe\u{301}\"")
+        lead.addAttribute(key: "note\u{301}", json: "\"日本\"")
+        lead.addAttribute(key: "n", json: "1")
+        XCTAssertEqual(Array(lead.attributesJSON.utf8), Array("{\"lastName\":\"Zoe\u{301}\",\"note\u{301}\":\"日本\",\"n\":1}".utf8))
+        XCTAssertEqual(lead.attributeLastName.map { Array($0.utf8) }, Array("Zoe\u{301}".utf8))
+        lead.addAttribute(key: "firstName", json: "\"\"")
+        lead.addAttribute(key: "headline", json: "\"é\"")
+        XCTAssertEqual(lead.attributeFirstName, "")
+        XCTAssertEqual(lead.attributeHeadline, "é")
+    }
+
     func testAForeignMemberIsInvalidOnEveryChannelAndCarriesNothing() {
         var lead = CanonicalLead(firstName: "Secret", linkedinSocial: "https://www.linkedin.com/in/secret", workEmails: ["s@x.example"])
         lead.rejection = .foreign

@@ -244,7 +244,8 @@ public struct JSONObjectWriter: Sendable {
 
     public var result: String { text + "}" }
 
-    /// Most values need no escaping at all (0xE2 leads U+2028/U+2029): they are copied whole.
+    /// A byte that may need escaping (0xE2 leads U+2028/U+2029). Most values have none and are
+    /// copied whole.
     @inline(__always)
     static func mayNeedEscaping(_ byte: UInt8) -> Bool { byte < 0x20 || byte == 0x22 || byte == 0x5C || byte == 0xE2 }
 

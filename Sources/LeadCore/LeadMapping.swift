@@ -187,9 +187,7 @@ public struct CanonicalLead: Sendable, Equatable {
     public var attributeCurrentCompany: String?, attributeCurrentRole: String?, attributeHeadline: String?
     public var attributeEmail: String?
     /// Every attribute as one JSON object.
-    public var attributesJSON: String {
-        openAttributes.isEmpty ? "{}" : String(decoding: openAttributes + [UInt8(ascii: "}")], as: UTF8.self)
-    }
+    public var attributesJSON: String { Self.closed(openAttributes) }
     /// That object's UTF-8 without its closing brace, empty while there is no attribute:
     /// attributes are appended as they are read (appending to a byte array costs a fraction of
     /// appending to a String), and `intoMember` closes it and makes it a String once.
@@ -253,13 +251,13 @@ public struct CanonicalLead: Sendable, Equatable {
         if first == UInt8(ascii: "\"") {
             // A string with no escapes is what lies between its quotes: read from the string's
             // own bytes (by Characters, dropping the quotes measured the string twice).
-            let plain: String?? = json.utf8.withContiguousStorageIfAvailable { bytes in
+            let plain = json.utf8.withContiguousStorageIfAvailable { bytes -> String? in
                 guard bytes.count >= 2, bytes[bytes.count - 1] == UInt8(ascii: "\"") else { return nil }
                 let inside = UnsafeBufferPointer(rebasing: bytes[1..<(bytes.count - 1)])
                 guard !inside.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") || $0 < 0x20 }) else { return nil }
                 return String(decoding: inside, as: UTF8.self)
             }
-            if case let text?? = plain { return text }
+            if let text = plain ?? nil { return text }
             guard case .string(let text)? = try? JSONReader.parse(json) else { return nil }
             return text
         }
@@ -273,10 +271,10 @@ public struct CanonicalLead: Sendable, Equatable {
         return lead.intoMember()
     }
 
-    /// `attributesJSON`, the open object moved out and closed in place.
-    private mutating func closedAttributes() -> String {
-        if openAttributes.isEmpty { return "{}" }
-        var json = moveOut(of: &openAttributes, leaving: [])
+    /// The object whose open bytes are `open` (`openAttributes`), closed.
+    private static func closed(_ open: consuming [UInt8]) -> String {
+        if open.isEmpty { return "{}" }
+        var json = open
         json.append(UInt8(ascii: "}"))
         return String(decoding: json, as: UTF8.self)
     }
@@ -297,7 +295,8 @@ public struct CanonicalLead: Sendable, Equatable {
             company: column(company, attributeCurrentCompany),
             position: column(title, attributeCurrentRole),
             headline: column(headline, attributeHeadline),
-            customFields: closedAttributes()
+            // Moved out, so closing it appends in place instead of copying it.
+            customFields: Self.closed(moveOut(of: &openAttributes, leaving: []))
         )
     }
 }

@@ -212,7 +212,7 @@ public final class JobRunner: @unchecked Sendable {
             }
             ranked = ranking
         } else if run.filter.memberIDs != nil || !run.filter.order.isEmpty {
-            switch choose(run.filter, reading: reading, &run) {
+            switch choose(run.filter, &run) {
             case .success(let members): chosen = members.dropFirst(run.record.resumePosition)
             case .failure(.lost): return .lost
             case .failure(.stopping): return .outcome(outcome(.stopped(.serviceStopping)), databaseUnreachable: false)
@@ -398,9 +398,9 @@ public final class JobRunner: @unchecked Sendable {
         target.storage == .rows ? 2 * batchSize : batchSize
     }
 
-    private func pageReading(_ target: ImportTarget, attributeKeys: [String]) -> JobPageReading {
+    private func pageReading(_ target: ImportTarget, attributeKeys: [String], serving fields: Set<FilterField>? = nil) -> JobPageReading {
         .of(target, attributeKeys: attributeKeys, pageSize: readSize(target), connections: RetryingConnections(connections, waitLimit: waitLimit),
-            waitLimit: waitLimit)
+            waitLimit: waitLimit, serving: fields)
     }
 
     private enum ChoiceFailure: Error {
@@ -410,12 +410,12 @@ public final class JobRunner: @unchecked Sendable {
     }
 
     /// The members of a selection in an order other than the list's, in that order: those of
-    /// `leadIds` (read by their ids), or the first `limit` in `orderBy`'s order, the whole list read
-    /// once. Deterministic, so every run of the job makes the same one of the same list.
-    private func choose(_ filter: ImportFilter, reading: JobPageReading, _ run: inout Run) -> Result<[JobMember], ChoiceFailure> {
-        var selection = MemberSelection<JobMember>(filter: filter) { $0.member }
+    /// `leadIds` (read by their ids), or the first `limit` in `orderBy`'s order (`OrderedChoice`).
+    /// Deterministic, so every run of the job makes the same one of the same list.
+    private func choose(_ filter: ImportFilter, _ run: inout Run) -> Result<[JobMember], ChoiceFailure> {
+        let keys = filter.attributeKeys.sorted()
         if let ids = filter.memberIDs {
-            let keys = filter.attributeKeys.sorted()
+            var selection = MemberSelection<JobMember>(filter: filter) { $0.member }
             do {
                 let members = try withRetries { [target = run.target] in try JobPages.members(ids: ids, of: target, attributeKeys: keys, on: $0) }
                 return .success(selection.take(members) + selection.finish())
@@ -424,24 +424,23 @@ public final class JobRunner: @unchecked Sendable {
                 return .failure(.unreadable(unreachable: Self.isUnreachable(error)))
             }
         }
-        let readAhead = try? JobReadAhead(reading, from: nil, pageSize: readSize(run.target))
-        defer { readAhead?.stop() }
-        var cursor: ListCursor?
-        while true {
-            guard keepLease(&run) else { return .failure(.lost) }
-            if stopRequested() { return .failure(.stopping) }
-            let page: JobPages.Page
-            do {
-                page = try readAhead?.next() ?? reading.page(after: cursor)
-            } catch {
-                Log.warning("job page fetch failed", ["error": describe(error)])
-                return .failure(.unreadable(unreachable: Self.isUnreachable(error)))
+        let choice = OrderedChoice(filter: filter, pageSize: readSize(run.target), readAhead: true, reading: { [self, target = run.target] fields in
+            pageReading(target, attributeKeys: keys, serving: fields)
+        }, membersInOrder: { [self, target = run.target] ids in
+            try withRetries { try JobPages.members(ids: ids, of: target, attributeKeys: keys, inGivenOrder: true, on: $0) }
+        })
+        var stop: ChoiceFailure?
+        do {
+            let chosen = try choice.make {
+                if !keepLease(&run) { stop = .lost } else if stopRequested() { stop = .stopping }
+                return stop == nil
             }
-            _ = selection.take(page.members)
-            guard page.read >= readSize(run.target), let last = page.last else { break }
-            cursor = last
+            guard let chosen else { return .failure(stop ?? .stopping) }
+            return .success(chosen)
+        } catch {
+            Log.warning("job page fetch failed", ["error": describe(error)])
+            return .failure(.unreadable(unreachable: Self.isUnreachable(error)))
         }
-        return .success(selection.finish())
     }
 
     /// Sends `planned` on a lane (on this thread without lanes).
@@ -857,21 +856,22 @@ final class JobReadAhead: @unchecked Sendable {
 
 extension JobPageReading {
     /// A list's pages as a job reads them (ids and cursors), `pageSize` members a page, each
-    /// statement on a connection of `connections`.
+    /// statement on a connection of `connections`; with `serving`, only what those filter fields
+    /// need of each member (`JobPages.page(serving:)`).
     static func of(_ target: ImportTarget, attributeKeys: [String], pageSize: Int, connections: any ConnectionSource,
-                   waitLimit: Duration) -> JobPageReading {
+                   waitLimit: Duration, serving fields: Set<FilterField>? = nil) -> JobPageReading {
         switch target.storage {
         case .rows:
             return .whole { after in
                 try connections.withConnection(waitLimit: waitLimit, priority: .bulk) {
-                    try JobPages.page(of: target, after: after, limit: pageSize, attributeKeys: attributeKeys, on: $0)
+                    try JobPages.page(of: target, after: after, limit: pageSize, attributeKeys: attributeKeys, serving: fields, on: $0)
                 }
             }
         case .leads:
             return .halves(keys: { after in
                 try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { try JobPages.keys(of: target, after: after, limit: pageSize, on: $0) }
             }, fill: { keys in
-                try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { try JobPages.members(of: keys, of: target, on: $0) }
+                try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { try JobPages.members(of: keys, of: target, serving: fields, on: $0) }
             })
         }
     }

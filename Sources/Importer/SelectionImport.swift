@@ -110,6 +110,9 @@ extension LeadImporter {
         if !MemberSelectionLimits.fitsInMemory(filter) {
             return rankedPages(target, filter: filter, connections: connections, readAhead: readAhead)
         }
+        if !filter.order.isEmpty {
+            return orderedPages(target, filter: filter, connections: connections, readAhead: readAhead)
+        }
         let first: ListPage
         do {
             first = try connections.withConnection(waitLimit: stageWaitLimit, priority: .bulk) { connection in
@@ -121,16 +124,41 @@ extension LeadImporter {
         }
         let taken = selection.take(first.members)
         if first.members.count < pageSize || selection.isComplete {
-            return .read(ListPage(members: taken + selection.finish(), last: nil), nothingMore)
+            return .read(ListPage(members: taken, last: nil), nothingMore)
         }
         let list = PageReading(source: source, list: target.listID, pageSize: pageSize, connections: connections, waitLimit: stageWaitLimit)
-        let (stopRequested, size) = (self.stopRequested, self.pageSize)
         return .read(ListPage(members: taken, last: nil), PageReading(
             threads: readAhead ? list.threads : 0,
             ahead: { (_: ListPage) throws(ThreadStartError) -> any PageFeed in
-                SelectedPageFeed(inner: readAhead ? try list.ahead(first) : list.inline(first), selection: selection, pageSize: size, stopRequested: stopRequested)
+                SelectedPageFeed(inner: readAhead ? try list.ahead(first) : list.inline(first), selection: selection)
             },
-            inline: { _ in SelectedPageFeed(inner: list.inline(first), selection: selection, pageSize: size, stopRequested: stopRequested) }))
+            inline: { _ in SelectedPageFeed(inner: list.inline(first), selection: selection) }))
+    }
+
+    /// An order the service holds (`OrderedChoice`), made before the first batch, then handed
+    /// out a page at a time.
+    private func orderedPages(_ target: ImportTarget, filter: ImportFilter, connections: any ConnectionSource, readAhead: Bool) -> SelectedPages {
+        let attributeKeys = filter.attributeKeys.sorted()
+        let waitLimit = stageWaitLimit
+        let choice = OrderedChoice(filter: filter, pageSize: pageSize, readAhead: readAhead, reading: { [pageSize] fields in
+            JobPageReading.of(target, attributeKeys: attributeKeys, pageSize: pageSize, connections: connections, waitLimit: waitLimit,
+                              serving: fields)
+        }, membersInOrder: { ids in
+            try connections.withConnection(waitLimit: waitLimit, priority: .bulk) {
+                try JobPages.members(ids: ids, of: target, attributeKeys: attributeKeys, inGivenOrder: true, on: $0)
+            }
+        })
+        let chosen: [JobMember]
+        do {
+            guard let made = try choice.make(keepGoing: { !stopRequested() }) else { return .stopped }
+            chosen = made
+        } catch {
+            Log.warning("page fetch failed", ["list": target.listID, "error": describe(error)])
+            return .unreadable
+        }
+        let rest = HeldPages(chosen.dropFirst(pageSize).map(\.member)[...], pageSize: pageSize)
+        return .read(ListPage(members: chosen.prefix(pageSize).map(\.member), last: nil),
+                     PageReading(threads: 0, ahead: { _ in rest }, inline: { _ in rest }))
     }
 
     /// An order over more members than the service holds, ranked by the database
@@ -178,54 +206,52 @@ final class SelectionState: @unchecked Sendable {
     var streams: Bool { selection.streams }
 }
 
-/// The pages of a list as a selection takes them: in list order, each page's selected members,
-/// until the selection is complete; in another order, nothing until the list has been read,
-/// then the selection a page at a time.
+/// The pages of a list as a selection in list order takes them: each page's selected members,
+/// until the selection is complete.
 final class SelectedPageFeed: PageFeed, @unchecked Sendable {
     private let inner: any PageFeed
     private let selection: SelectionState
-    private let stopRequested: @Sendable () -> Bool
-    private let pageSize: Int
-    /// Whether the selection is in list order; decided once (a finished selection streams).
-    private let inListOrder: Bool
-    /// An ordered selection once read: what is left of it.
-    private var ordered: ArraySlice<ListMember>?
     private var ended = false
 
-    init(inner: any PageFeed, selection: SelectionState, pageSize: Int, stopRequested: @escaping @Sendable () -> Bool) {
-        (self.inner, self.selection, self.pageSize, self.stopRequested) = (inner, selection, pageSize, stopRequested)
-        inListOrder = selection.streams
+    init(inner: any PageFeed, selection: SelectionState) {
+        precondition(selection.streams, "an ordered selection is made before its first batch (OrderedChoice)")
+        (self.inner, self.selection) = (inner, selection)
     }
 
     func next() -> PageFeedItem? {
         if ended { return nil }
-        if inListOrder {
-            guard let item = inner.next() else { return nil }
-            guard case .page(let page) = item else { return item }
-            let taken = selection.take(page.members)
-            if selection.isComplete {
-                // Nothing more can be selected: the readers stop now.
-                ended = true
-                inner.stop()
-            }
-            return .page(ListPage(members: taken, last: nil))
+        guard let item = inner.next() else { return nil }
+        guard case .page(let page) = item else { return item }
+        let taken = selection.take(page.members)
+        if selection.isComplete {
+            // Nothing more can be selected: the readers stop now.
+            ended = true
+            inner.stop()
         }
-        if ordered == nil {
-            while let item = inner.next() {
-                guard case .page(let page) = item else { return item }
-                _ = selection.take(page.members)
-                // A stop is seen by the importer after this empty page.
-                if stopRequested() { return .page(ListPage(members: [], last: nil)) }
-            }
-            ordered = selection.finish()[...]
-        }
-        guard let rest = ordered, !rest.isEmpty else { return nil }
-        ordered = rest.dropFirst(pageSize)
-        return .page(ListPage(members: Array(rest.prefix(pageSize)), last: nil))
+        return .page(ListPage(members: taken, last: nil))
     }
 
     func stop() { inner.stop() }
     func wait() { inner.wait() }
+}
+
+/// Members already read, handed out a page at a time.
+final class HeldPages: PageFeed, @unchecked Sendable {
+    private let rest: Locked<ArraySlice<ListMember>>
+    private let pageSize: Int
+
+    init(_ members: ArraySlice<ListMember>, pageSize: Int) { (rest, self.pageSize) = (Locked(members), pageSize) }
+
+    func next() -> PageFeedItem? {
+        let page = rest.withLock { rest -> [ListMember] in
+            defer { rest = rest.dropFirst(pageSize) }
+            return Array(rest.prefix(pageSize))
+        }
+        return page.isEmpty ? nil : .page(ListPage(members: page, last: nil))
+    }
+
+    func stop() { rest.withLock { $0 = [] } }
+    func wait() {}
 }
 
 /// No pages after the first.

@@ -24,18 +24,21 @@ public enum JobPages {
 
     /// `attributeKeys`: the top-level keys of a `rows` list's `profile_data` a filter names, read
     /// into `filterAttributes` (a `leads` list's attributes always come with its members).
+    /// `serving`: bring in only what those filter fields need (`LeadGenRows.pages(serving:)`,
+    /// `CanonicalLeads.parts(serving:)`); the other fields of each member read as absent.
     public static func page(of target: ImportTarget, after cursor: ListCursor?, limit: Int, attributeKeys: [String] = [],
-                            on connection: Connection) throws -> Page {
+                            serving fields: Set<FilterField>? = nil, on connection: Connection) throws -> Page {
         switch target.storage {
         case .rows:
-            let (items, last) = attributeKeys.isEmpty
-                ? try readKeyset(first: LeadGenRows.firstPage, next: LeadGenRows.nextPage, list: target.listID, after: cursor,
-                                 limit: limit, on: connection, decode: rowMember)
-                : try readKeyset(first: LeadGenRows.firstPageWithAttributes, next: LeadGenRows.nextPageWithAttributes, list: target.listID,
-                                 after: cursor, limit: limit, on: connection, extra: [.textArray(attributeKeys)], decode: rowMember)
+            let extra: [PostgresValue] = attributeKeys.isEmpty ? [] : [.textArray(attributeKeys)]
+            let statements: (first: String, next: String) = fields.map { LeadGenRows.pages(serving: $0, withAttributes: !attributeKeys.isEmpty) }
+                ?? (attributeKeys.isEmpty ? (LeadGenRows.firstPage, LeadGenRows.nextPage)
+                                          : (LeadGenRows.firstPageWithAttributes, LeadGenRows.nextPageWithAttributes))
+            let (items, last) = try readKeyset(first: statements.first, next: statements.next, list: target.listID, after: cursor,
+                                               limit: limit, on: connection, extra: extra, decode: rowMember)
             return Page(members: items, read: items.count, last: last)
         case .leads:
-            return try members(of: keys(of: target, after: cursor, limit: limit, on: connection), of: target, on: connection)
+            return try members(of: keys(of: target, after: cursor, limit: limit, on: connection), of: target, serving: fields, on: connection)
         }
     }
 
@@ -78,12 +81,14 @@ public enum JobPages {
         return Keys(keys: keys, last: last)
     }
 
-    /// The page those keys make: each member filled in from its Lead.
-    public static func members(of page: Keys, of target: ImportTarget, on connection: Connection) throws -> Page {
+    /// The page those keys make: each member filled in from its Lead (with only what the filter
+    /// fields `serving` need, when given).
+    public static func members(of page: Keys, of target: ImportTarget, serving fields: Set<FilterField>? = nil,
+                               on connection: Connection) throws -> Page {
         let keys = page.keys
         guard !keys.isEmpty else { return Page(members: [], read: 0, last: nil) }
         let ids = keys.map(\.id)
-        let result = try connection.query(CanonicalLeads.membersOfKeys,
+        let result = try connection.query(fields.map(CanonicalLeads.membersOfKeys(serving:)) ?? CanonicalLeads.membersOfKeys,
                                           values: [.uuids(ids), .text(target.userID)])
         var kept: [Int] = []
         var members = try CanonicalLeads.decode(result, count: keys.count, kept: { kept.append($0) })

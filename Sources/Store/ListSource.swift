@@ -116,15 +116,29 @@ public struct LeadGenRows: ListSource {
 
     public init(attributeKeys: [String] = []) { self.attributeKeys = attributeKeys }
 
-    /// Each field is cut one character past the limit: a member never brings in more, and one
-    /// with a longer field is invalid (`ListMember.fieldLimit`).
-    static let selectList = """
-        SELECT created_at::text AS cursor_created_at, id, \(capped("linkedin_url")),
-               left(profile_data->>'firstName', \(bound)), left(profile_data->>'lastName', \(bound)),
-               left(profile_data->>'fullName', \(bound)), left(profile_data->>'currentCompany', \(bound)),
-               left(profile_data->>'currentRole', \(bound)), left(profile_data->>'headline', \(bound)),
-               left(profile_data->'enrichment'->>'work_email', \(bound))
-        """
+    /// The member's columns after the cursor's two, in the order `member` reads them, each with
+    /// the filter fields it gives a value to. Each field is cut one character past the limit: a
+    /// member never brings in more, and one with a longer field is invalid (`ListMember.fieldLimit`).
+    static let memberColumns: [(sql: String, serves: [FilterField])] = [
+        (capped("linkedin_url"), [.linkedinURL]),
+        ("left(profile_data->>'firstName', \(bound))", [.firstName, .name]),
+        ("left(profile_data->>'lastName', \(bound))", [.lastName, .name]),
+        ("left(profile_data->>'fullName', \(bound))", [.name]),
+        ("left(profile_data->>'currentCompany', \(bound))", [.company]),
+        ("left(profile_data->>'currentRole', \(bound))", [.position]),
+        ("left(profile_data->>'headline', \(bound))", [.headline]),
+        ("left(profile_data->'enrichment'->>'work_email', \(bound))", [.email]),
+    ]
+
+    /// The cursor, the id and the member's columns; with `fields`, only the columns those need
+    /// (NULL in place of the others: `member` reads the same positions).
+    static func selectList(serving fields: Set<FilterField>? = nil) -> String {
+        let columns = memberColumns.map { column in
+            fields.map { fields in column.serves.contains(where: fields.contains) } ?? true ? column.sql : "NULL"
+        }
+        return "SELECT created_at::text AS cursor_created_at, id, " + columns.joined(separator: ", ")
+    }
+    static let selectList = selectList()
     static let columns = selectList + "\nFROM list_rows"
     static let firstPage = columns + " WHERE list_id = \(listParameter) ORDER BY list_rows.created_at, list_rows.id LIMIT \(limitParameter)"
     static let nextPage = columns + " WHERE list_id = \(listParameter) AND (list_rows.created_at, list_rows.id) > \(cursorParameters)"
@@ -135,13 +149,26 @@ public struct LeadGenRows: ListSource {
     static func columnsWithAttributes(keysParameter: Int) -> String {
         selectListWithAttributes(keysParameter: keysParameter) + "\nFROM list_rows"
     }
-    static func selectListWithAttributes(keysParameter: Int) -> String {
-        selectList + """
+    static func selectListWithAttributes(keysParameter: Int, serving fields: Set<FilterField>? = nil) -> String {
+        selectList(serving: fields) + """
             ,
                    left((SELECT jsonb_object_agg(k, profile_data->k) FROM unnest($\(keysParameter)::text[]) AS k
                          WHERE profile_data ? k)::text, \(bound))
             """
     }
+
+    /// A read of the list in keyset pages that brings in only the columns `fields` need, and the
+    /// named keys of `profile_data` when `withAttributes` (`$3` of the first page, `$5` of the next).
+    static func pages(serving fields: Set<FilterField>, withAttributes: Bool) -> (first: String, next: String) {
+        func select(_ keysParameter: Int) -> String {
+            (withAttributes ? selectListWithAttributes(keysParameter: keysParameter, serving: fields) : selectList(serving: fields))
+                + "\nFROM list_rows"
+        }
+        return (select(3) + " WHERE list_id = \(listParameter) ORDER BY list_rows.created_at, list_rows.id LIMIT \(limitParameter)",
+                select(5) + " WHERE list_id = \(listParameter) AND (list_rows.created_at, list_rows.id) > \(cursorParameters)"
+                    + " ORDER BY list_rows.created_at, list_rows.id LIMIT \(limitParameter)")
+    }
+
     /// The rows of `$2` that are in the list `$1`, in the order `$2` gives them (a ranked selection).
     static let rowsInGivenOrder = selectListWithAttributes(keysParameter: 3) + """
 
@@ -228,35 +255,64 @@ public struct CanonicalLeads: HydratedListSource {
                    \(capped("l.title")) AS title, \(capped("l.headline")) AS headline
         """
     /// The parts for the members in `page(lead_id, position, owned, Lead columns)`.
-    static let parts = """
-        SELECT 'l' AS part, p.position, NULL::bigint AS rank,
-               p.first_name, p.last_name, p.full_name, p.company, p.title, p.headline, \(capped("s.url"))
-        FROM page p
-        LEFT JOIN lead_socials s ON s.lead_id = p.lead_id AND s.network = 'linkedin'
-        WHERE p.owned
-        UNION ALL
-        SELECT 'f', p.position, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-        FROM page p
-        WHERE NOT p.owned
-        UNION ALL
-        SELECT 'c', p.position, row_number() OVER (PARTITION BY p.position ORDER BY c.created_at, c.id), \(capped("c.value")),
-               NULL, NULL, NULL, NULL, NULL, NULL
-        FROM page p
-        JOIN lead_contacts c ON c.lead_id = p.lead_id AND c.kind = 'work_email'
-        WHERE p.owned
-        UNION ALL
-        SELECT 'a', p.position, NULL, \(capped("a.key")), left(a.value::text, \(bound)), NULL, NULL, NULL, NULL, NULL
-        FROM page p
-        JOIN lead_attributes a ON a.lead_id = p.lead_id
-        WHERE p.owned
+    static let parts = parts(serving: nil)
+
+    /// The parts a read needs for the filter fields `fields` (nil: every part). The Lead's row
+    /// always (whether it is the owner's decides whether the member is foreign); its linkedin
+    /// social for `linkedinUrl`; its work emails for `email`; its attributes for every field but
+    /// `linkedinUrl`, since each of the others falls back to an attribute (`CanonicalLead`).
+    static func parts(serving fields: Set<FilterField>?) -> String {
+        let social = fields?.contains(.linkedinURL) ?? true
+        let contacts = fields?.contains(.email) ?? true
+        let attributes = fields.map { !$0.subtracting([.linkedinURL]).isEmpty } ?? true
+        var parts = [social ? """
+            SELECT 'l' AS part, p.position, NULL::bigint AS rank,
+                   p.first_name, p.last_name, p.full_name, p.company, p.title, p.headline, \(capped("s.url"))
+            FROM page p
+            LEFT JOIN lead_socials s ON s.lead_id = p.lead_id AND s.network = 'linkedin'
+            WHERE p.owned
+            """ : """
+            SELECT 'l' AS part, p.position, NULL::bigint AS rank,
+                   p.first_name, p.last_name, p.full_name, p.company, p.title, p.headline, NULL
+            FROM page p
+            WHERE p.owned
+            """, """
+            SELECT 'f', p.position, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+            FROM page p
+            WHERE NOT p.owned
+            """]
+        if contacts {
+            parts.append("""
+                SELECT 'c', p.position, row_number() OVER (PARTITION BY p.position ORDER BY c.created_at, c.id), \(capped("c.value")),
+                       NULL, NULL, NULL, NULL, NULL, NULL
+                FROM page p
+                JOIN lead_contacts c ON c.lead_id = p.lead_id AND c.kind = 'work_email'
+                WHERE p.owned
+                """)
+        }
+        if attributes {
+            parts.append("""
+                SELECT 'a', p.position, NULL, \(capped("a.key")), left(a.value::text, \(bound)), NULL, NULL, NULL, NULL, NULL
+                FROM page p
+                JOIN lead_attributes a ON a.lead_id = p.lead_id
+                WHERE p.owned
+                """)
+        }
+        return parts.joined(separator: "\nUNION ALL\n")
+    }
+
+    static let membersOfKeys = membersOfKeys(serving: nil)
+
+    /// The members of the keys `$1` (Lead ids, in page order) with the parts `fields` need.
+    static func membersOfKeys(serving fields: Set<FilterField>?) -> String {
         """
-    static let membersOfKeys = """
         WITH page AS MATERIALIZED (
         """ + ownedLeads + """
             FROM unnest($1::uuid[]) WITH ORDINALITY AS k(lead_id, position)
             JOIN leads l ON l.id = k.lead_id
         )
-        """ + parts
+        """ + parts(serving: fields)
+    }
 
     /// The first page in one statement: its keys and their members, plus a fourth part `k`, one
     /// row: the number of keys and the last one's cursor. Every import starts here, and most

@@ -107,6 +107,19 @@ final class MemberSelectionTests: XCTestCase {
         XCTAssertTrue(MemberSelectionLimits.fitsInMemory(ImportFilter(conditions: [FilterCondition(field: .company, match: .absent)])))
     }
 
+    /// Only an `orderBy` alone, held by the service, is decided on a read of its fields first.
+    func testWhichOrdersAreDecidedOnTheirKeysAlone() {
+        let order = [FilterOrder(field: .company), FilterOrder(field: .attribute("tier"), descending: true), FilterOrder(field: .company)]
+        let absent = [FilterCondition(field: .lastName, match: .absent)]
+        XCTAssertEqual(MemberSelectionLimits.decidedOnKeys(ImportFilter(order: order, limit: 2500)), [.company, .attribute("tier")])
+        XCTAssertEqual(MemberSelectionLimits.decidedOnKeys(ImportFilter(order: order, limit: MemberSelectionLimits.ordered)), [.company, .attribute("tier")])
+        XCTAssertNil(MemberSelectionLimits.decidedOnKeys(ImportFilter(order: order, limit: MemberSelectionLimits.ordered + 1)), "ranked by the database")
+        XCTAssertNil(MemberSelectionLimits.decidedOnKeys(ImportFilter(order: order)), "ranked by the database")
+        XCTAssertNil(MemberSelectionLimits.decidedOnKeys(ImportFilter(conditions: absent, order: order, limit: 10)), "where")
+        XCTAssertNil(MemberSelectionLimits.decidedOnKeys(ImportFilter(memberIDs: ["a"], order: order)), "leadIds")
+        XCTAssertNil(MemberSelectionLimits.decidedOnKeys(ImportFilter(limit: 10)), "list order")
+    }
+
     /// An ordered selection gives the first `limit` of a sort of the whole list, whatever the
     /// keys, their directions, absent values and ties: including the members it passes over on
     /// their first key alone.

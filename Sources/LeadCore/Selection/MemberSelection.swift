@@ -108,4 +108,12 @@ public enum MemberSelectionLimits {
     public static func fitsInMemory(_ filter: ImportFilter) -> Bool {
         filter.order.isEmpty || filter.memberIDs != nil || (filter.limit ?? Int.max) <= ordered
     }
+
+    /// The fields an ordered selection the service holds is decided on, when a read of only
+    /// those can decide it: an `orderBy` alone, with no `where` (a member with a field too long
+    /// has none, and `where` matches absent values) and no `leadIds` (read whole already).
+    public static func decidedOnKeys(_ filter: ImportFilter) -> Set<FilterField>? {
+        guard !filter.order.isEmpty, filter.conditions.isEmpty, filter.memberIDs == nil, fitsInMemory(filter) else { return nil }
+        return Set(filter.order.map(\.field))
+    }
 }

@@ -88,8 +88,10 @@ public enum JobPages {
         let keys = page.keys
         guard !keys.isEmpty else { return Page(members: [], read: 0, last: nil) }
         let ids = keys.map(\.id)
-        let result = try connection.query(fields.map(CanonicalLeads.membersOfKeys(serving:)) ?? CanonicalLeads.membersOfKeys,
-                                          values: [.uuids(ids), .text(target.userID)])
+        let result = try fields.map {
+            try connection.query(CanonicalLeads.membersOfKeys(serving: $0),
+                                 values: [.uuids(ids), .text(target.userID), .textArray(CanonicalLeads.attributeKeys(serving: $0))])
+        } ?? connection.query(CanonicalLeads.membersOfKeys, values: [.uuids(ids), .text(target.userID)])
         var kept: [Int] = []
         var members = try CanonicalLeads.decode(result, count: keys.count, kept: { kept.append($0) })
         // A member whose Lead went since its key was read is no longer in the list: skipped,

@@ -259,12 +259,12 @@ public struct CanonicalLeads: HydratedListSource {
 
     /// The parts a read needs for the filter fields `fields` (nil: every part). The Lead's row
     /// always (whether it is the owner's decides whether the member is foreign); its linkedin
-    /// social for `linkedinUrl`; its work emails for `email`; its attributes for every field but
-    /// `linkedinUrl`, since each of the others falls back to an attribute (`CanonicalLead`).
+    /// social for `linkedinUrl`; its work emails for `email`; and of its attributes only those
+    /// `attributeKeys(serving:)` names (`$3`), the ones each field falls back to (`CanonicalLead`).
     static func parts(serving fields: Set<FilterField>?) -> String {
         let social = fields?.contains(.linkedinURL) ?? true
         let contacts = fields?.contains(.email) ?? true
-        let attributes = fields.map { !$0.subtracting([.linkedinURL]).isEmpty } ?? true
+        let attributes = fields.map { !attributeKeys(serving: $0).isEmpty } ?? true
         var parts = [social ? """
             SELECT 'l' AS part, p.position, NULL::bigint AS rank,
                    p.first_name, p.last_name, p.full_name, p.company, p.title, p.headline, \(capped("s.url"))
@@ -294,16 +294,37 @@ public struct CanonicalLeads: HydratedListSource {
             parts.append("""
                 SELECT 'a', p.position, NULL, \(capped("a.key")), left(a.value::text, \(bound)), NULL, NULL, NULL, NULL, NULL
                 FROM page p
-                JOIN lead_attributes a ON a.lead_id = p.lead_id
+                JOIN lead_attributes a ON a.lead_id = p.lead_id\(fields == nil ? "" : " AND a.key = ANY($3::text[])")
                 WHERE p.owned
                 """)
         }
         return parts.joined(separator: "\nUNION ALL\n")
     }
 
+    /// The attributes a read for the filter fields `fields` needs: the ones the mapped fields
+    /// fall back to (`CanonicalLead.addAttribute`) and those named as `attributes.KEY`.
+    static func attributeKeys(serving fields: Set<FilterField>) -> [String] {
+        var keys: Set<String> = []
+        for field in fields {
+            switch field {
+            case .email: keys.insert("email")
+            case .linkedinURL: break
+            case .firstName: keys.insert("firstName")
+            case .lastName: keys.insert("lastName")
+            case .name: keys.formUnion(["fullName", "firstName", "lastName"])
+            case .company: keys.insert("currentCompany")
+            case .position: keys.insert("currentRole")
+            case .headline: keys.insert("headline")
+            case .attribute(let key): keys.insert(key)
+            }
+        }
+        return keys.sorted()
+    }
+
     static let membersOfKeys = membersOfKeys(serving: nil)
 
-    /// The members of the keys `$1` (Lead ids, in page order) with the parts `fields` need.
+    /// The members of the keys `$1` (Lead ids, in page order) with the parts `fields` need (the
+    /// attributes those name in `$3`).
     static func membersOfKeys(serving fields: Set<FilterField>?) -> String {
         """
         WITH page AS MATERIALIZED (

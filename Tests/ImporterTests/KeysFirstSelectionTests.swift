@@ -51,7 +51,7 @@ final class KeysFirstSelectionTests: XCTestCase {
             Seed.LeadSpec(firstName: "Ana", lastName: "Ruiz", company: "Acme", title: "CTO", headline: "h",
                           linkedin: "https://linkedin.com/in/Ana/", workEmails: [("late@x.io", 10), ("ana@x.io", 0)],
                           attributes: ["tier": #""gold""#]),
-            Seed.LeadSpec(firstName: "", attributes: ["firstName": #""Bo""#, "lastName": #""Li""#, "fullName": #""Bo Li""#,
+            Seed.LeadSpec(firstName: "", attributes: ["firstName": #""Bo""#, "lastName": #""Li""#, "fullName": #""Dr Bo Li""#,
                                                       "currentCompany": #""Beta""#, "currentRole": #""CEO""#, "headline": #""hl""#,
                                                       "email": #""bo@x.io""#, "tier": "3"]),
             Seed.LeadSpec(lastName: "Ng", linkedin: "https://www.linkedin.com/pub/ng/1/2", workEmails: [("not an email", 0), ("ng@x.io", 5)], attributes: ["tier": "true", "email": #""other@x.io""#]),

@@ -766,6 +766,22 @@ enum JobPageReading: Sendable {
         case .halves(let keys, let fill): return try fill(keys(cursor))
         }
     }
+
+    /// Every page of the list from its start, each handed to `body` in order; read ahead on
+    /// threads of their own when `readAhead` and they can be had. False when `keepGoing`
+    /// (asked before each page) answered false.
+    func readAll(pageSize: Int, readAhead: Bool, keepGoing: () -> Bool, _ body: (JobPages.Page) throws -> Void) throws -> Bool {
+        let ahead = readAhead ? try? JobReadAhead(self, from: nil, pageSize: pageSize) : nil
+        defer { ahead?.stop() }
+        var cursor: ListCursor?
+        while true {
+            guard keepGoing() else { return false }
+            let page = try ahead?.next() ?? page(after: cursor)
+            try body(page)
+            guard page.read >= pageSize, let last = page.last else { return true }
+            cursor = last
+        }
+    }
 }
 
 /// A job's pages, read ahead of the runner on threads of their own: one reader for whole pages;

@@ -40,16 +40,7 @@ struct OrderedChoice {
 
     /// Offers every member of the list to `selection`; false when `keepGoing` answered false.
     private func read(_ reading: JobPageReading, into selection: inout MemberSelection<JobMember>, keepGoing: () -> Bool) throws -> Bool {
-        let ahead = readAhead ? try? JobReadAhead(reading, from: nil, pageSize: pageSize) : nil
-        defer { ahead?.stop() }
-        var cursor: ListCursor?
-        while true {
-            guard keepGoing() else { return false }
-            let page = try ahead?.next() ?? reading.page(after: cursor)
-            _ = selection.take(page.members)
-            guard page.read >= pageSize, let last = page.last else { return true }
-            cursor = last
-        }
+        try reading.readAll(pageSize: pageSize, readAhead: readAhead, keepGoing: keepGoing) { page in _ = selection.take(page.members) }
     }
 
     /// The members `kept` read whole, a page at a time; nil when one is gone or gives other keys.

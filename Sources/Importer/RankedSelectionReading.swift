@@ -21,26 +21,19 @@ struct RankedSelectionReading: Sendable {
         var selection = kept
         let keys = MemberSelection<JobMember>(filter: ImportFilter(order: filter.order, limit: 1)) { $0.member }
         try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { try ranked.start(on: $0) }
-        let readAhead = readAhead ? try? JobReadAhead(reading, from: nil, pageSize: pageSize) : nil
-        defer { readAhead?.stop() }
-        var cursor: ListCursor?
         var place = 0
-        while true {
-            guard keepGoing() else { return nil }
-            let page = try readAhead?.next() ?? reading.page(after: cursor)
+        let read = try reading.readAll(pageSize: pageSize, readAhead: readAhead, keepGoing: keepGoing) { page in
             let members = selection.take(page.members)
-            if !members.isEmpty {
-                let folded = members.map(keys.foldedOrderKeys)
-                let columns = filter.order.indices.map { index in folded.map { $0[index] } }
-                let places = Array(place..<place + members.count)
-                place += members.count
-                try connections.withConnection(waitLimit: waitLimit, priority: .bulk) {
-                    try ranked.add(places: places, memberIDs: members.map(\.id), keys: columns, on: $0)
-                }
+            guard !members.isEmpty else { return }
+            let folded = members.map(keys.foldedOrderKeys)
+            let columns = filter.order.indices.map { index in folded.map { $0[index] } }
+            let places = Array(place..<place + members.count)
+            place += members.count
+            try connections.withConnection(waitLimit: waitLimit, priority: .bulk) {
+                try ranked.add(places: places, memberIDs: members.map(\.id), keys: columns, on: $0)
             }
-            guard page.read >= pageSize, let last = page.last else { break }
-            cursor = last
         }
+        guard read else { return nil }
         return try connections.withConnection(waitLimit: waitLimit, priority: .bulk) { try ranked.rank(limit: filter.limit, on: $0) }
     }
 

@@ -83,7 +83,7 @@ extension LeadImporter {
     enum SelectedPages {
         /// The first page could not be read.
         case unreadable
-        /// The service is stopping: a selection the database orders was not ranked yet.
+        /// The service is stopping: an ordered selection was not made yet.
         case stopped
         /// The selection's first page, and how the rest of it is read.
         case read(ListPage, PageReading)

@@ -31,9 +31,7 @@ public enum JobPages {
         switch target.storage {
         case .rows:
             let extra: [PostgresValue] = attributeKeys.isEmpty ? [] : [.textArray(attributeKeys)]
-            let statements: (first: String, next: String) = fields.map { LeadGenRows.pages(serving: $0, withAttributes: !attributeKeys.isEmpty) }
-                ?? (attributeKeys.isEmpty ? (LeadGenRows.firstPage, LeadGenRows.nextPage)
-                                          : (LeadGenRows.firstPageWithAttributes, LeadGenRows.nextPageWithAttributes))
+            let statements = LeadGenRows.pages(serving: fields, withAttributes: !attributeKeys.isEmpty)
             let (items, last) = try readKeyset(first: statements.first, next: statements.next, list: target.listID, after: cursor,
                                                limit: limit, on: connection, extra: extra, decode: rowMember)
             return Page(members: items, read: items.count, last: last)

@@ -139,10 +139,6 @@ public struct LeadGenRows: ListSource {
         return "SELECT created_at::text AS cursor_created_at, id, " + columns.joined(separator: ", ")
     }
     static let selectList = selectList()
-    static let columns = selectList + "\nFROM list_rows"
-    static let firstPage = columns + " WHERE list_id = \(listParameter) ORDER BY list_rows.created_at, list_rows.id LIMIT \(limitParameter)"
-    static let nextPage = columns + " WHERE list_id = \(listParameter) AND (list_rows.created_at, list_rows.id) > \(cursorParameters)"
-        + " ORDER BY list_rows.created_at, list_rows.id LIMIT \(limitParameter)"
 
     /// The same columns and a last one: the named keys of `profile_data` as one JSON object
     /// (`$N`, a text array: the keys travel as a parameter, never in the text).
@@ -157,9 +153,19 @@ public struct LeadGenRows: ListSource {
             """
     }
 
-    /// A read of the list in keyset pages that brings in only the columns `fields` need, and the
-    /// named keys of `profile_data` when `withAttributes` (`$3` of the first page, `$5` of the next).
-    static func pages(serving fields: Set<FilterField>, withAttributes: Bool) -> (first: String, next: String) {
+    /// The keyset page statements, the first page's and the next one's: every column, or only
+    /// those `fields` need; and the named keys of `profile_data` last when `withAttributes` (`$3`
+    /// of the first page, `$5` of the next).
+    static func pages(serving fields: Set<FilterField>?, withAttributes: Bool) -> (first: String, next: String) {
+        if fields == nil { return withAttributes ? wholePagesWithAttributes : wholePages }
+        return keysetPages(serving: fields, withAttributes: withAttributes)
+    }
+    private static let wholePages = keysetPages(serving: nil, withAttributes: false)
+    private static let wholePagesWithAttributes = keysetPages(serving: nil, withAttributes: true)
+    static let firstPage = wholePages.first
+    static let nextPage = wholePages.next
+
+    private static func keysetPages(serving fields: Set<FilterField>?, withAttributes: Bool) -> (first: String, next: String) {
         func select(_ keysParameter: Int) -> String {
             (withAttributes ? selectListWithAttributes(keysParameter: keysParameter, serving: fields) : selectList(serving: fields))
                 + "\nFROM list_rows"
@@ -176,20 +182,14 @@ public struct LeadGenRows: ListSource {
         JOIN list_rows ON list_rows.id = given.wanted AND list_rows.list_id = $1
         ORDER BY given.n
         """
-    static let firstPageWithAttributes = columnsWithAttributes(keysParameter: 3)
-        + " WHERE list_id = \(listParameter) ORDER BY list_rows.created_at, list_rows.id LIMIT \(limitParameter)"
-    static let nextPageWithAttributes = columnsWithAttributes(keysParameter: 5)
-        + " WHERE list_id = \(listParameter) AND (list_rows.created_at, list_rows.id) > \(cursorParameters)"
-        + " ORDER BY list_rows.created_at, list_rows.id LIMIT \(limitParameter)"
     /// The rows of `$2` that are in the list `$1`, in list order (`leadIds`).
     static let rowsOfIDs = columnsWithAttributes(keysParameter: 3)
         + " WHERE list_id = $1 AND id = ANY($2::uuid[]) ORDER BY list_rows.created_at, list_rows.id"
 
     public func page(list: String, after cursor: ListCursor?, limit: Int, on connection: Connection) throws -> ListPage {
-        let (members, last) = attributeKeys.isEmpty
-            ? try readKeyset(first: Self.firstPage, next: Self.nextPage, list: list, after: cursor, limit: limit, on: connection, decode: Self.member)
-            : try readKeyset(first: Self.firstPageWithAttributes, next: Self.nextPageWithAttributes, list: list, after: cursor, limit: limit,
-                             on: connection, extra: [.textArray(attributeKeys)], decode: Self.member)
+        let statements = Self.pages(serving: nil, withAttributes: !attributeKeys.isEmpty)
+        let (members, last) = try readKeyset(first: statements.first, next: statements.next, list: list, after: cursor, limit: limit,
+                                             on: connection, extra: attributeKeys.isEmpty ? [] : [.textArray(attributeKeys)], decode: Self.member)
         return ListPage(members: members, last: last)
     }
 
@@ -265,16 +265,10 @@ public struct CanonicalLeads: HydratedListSource {
         let social = fields?.contains(.linkedinURL) ?? true
         let contacts = fields?.contains(.email) ?? true
         let attributes = fields.map { !attributeKeys(serving: $0).isEmpty } ?? true
-        var parts = [social ? """
+        var parts = ["""
             SELECT 'l' AS part, p.position, NULL::bigint AS rank,
-                   p.first_name, p.last_name, p.full_name, p.company, p.title, p.headline, \(capped("s.url"))
-            FROM page p
-            LEFT JOIN lead_socials s ON s.lead_id = p.lead_id AND s.network = 'linkedin'
-            WHERE p.owned
-            """ : """
-            SELECT 'l' AS part, p.position, NULL::bigint AS rank,
-                   p.first_name, p.last_name, p.full_name, p.company, p.title, p.headline, NULL
-            FROM page p
+                   p.first_name, p.last_name, p.full_name, p.company, p.title, p.headline, \(social ? capped("s.url") : "NULL")
+            FROM page p\(social ? "\nLEFT JOIN lead_socials s ON s.lead_id = p.lead_id AND s.network = 'linkedin'" : "")
             WHERE p.owned
             """, """
             SELECT 'f', p.position, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
